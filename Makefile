@@ -1,0 +1,63 @@
+# Thin wrapper: CMake builds the C core once per interpreter; busted runs the
+# suite once per interpreter. `make test` installs missing Debian packages.
+LUAS      := lua5.1 lua5.4 luajit
+INC_lua5.1 := /usr/include/lua5.1
+INC_lua5.4 := /usr/include/lua5.4
+INC_luajit := /usr/include/luajit-2.1
+BUSTED    := /usr/bin/busted
+DEBS      := lua5.1 liblua5.1-0-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
+             lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
+             nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis \
+             openssl curl python3 cmake make gcc pkg-config valgrind clang-format
+SPECS     ?= spec
+BUILD     ?= build
+
+.PHONY: all deps build test test-asan test-valgrind lint format check-format demo clean
+
+all: build
+
+deps:
+	@.ci/install-deps $(DEBS)
+
+build: $(LUAS:%=$(BUILD)/%/spotify/core.so)
+
+$(BUILD)/%/spotify/core.so: FORCE
+	@cmake -S . -B $(BUILD)/$* -DLUA_INCLUDE_DIR=$(INC_$*) $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD)/$* -- --no-print-directory -s
+
+FORCE:
+
+# One busted run per interpreter; each ends with busted's summary.
+test: deps build lint
+	@set -e; for lua in $(LUAS); do \
+	  echo "== busted on $$lua"; \
+	  SPOTIFY_BUILD=$(BUILD)/$$lua $$lua $(BUSTED) --run=$$lua $(SPECS); \
+	done
+
+test-asan: deps
+	@$(MAKE) --no-print-directory build BUILD=build-asan CMAKE_FLAGS=-DSPOTIFY_SANITIZE=ON
+	@set -e; asan=$$(gcc -print-file-name=libasan.so); ubsan=$$(gcc -print-file-name=libubsan.so); \
+	for lua in lua5.4 lua5.1; do \
+	  echo "== busted on $$lua under ASan+UBSan"; \
+	  SPOTIFY_BUILD=build-asan/$$lua LD_PRELOAD="$$asan $$ubsan" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $$lua $(BUSTED) --run=$$lua $(SPECS); \
+	done
+
+test-valgrind: deps build
+	@set -e; for lua in lua5.4; do \
+	  echo "== busted on $$lua under valgrind"; \
+	  SPOTIFY_BUILD=$(BUILD)/$$lua SPOTIFY_SLOW=1 valgrind -q --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	    $$lua $(BUSTED) --run=$$lua $(SPECS); \
+	done
+
+lint:
+	@luacheck -q lua spec
+	@clang-format --dry-run --Werror src/*.c src/*.h
+
+format:
+	@clang-format -i src/*.c src/*.h
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,207 @@
+--- Turns the rows of endpoints.lua into client methods: one generic call
+-- path for single items, lists without an ID, and plural methods that
+-- split IDs into batches fetched concurrently.
+local core = require "spotify.core"
+local endpoints = require "spotify.endpoints"
+local engine = require "spotify.engine"
+local errors = require "spotify.errors"
+
+local parse_id, query = core.parse_id, core.query
+local null = core.null
+
+local catalog = {}
+
+local function url_for(st, row, path, id, opts, extra)
+  local url = st.api_base .. (id and path:gsub("{id}", id) or path)
+  local q
+  if row.defaults or (row.market and st.market) or (opts and next(opts)) or extra then
+    q = {}
+    if row.defaults then for k, v in pairs(row.defaults) do q[k] = v end end
+    if row.market then q.market = st.market end
+    if opts then for k, v in pairs(opts) do q[k] = v end end
+    if extra then for k, v in pairs(extra) do q[k] = v end end
+  end
+  if q == nil or next(q) == nil then return url end
+  local qs, why = query(q)
+  if not qs then return nil, why end
+  return url .. "?" .. qs
+end
+
+local function unavailable(err)
+  return err.kind == "forbidden" or err.kind == "not_found"
+end
+
+local function unwrap(row, value, url)
+  if not row.unwrap then return value end
+  local inner = value[row.unwrap]
+  if inner == nil then
+    return nil, errors.new("decode", { message = "answer has no '" .. row.unwrap .. "' field",
+      method = "GET", url = url })
+  end
+  return inner
+end
+
+-- GET one row's path; rows with a `fallback` path try it once on 403/404
+-- and remember the answer for the client's life.
+local function fetch(ctx, st, row, id, opts, extra)
+  local path = (row.fallback and st.use_fallback and st.use_fallback[row.name]) and row.fallback or row.path
+  local url, why = url_for(st, row, path, id, opts, extra)
+  if not url then return nil, ctx.invalid(why) end
+  local value, err = engine.get(st, ctx.io_for(st), url)
+  if value == nil and row.fallback and path == row.path and unavailable(err) then
+    st.use_fallback = st.use_fallback or {}
+    st.use_fallback[row.name] = true
+    return fetch(ctx, st, row, id, opts, extra)
+  end
+  if value == nil then return nil, err end
+  return unwrap(row, value, url)
+end
+
+local function check_opts(ctx, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    return nil, ctx.invalid("opts must be a table, got " .. type(opts))
+  end
+  return true
+end
+
+local function single_method(ctx, row)
+  return function(self, id, opts)
+    local st, err = ctx.state_of(self)
+    if not st then return nil, err end
+    local pid, why = parse_id(id, row.id)
+    if not pid then return nil, ctx.invalid(why) end
+    local ok, oerr = check_opts(ctx, opts)
+    if not ok then return nil, oerr end
+    return fetch(ctx, st, row, pid, opts)
+  end
+end
+
+local function list_method(ctx, row)
+  return function(self, opts)
+    local st, err = ctx.state_of(self)
+    if not st then return nil, err end
+    local ok, oerr = check_opts(ctx, opts)
+    if not ok then return nil, oerr end
+    return fetch(ctx, st, row, nil, opts)
+  end
+end
+
+local function query_method(ctx, row)
+  return function(self, q, opts)
+    local st, err = ctx.state_of(self)
+    if not st then return nil, err end
+    if type(q) ~= "string" or q == "" then
+      return nil, ctx.invalid(row.query .. " must be a non-empty string")
+    end
+    local ok, oerr = check_opts(ctx, opts)
+    if not ok then return nil, oerr end
+    return fetch(ctx, st, row, nil, opts, { [row.query] = q })
+  end
+end
+
+local function parse_ids(ctx, ids, kind)
+  if type(ids) ~= "table" then return nil, ctx.invalid(kind .. " ids must be a list, got " .. type(ids)) end
+  local out = {}
+  for i = 1, #ids do
+    local id, why = parse_id(ids[i], kind)
+    if not id then return nil, ctx.invalid(why .. " (at position " .. i .. ")") end
+    out[i] = id
+  end
+  return out
+end
+
+-- Batch requests: ceil(#ids / max) concurrent GETs of ?ids=a,b,c.
+local function by_batches(ctx, st, row, ids, opts)
+  local fns, max = {}, row.batch.max
+  for first = 1, #ids, max do
+    local chunk = {}
+    for i = first, math.min(first + max - 1, #ids) do chunk[#chunk + 1] = ids[i] end
+    fns[#fns + 1] = function() return fetch(ctx, st, row, nil, opts, { ids = chunk }) end
+  end
+  local out, results = {}, ctx.run_all(st, fns)
+  for c, r in ipairs(results) do
+    local value, err = r[1], r[2]
+    if value == nil then return nil, err end
+    local list = value[row.batch.key]
+    if type(list) ~= "table" then
+      return nil, errors.new("decode", { message = "batch answer has no '" .. row.batch.key .. "' array" })
+    end
+    local base = (c - 1) * max
+    for i = 1, math.min(max, #ids - base) do
+      local v = list[i]
+      out[base + i] = v == nil and null or v
+    end
+  end
+  return out
+end
+
+-- The same result from one GET per ID (apps without batch endpoints).
+local function one_by_one(ctx, st, row, ids, opts)
+  local single = { name = row.name, market = row.market }
+  local fns = {}
+  for i, id in ipairs(ids) do
+    fns[i] = function()
+      local url, why = url_for(st, single, row.batch.single, id, opts)
+      if not url then return nil, ctx.invalid(why) end
+      return engine.get(st, ctx.io_for(st), url)
+    end
+  end
+  local out = {}
+  for i, r in ipairs(ctx.run_all(st, fns)) do
+    if r[1] ~= nil then
+      out[i] = r[1]
+    elseif r[2].kind == "not_found" then
+      out[i] = null
+    else
+      return nil, r[2]
+    end
+  end
+  return out
+end
+
+local function plural_method(ctx, row)
+  return function(self, ids, opts)
+    local st, err = ctx.state_of(self)
+    if not st then return nil, err end
+    local parsed, why = parse_ids(ctx, ids, row.id)
+    if not parsed then return nil, why end
+    local ok, oerr = check_opts(ctx, opts)
+    if not ok then return nil, oerr end
+    if #parsed == 0 then return {} end
+    if st.batch and not st.no_batch then
+      local out, berr = by_batches(ctx, st, row, parsed, opts)
+      if out or not unavailable(berr) then return out, berr end
+      st.no_batch = true -- this app has no batch endpoints: remember it
+    end
+    return one_by_one(ctx, st, row, parsed, opts)
+  end
+end
+
+--- Add one method per endpoint row to `methods`.
+function catalog.install(methods, ctx)
+  local by_name = {}
+  for _, row in ipairs(endpoints) do
+    by_name[row.name] = row
+    local make
+    if row.batch then
+      make = plural_method
+    elseif row.id then
+      make = single_method
+    elseif row.query then
+      make = query_method
+    else
+      make = list_method
+    end
+    methods[row.name] = make(ctx, row)
+  end
+  -- audio_features takes one ID (one object back) or a list (an array).
+  local one, many = methods.audio_feature, methods.audio_features_batch
+  methods.audio_feature, methods.audio_features_batch = nil, nil
+  methods.audio_features = function(self, id_or_ids, opts)
+    if type(id_or_ids) == "table" then return many(self, id_or_ids, opts) end
+    return one(self, id_or_ids, opts)
+  end
+  return by_name
+end
+
+return catalog

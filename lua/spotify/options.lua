@@ -1,0 +1,94 @@
+--- Client options: defaults and checks. A wrong type, an unknown name or
+-- missing credentials raise at once, naming the option.
+local options = {}
+
+local function number_check(min, integer, strict)
+  return function(v)
+    if type(v) ~= "number" or v ~= v then return "a number" end
+    if integer and v % 1 ~= 0 then return "an integer" end
+    if strict and v <= min then return "a number above " .. min end
+    if v < min then return "a number of at least " .. min end
+  end
+end
+
+local function typed(t)
+  return function(v)
+    if type(v) ~= t then return "a " .. t end
+  end
+end
+
+local function url(v)
+  if type(v) ~= "string" or not v:match("^https?://[^/%s]+[^%s]*$") then
+    return "an http:// or https:// URL"
+  end
+end
+
+local function cache(v)
+  local t = type(v)
+  if t ~= "table" and t ~= "userdata" then return "a cache object (a table with get and set)" end
+  local ok, get, set = pcall(function() return v.get, v.set end)
+  if not ok or get == nil or set == nil then return "a cache object (a table with get and set)" end
+end
+
+local function market(v)
+  if type(v) ~= "string" or not (v:match("^%u%u$") or v == "from_token") then
+    return "an ISO 3166-1 alpha-2 country code such as \"US\""
+  end
+end
+
+options.checks = {
+  client_id = typed "string", client_secret = typed "string",
+  access_token = typed "string", cache = cache, market = market,
+  timeout = number_check(0, false, true), connect_timeout = number_check(0, false, true),
+  max_retries = number_check(0, true), max_retry_after = number_check(0),
+  refresh_buffer = number_check(0), api_base = url, token_url = url,
+  ca_file = typed "string", proxy = typed "string", user_agent = typed "string",
+  on_request = typed "function", batch = typed "boolean",
+  concurrency = number_check(1, true), max_body = number_check(1, true),
+  deadline = number_check(0, false, true),
+}
+
+options.defaults = {
+  timeout = 10, connect_timeout = 5, max_retries = 3, max_retry_after = 60,
+  refresh_buffer = 60, api_base = "https://api.spotify.com/v1",
+  token_url = "https://accounts.spotify.com/api/token", batch = true,
+  concurrency = 8, max_body = 64 * 1024 * 1024,
+}
+
+--- Check `given` and return a new table with defaults filled in.
+function options.resolve(given, version)
+  if given ~= nil and type(given) ~= "table" then
+    error("spotify.client: options must be a table, got " .. type(given), 3)
+  end
+  local o = {}
+  for k, v in pairs(given or {}) do
+    local check = options.checks[k]
+    if type(k) ~= "string" or not check then
+      error("spotify.client: unknown option '" .. tostring(k) .. "'", 3)
+    end
+    local want = check(v)
+    if want then
+      error(("spotify.client: option '%s' must be %s, got %s"):format(k, want,
+        type(v) == "string" and ("%q"):format(v) or type(v)), 3)
+    end
+    o[k] = v
+  end
+  for k, v in pairs(options.defaults) do
+    if o[k] == nil then o[k] = v end
+  end
+  o.user_agent = o.user_agent or ("lua-spotify/" .. version)
+  o.api_base = o.api_base:gsub("/+$", "")
+  if not o.access_token then
+    o.client_id = o.client_id or os.getenv "SPOTIFY_CLIENT_ID"
+    o.client_secret = o.client_secret or os.getenv "SPOTIFY_CLIENT_SECRET"
+    for _, k in ipairs { "client_id", "client_secret" } do
+      if o[k] == nil or o[k] == "" then
+        error(("spotify.client: option '%s' missing (pass it or set %s)"):format(
+          k, "SPOTIFY_" .. k:upper()), 3)
+      end
+    end
+  end
+  return o
+end
+
+return options

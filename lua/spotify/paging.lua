@@ -1,0 +1,116 @@
+--- Walking paging objects: client:items, client:pages and client:all.
+local engine = require "spotify.engine"
+local errors = require "spotify.errors"
+
+local paging = {}
+
+local function is_page(v)
+  return type(v) == "table" and type(v.items) == "table"
+end
+
+-- A `next` answer may wrap its page ({tracks = page} for search,
+-- {albums = page} for new releases): find the page inside.
+local function page_of(value)
+  if is_page(value) then return value end
+  if type(value) ~= "table" then return nil end
+  local found
+  for _, v in pairs(value) do
+    if is_page(v) then
+      if found then return nil end
+      found = v
+    end
+  end
+  return found
+end
+
+local function follow(ctx, st, url)
+  -- The token goes only to our own API: never follow a link elsewhere.
+  if url:sub(1, #st.api_base + 1) ~= st.api_base .. "/" then
+    return nil, ctx.invalid("next link is not below api_base: " .. url)
+  end
+  local value, err = engine.get(st, ctx.io_for(st), url)
+  if value == nil then return nil, err end
+  local page = page_of(value)
+  if not page then
+    return nil, errors.new("decode", { message = "next link answered without a paging object",
+      method = "GET", url = url })
+  end
+  return page
+end
+
+-- The first page handed in, or the error of the call that produced it.
+local function first_page(first, err)
+  if first == nil and err ~= nil then error(err, 3) end
+  local page = page_of(first)
+  if not page then
+    error(errors.new("invalid_argument", { message = "expected a paging object (a table with items)" }), 3)
+  end
+  return page
+end
+
+--- Page by page. syntax: `for page in client:pages(first) do ... end`
+-- Raises the error object when a later page fails.
+local function pages(ctx, self, first, err)
+  local page = first_page(first, err)
+  local st = ctx.states[self]
+  local started = false
+  return function()
+    if not started then
+      started = true
+      return page
+    end
+    if type(page.next) ~= "string" then return nil end
+    local live, cerr = ctx.state_of(self)
+    if not live then error(cerr, 0) end
+    local nxt, ferr = follow(ctx, st, page.next)
+    if not nxt then error(ferr, 0) end
+    page = nxt
+    return page
+  end
+end
+
+--- Every item of every page. syntax: `for item in client:items(first) do ... end`
+local function items(ctx, self, first, err)
+  local next_page = pages(ctx, self, first, err)
+  local page, i = next_page(), 0
+  return function()
+    while page do
+      i = i + 1
+      local item = page.items[i]
+      if item ~= nil then return item end
+      page, i = next_page(), 0
+    end
+    return nil
+  end
+end
+
+--- Every item in one array. syntax: `list, err = client:all(first, {max = N})`
+local function all(ctx, self, first, opts)
+  if first == nil then return nil, opts end -- client:all(client:x(...)) with nil, err
+  local max = type(opts) == "table" and opts.max or math.huge
+  if type(max) ~= "number" or max < 0 then
+    return nil, ctx.invalid("opts.max must be a non-negative number")
+  end
+  local ok, out = pcall(function()
+    local list = {}
+    for page in pages(ctx, self, first) do
+      for _, item in ipairs(page.items) do
+        if #list >= max then return list end
+        list[#list + 1] = item
+      end
+      if #list >= max then return list end
+    end
+    return list
+  end)
+  if ok then return out end
+  if errors.is(out) then return nil, out end
+  error(out, 0)
+end
+
+function paging.install(methods, ctx)
+  methods.pages = function(self, first, err) return pages(ctx, self, first, err) end
+  methods.items = function(self, first, err) return items(ctx, self, first, err) end
+  methods.all = function(self, first, opts) return all(ctx, self, first, opts) end
+end
+
+return paging

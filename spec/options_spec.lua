@@ -1,0 +1,107 @@
+local spotify = require "spotify"
+
+describe("spotify.client options", function()
+  local creds = { client_id = "id", client_secret = "secret" }
+  local function with(extra)
+    local o = {}
+    for k, v in pairs(creds) do o[k] = v end
+    for k, v in pairs(extra) do o[k] = v end
+    return o
+  end
+
+  it("makes a userdata client without network I/O", function()
+    local c = spotify.client(with { api_base = "http://127.0.0.1:9/v1", token_url = "http://127.0.0.1:9/t" })
+    assert.equal("userdata", type(c))
+    assert.equal(0, c:stats().requests)
+    assert.equal(0, c:stats().token_fetches)
+    c:close()
+  end)
+
+  it("exports VERSION and null", function()
+    assert.matches("^%d+%.%d+%.%d+$", spotify.VERSION)
+    assert.equal(require("cjson").null, spotify.null)
+  end)
+
+  it("rejects unknown options, naming them", function()
+    assert.has_error(function() spotify.client(with { timout = 3 }) end,
+      "spotify.client: unknown option 'timout'")
+  end)
+
+  local bad = {
+    { "timeout", "10" }, { "timeout", -1 }, { "timeout", 0 }, { "connect_timeout", false },
+    { "max_retries", 1.5 }, { "max_retries", -1 }, { "max_retry_after", "x" },
+    { "refresh_buffer", -5 }, { "api_base", "ftp://x" }, { "api_base", 3 },
+    { "token_url", "not a url" }, { "ca_file", 1 }, { "proxy", {} }, { "user_agent", 2 },
+    { "on_request", "print" }, { "batch", "yes" }, { "concurrency", 0 }, { "max_body", 1.5 },
+    { "deadline", 0 }, { "cache", 5 }, { "cache", {} }, { "market", "usa" }, { "client_id", 7 },
+  }
+  for _, case in ipairs(bad) do
+    it("rejects " .. case[1] .. " = " .. tostring(case[2]), function()
+      local ok, err = pcall(spotify.client, with { [case[1]] = case[2] })
+      assert.is_false(ok)
+      assert.matches("option '" .. case[1] .. "' must be", err, 1, true)
+    end)
+  end
+
+  it("rejects a non-table", function()
+    assert.has_error(function() spotify.client("x") end)
+  end)
+
+  it("needs credentials, naming the missing one", function()
+    local ok, err = pcall(spotify.client, { client_id = "id" })
+    assert.is_false(ok)
+    if not os.getenv "SPOTIFY_CLIENT_SECRET" then
+      assert.matches("client_secret", err, 1, true)
+    end
+  end)
+
+  it("accepts an access_token without credentials", function()
+    local c = spotify.client { access_token = "abc" }
+    assert.equal("abc", (c:access_token()))
+    c:close()
+  end)
+
+  it("accepts any object with get and set as cache", function()
+    local c = spotify.client(with { cache = { get = function() end, set = function() end } })
+    c:close()
+  end)
+end)
+
+describe("client:close", function()
+  it("is idempotent and later calls answer kind closed", function()
+    local c = spotify.client { client_id = "id", client_secret = "s", api_base = "http://127.0.0.1:9/v1" }
+    c:close()
+    c:close()
+    local v, err = c:track("4iV5W9uYEdYUVa79Axb7Rh")
+    assert.is_nil(v)
+    assert.equal("closed", err.kind)
+    _, err = c:get("/markets")
+    assert.equal("closed", err.kind)
+    _, err = c:access_token()
+    assert.equal("closed", err.kind)
+    assert.equal("spotify.client (closed)", tostring(c))
+  end)
+
+  if _VERSION == "Lua 5.4" then
+    it("runs from __close", function()
+      local chunk = load [[
+        local spotify = require "spotify"
+        local keep
+        do
+          local c <close> = spotify.client { client_id = "id", client_secret = "s" }
+          keep = c
+        end
+        return keep
+      ]]
+      local c = chunk()
+      local _, err = c:track("4iV5W9uYEdYUVa79Axb7Rh")
+      assert.equal("closed", err.kind)
+    end)
+  end
+
+  it("is collected without leaking (collectgarbage)", function()
+    for _ = 1, 50 do spotify.client { client_id = "id", client_secret = "s" } end
+    collectgarbage()
+    collectgarbage()
+  end)
+end)

@@ -1,0 +1,21 @@
+/* Lua 5.1 / LuaJIT / 5.2-5.4 differences, kept to what the core uses. */
+#ifndef SPOTIFY_COMPAT_H
+#define SPOTIFY_COMPAT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#if LUA_VERSION_NUM == 501
+#define spotify_rawlen(L, i) lua_objlen((L), (i))
+#define spotify_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+void spotify_setfuncs(lua_State *L, const luaL_Reg *l);
+void *spotify_testudata(lua_State *L, int i, const char *tname);
+#else
+#define spotify_rawlen(L, i) lua_rawlen((L), (i))
+#define spotify_absindex(L, i) lua_absindex((L), (i))
+#define spotify_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
+#define spotify_testudata(L, i, t) luaL_testudata((L), (i), (t))
+#endif
+
+#endif
