@@ -12,7 +12,7 @@ DEBS      := lua5.1 liblua5.1-0-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-
 SPECS     ?= spec
 BUILD     ?= build
 
-.PHONY: all deps build test test-asan test-valgrind lint format check-format demo clean
+.PHONY: all deps build test test-asan test-valgrind lint format demo bench fuzz soak clean
 
 all: build
 
@@ -53,8 +53,23 @@ test-valgrind: deps build
 	done
 
 lint:
-	@luacheck -q lua spec
+	@luacheck -q lua spec $(wildcard bin/spotify examples/*.lua bench/*.lua)
 	@clang-format --dry-run --Werror src/*.c src/*.h
+	@if [ -f rockspec/lua-spotify-scm-1.rockspec ]; then luarocks lint rockspec/lua-spotify-scm-1.rockspec; fi
+
+# Builds, starts the bundled fake Spotify on loopback, runs the example.
+demo: deps build
+	@sh examples/demo.sh
+
+# Benchmarks print figures; they never fail on a number.
+bench: deps build
+	@sh bench/run.sh
+
+fuzz: deps
+	@sh fuzz/run.sh
+
+soak: deps build
+	@sh spec/soak.sh
 
 format:
 	@clang-format -i src/*.c src/*.h
