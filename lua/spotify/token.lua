@@ -105,16 +105,18 @@ function token.header(st, io)
   local auth = st.auth
   if auth and (st.fixed or fresh(st, st.expires_at, time())) then return auth end
   if st.fixed then return auth end
-  if io.concurrent then
-    -- Single flight: one request of this client renews, the others wait.
-    while st.renewing do io.sleep(WAIT_STEP) end
+  if io.concurrent and st.renewing then
+    -- Single flight: one request of this client renews, the others wait
+    -- (bounded, in case the renewing request was cancelled or failed hard).
+    local give_up = io.now() + st.lock_ttl
+    while st.renewing and io.now() < give_up do io.sleep(WAIT_STEP) end
     if st.auth and fresh(st, st.expires_at, time()) then return st.auth end
   end
-  local refused = st.refused
+  -- No pcall here: on Lua 5.1 a coroutine cannot yield across it, and the
+  -- scheduler's requests yield inside renew().
   st.renewing = true
-  local ok, a, err = pcall(renew, st, io, refused)
+  local a, err = renew(st, io, st.refused)
   st.renewing = false
-  if not ok then error(a, 0) end
   return a, err
 end
 
