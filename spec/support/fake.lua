@@ -1,0 +1,128 @@
+--- Starts and steers the fake Spotify (fake_spotify.py) for a spec.
+--
+--   local f = fake.start { tls = true }
+--   f.api_base, f.token_url            plain HTTP on 127.0.0.1
+--   f.tls_api_base, f.tls_token_url    TLS on localhost, signed by f.ca_file
+--   f:config { expires_in = 5 }        f:faults { { path = "/v1/tracks", status = 500 } }
+--   f:log(), f:log_for "/v1/"          f:reset()       f:stop()
+local cjson = require "cjson"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+
+local fake = {}
+local Fake = {}
+Fake.__index = Fake
+
+local function here()
+  local src = debug.getinfo(1, "S").source:sub(2)
+  return src:match "^(.*)/[^/]*$" or "."
+end
+
+local function run(cmd)
+  local r = os.execute(cmd)
+  return r == true or r == 0
+end
+
+local function read_command(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read "*a"
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+-- One directory and one self-signed certificate per test process.
+local shared_dir
+local function workdir()
+  if not shared_dir then shared_dir = read_command "mktemp -d /tmp/lua-spotify-spec.XXXXXX" end
+  return shared_dir
+end
+
+local function certificate()
+  local dir = workdir()
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  if not io.open(cert) then
+    local ok = run(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 "
+      .. "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1")
+      :format(key, cert))
+    assert(ok, "spec/support/fake: openssl could not make a certificate")
+  end
+  return cert, key
+end
+
+fake.workdir = workdir
+
+function fake.start(opts)
+  opts = opts or {}
+  local cmd = "exec python3 " .. here() .. "/fake_spotify.py"
+  local cert, key
+  if opts.tls then
+    cert, key = certificate()
+    cmd = cmd .. " --tls-cert " .. cert .. " --tls-key " .. key
+  end
+  local proc = assert(io.popen(cmd, "r"))
+  local line = proc:read "*l"
+  assert(line, "spec/support/fake: fake_spotify.py did not start")
+  local port, tls_port = line:match "^(%d+)%s*(%d*)"
+  local self = setmetatable({ proc = proc, port = tonumber(port) }, Fake)
+  self.base = "http://127.0.0.1:" .. port
+  self.api_base = self.base .. "/v1"
+  self.token_url = self.base .. "/api/token"
+  if opts.tls then
+    self.tls_port = tonumber(tls_port)
+    self.tls_api_base = "https://localhost:" .. tls_port .. "/v1"
+    self.tls_token_url = "https://localhost:" .. tls_port .. "/api/token"
+    self.ca_file = cert
+  end
+  return self
+end
+
+function Fake:call(what, body)
+  local out = {}
+  local ok, code = http.request {
+    url = self.base .. "/_control/" .. what,
+    method = body and "POST" or "GET",
+    source = body and ltn12.source.string(body),
+    headers = body and { ["content-length"] = #body, ["content-type"] = "application/json" } or nil,
+    sink = ltn12.sink.table(out),
+  }
+  assert(ok and code == 200, "spec/support/fake: control " .. what .. " failed: " .. tostring(code))
+  return table.concat(out)
+end
+
+function Fake:config(changes) self:call("config", cjson.encode(changes)) end
+
+--- Replaces the fault list. Each fault: path (prefix), method, query_contains,
+-- status, fixture | body, headers, delay, action, seconds, times (1; -1 = always).
+function Fake:faults(list)
+  local json = #list == 0 and '{"faults":[]}' or cjson.encode { faults = list }
+  self:call("config", json)
+end
+
+function Fake:reset() self:call("reset", "{}") end
+
+function Fake:log() return cjson.decode(self:call "log") end
+
+function Fake:log_for(prefix)
+  local out = {}
+  for _, e in ipairs(self:log()) do
+    if e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
+  end
+  return out
+end
+
+function Fake:stop()
+  if not self.proc then return end
+  pcall(self.call, self, "stop", "{}")
+  self.proc:close()
+  self.proc = nil
+end
+
+--- Options for a client of this fake, plus `extra`.
+function fake.client_opts(f, extra)
+  local o = { client_id = "test-id", client_secret = "test-secret", api_base = f.api_base,
+    token_url = f.token_url }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+return fake
