@@ -160,7 +160,7 @@ Request.__index = Request
 
 --- Has the started request finished? syntax: `req:done()`
 function Request:done()
-  return self.task.done
+  return self.task.done == true
 end
 
 --- The request's results once done. syntax: `value, err = req:result()`

@@ -136,6 +136,7 @@ function scheduler.cancel(st, task)
   s.by_co[task.co] = nil
   s.count = s.count - 1
   task.done, task.cancelled = true, true
+  require("spotify.token").abandon(st, task.co)
   return true
 end
 

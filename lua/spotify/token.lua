@@ -93,7 +93,9 @@ local function renew(st, io, refused)
     if auth then return auth end
   end
   local err
+  st.holds_lock = locked
   auth, err = fetch(st, io)
+  st.holds_lock = nil
   if locked then cache_call(st, io, "unlock", st.lock_key) end
   return auth, err
 end
@@ -114,10 +116,21 @@ function token.header(st, io)
   end
   -- No pcall here: on Lua 5.1 a coroutine cannot yield across it, and the
   -- scheduler's requests yield inside renew().
-  st.renewing = true
+  st.renewing = coroutine.running() or true
   local a, err = renew(st, io, st.refused)
   st.renewing = false
   return a, err
+end
+
+--- A request was cancelled while it may have been renewing (thread `co`):
+-- let the others renew, and release the cross-process lock it held.
+function token.abandon(st, co)
+  if not st.renewing or st.renewing ~= co then return end
+  st.renewing = false
+  if st.holds_lock then
+    st.holds_lock = nil
+    cache_call(st, nil, "unlock", st.lock_key)
+  end
 end
 
 --- Can a 401 be cured by a new token?

@@ -1,0 +1,136 @@
+-- client:start / client:poll / req:done / req:result / req:cancel / fd_info.
+local spotify = require "spotify"
+local core = require "spotify.core"
+local fake = require "spec.support.fake"
+
+local ID = "4iV5W9uYEdYUVa79Axb7Rh"
+local ALBUM = "4EcfbzCtbJDk2wMwhT4D1h"
+
+describe("non-blocking use", function()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function() f:reset() end)
+
+  local function client(extra)
+    return spotify.client(fake.client_opts(f, extra))
+  end
+
+  -- Poll like a game loop until every request is done or `limit` seconds pass.
+  local function frames(c, reqs, limit)
+    local give_up = core.now() + (limit or 5)
+    local count = 0
+    repeat
+      c:poll(0.01)
+      count = count + 1
+      local all = true
+      for _, r in ipairs(reqs) do all = all and r:done() end
+      if all then return count end
+    until core.now() > give_up
+    error("requests did not finish within " .. tostring(limit or 5) .. " s")
+  end
+
+  it("returns at once and finishes through poll", function()
+    local c = client()
+    f:faults { { path = "/v1/tracks", delay = 0.3 } }
+    local t0 = core.now()
+    local req = c:start("track", ID)
+    assert.is_true(core.now() - t0 < 0.2)
+    assert.is_false(req:done())
+    local v, err = req:result()
+    assert.is_nil(v)
+    assert.equal("invalid_argument", err.kind)
+    local n = frames(c, { req })
+    assert.is_true(n > 1)
+    local t = assert(req:result())
+    assert.equal(ID, t.id)
+  end)
+
+  it("runs several started requests at the same time", function()
+    local c = client()
+    assert(c:access_token())
+    f:faults { { path = "/v1/", delay = 0.4, times = -1 } }
+    local t0 = core.now()
+    local reqs = { c:start("track", ID), c:start("album", ALBUM), c:start("markets"),
+      c:start("search", "Muse") }
+    frames(c, reqs)
+    assert.is_true(core.now() - t0 < 1.2, "took " .. (core.now() - t0))
+    assert.equal(ID, assert(reqs[1]:result()).id)
+    assert.equal(ALBUM, assert(reqs[2]:result()).id)
+    assert.is_table(assert(reqs[3]:result()))
+    assert.is_table(assert(reqs[4]:result()).tracks)
+  end)
+
+  it("fetches one token for many started requests", function()
+    local c = client()
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = c:start("track", ID) end
+    frames(c, reqs)
+    for _, r in ipairs(reqs) do assert(r:result()) end
+    assert.equal(1, #f:log_for("/api/token"))
+  end)
+
+  it("gives errors as result, not raised", function()
+    local c = client()
+    local req = c:start("track", "UnknownAAAAAAAAAAAAAAA")
+    frames(c, { req })
+    local v, err = req:result()
+    assert.is_nil(v)
+    assert.equal("not_found", err.kind)
+    req = c:start("track", "not an id")
+    frames(c, { req })
+    v, err = req:result()
+    assert.is_nil(v)
+    assert.equal("invalid_argument", err.kind)
+  end)
+
+  it("cancels a request, and a cancelled renewal does not hold up the next", function()
+    local c = client { timeout = 5 }
+    f:faults { { path = "/api/token", delay = 0.5 } }
+    local req = c:start("track", ID)
+    c:poll(0.05)
+    assert.is_false(req:done())
+    assert.is_true(req:cancel())
+    assert.is_true(req:done())
+    local _, err = req:result()
+    assert.equal("closed", err.kind)
+    assert.is_false(req:cancel())
+    local t0 = core.now()
+    local again = c:start("track", ID)
+    frames(c, { again })
+    assert.equal(ID, assert(again:result()).id)
+    assert.is_true(core.now() - t0 < 2, "waited " .. (core.now() - t0))
+  end)
+
+  it("shows its sockets to an external loop", function()
+    local c = client()
+    f:faults { { path = "/api/token", delay = 0.3 } }
+    local req = c:start("track", ID)
+    c:poll(0.05)
+    local info = c:fd_info()
+    assert.is_table(info.read)
+    assert.is_table(info.write)
+    assert.is_true(#info.read + #info.write >= 1)
+    assert.is_number(info.read[1] or info.write[1])
+    frames(c, { req })
+    assert(req:result())
+  end)
+
+  it("refuses a name that is not an API method", function()
+    local c = client()
+    assert.has_error(function() c:start("poll") end)
+    assert.has_error(function() c:start("no_such_method") end)
+  end)
+
+  it("answers closed after close", function()
+    local c = client()
+    local req = c:start("track", ID)
+    c:close()
+    assert.equal(0, c:poll())
+    local late = c:start("track", ID)
+    assert.is_true(late:done())
+    local _, err = late:result()
+    assert.equal("closed", err.kind)
+    assert.is_table(req)
+  end)
+end)
