@@ -383,6 +383,7 @@ class Handler(BaseHTTPRequestHandler):
             "authorization": self.headers.get("Authorization"),
             "user_agent": self.headers.get("User-Agent"),
             "conn": self.conn_id, "tls": self.server.tls, "time": time.time(),
+            "target": self.path, "host": self.headers.get("Host"),
         }
         with STATE.lock:
             STATE.log.append(entry)
