@@ -152,17 +152,27 @@ end
 function scheduler.gather(st, fns, limit)
   local tasks, nxt = {}, 1
   local inside = scheduler.inside(st)
+  local in_flight = {} -- unfinished tasks, at most `limit`: no rescan of all
   local function start_more()
-    local active = 0
-    for i = 1, nxt - 1 do
-      if not tasks[i].done then active = active + 1 end
+    local kept = 0
+    for i = 1, #in_flight do
+      local t = in_flight[i]
+      in_flight[i] = nil
+      if not t.done then
+        kept = kept + 1
+        in_flight[kept] = t
+      end
     end
-    while nxt <= #fns and active < limit do
-      tasks[nxt] = scheduler.spawn(st, fns[nxt])
+    while nxt <= #fns and kept < limit do
+      local t = scheduler.spawn(st, fns[nxt])
+      tasks[nxt] = t
       nxt = nxt + 1
-      active = active + 1
+      if not t.done then
+        kept = kept + 1
+        in_flight[kept] = t
+      end
     end
-    return active
+    return kept
   end
   while true do
     local active = start_more()
