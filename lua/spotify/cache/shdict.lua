@@ -1,0 +1,66 @@
+--- Token cache in an nginx `lua_shared_dict`: one token for every worker.
+--
+--   lua_shared_dict spotify_tokens 1m;
+--   local client = spotify.client{ cache = spotify.cache.shdict(ngx.shared.spotify_tokens) }
+--
+-- Renewal is single-flight across workers: the renewal lock is a key made
+-- with `add()` (atomic in the shared dict) and a TTL, so a worker that dies
+-- while renewing cannot hold it forever; the others poll the cache.
+-- @module spotify.cache.shdict
+local Shdict = {}
+Shdict.__index = Shdict
+
+local lock_serial = 0
+
+--- spotify.cache.shdict(ngx.shared.NAME) -> cache
+-- @param dict a shared dict (`ngx.shared.NAME`)
+-- @return the cache (raises when `dict` is not a shared dict)
+function Shdict.new(dict)
+  if type(dict) ~= "table" or type(dict.add) ~= "function" or type(dict.delete) ~= "function" then
+    error("spotify.cache.shdict: expected a shared dict (ngx.shared.NAME, declared with lua_shared_dict), got "
+      .. type(dict), 2)
+  end
+  return setmetatable({ dict = dict, owned = {} }, Shdict)
+end
+
+--- cache:get(key) -> value | nil
+function Shdict:get(key)
+  local value, err = self.dict:get(key)
+  if value == nil and err then error("shared dict get: " .. err, 0) end
+  if type(value) ~= "string" then return nil end
+  return value
+end
+
+--- cache:set(key, value, ttl_seconds); raises when the dict refuses it.
+function Shdict:set(key, value, ttl)
+  local ok, err = self.dict:set(key, value, ttl or 0)
+  if not ok then error("shared dict set: " .. tostring(err), 0) end
+end
+
+-- A value no other holder of the lock can have: worker pid and a counter.
+local function lock_value()
+  lock_serial = lock_serial + 1
+  return ngx.worker.pid() .. ":" .. lock_serial
+end
+
+--- cache:lock(key, ttl) -> true if taken, false if another holds it
+function Shdict:lock(key, ttl)
+  local value = lock_value()
+  local ok, err = self.dict:add(key, value, ttl)
+  if ok then
+    self.owned[key] = value
+    return true
+  end
+  if err == "exists" then return false end
+  error("shared dict add: " .. tostring(err), 0)
+end
+
+--- cache:unlock(key): releases the lock only if this cache still holds it
+-- (after its TTL another worker may have taken it).
+function Shdict:unlock(key)
+  local value = self.owned[key]
+  self.owned[key] = nil
+  if value ~= nil and self.dict:get(key) == value then self.dict:delete(key) end
+end
+
+return Shdict
