@@ -1,0 +1,215 @@
+--- Token cache in Redis, shared by every process on every machine that
+-- reaches the same server.
+--
+--   local redis = require "redis"                    -- lua-redis
+--   local cache = spotify.cache.redis(redis.connect("127.0.0.1", 6379))
+--
+-- or, inside OpenResty, a connected resty.redis / nginx.redis object.
+-- Entries live under `prefix .. key` with the TTL the token layer asks for
+-- (`SET key value EX ttl`). Renewal is single-flight across machines:
+-- `SET lock owner NX PX ttl` with an owner value unique to this lock, and a
+-- compare-and-delete script so only the owner releases it.
+--
+-- Every failure (server down, timeout, a reply that is not what the command
+-- answers) is raised; the token layer counts it in `cache_errors` and
+-- fetches its own token. A connection that failed is never used again, since
+-- a late reply would otherwise be read as the answer to the next command;
+-- with `opts.connect` the cache opens a new one on its next use.
+
+local Redis = {}
+Redis.__index = Redis
+
+-- Deletes the lock only while it still holds our owner value: a lock that
+-- expired and was taken by another process must stay theirs.
+local UNLOCK_SCRIPT = [[
+if redis.call("get", KEYS[1]) == ARGV[1] then
+  return redis.call("del", KEYS[1])
+end
+return 0
+]]
+
+local function has_commands(v)
+  return type(v.get) == "function" and type(v.set) == "function" and type(v.eval) == "function"
+end
+
+local function is_connection(v)
+  local t = type(v)
+  if t ~= "table" and t ~= "userdata" then return false end
+  local ok, yes = pcall(has_commands, v) -- a userdata may refuse indexing
+  return ok and yes
+end
+
+-- resty.redis (and Debian's nginx.redis) answer `res, err` and a null
+-- sentinel for misses; lua-redis raises and answers nil for misses.
+local function dialect_of(conn)
+  if type(conn.set_keepalive) == "function" or type(conn.read_reply) == "function" then
+    return "resty"
+  end
+  return "lua-redis"
+end
+
+-- Take `conn` as the connection, with the cache's timeout.
+local function adopt(self, conn)
+  local t = self.timeout
+  if t then
+    if dialect_of(conn) == "resty" then
+      if type(conn.set_timeout) == "function" then conn:set_timeout(t * 1000) end
+    elseif type(conn.network) == "table" and conn.network.socket then
+      conn.network.socket:settimeout(t)
+    end
+  end
+  self.conn = conn
+end
+
+--- spotify.cache.redis(connection, opts) -> cache
+-- @param connection an open lua-redis or resty.redis connection, or nil
+--   when `opts.connect` is given
+-- @tparam[opt] table opts `prefix` (default "spotify:") put before every
+--   key; `connect`, a function returning a new open connection, called when
+--   there is none or the last one failed; `timeout`, seconds (default 1) set
+--   on every connection the cache uses so a hung server cannot hold a
+--   request, or false to leave the connection's own timeout alone
+-- @return the cache (raises on wrong arguments)
+function Redis.new(connection, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("spotify.cache.redis: opts must be a table", 2) end
+  local prefix = opts.prefix == nil and "spotify:" or opts.prefix
+  if type(prefix) ~= "string" then error("spotify.cache.redis: prefix must be a string", 2) end
+  if opts.connect ~= nil and type(opts.connect) ~= "function" then
+    error("spotify.cache.redis: connect must be a function", 2)
+  end
+  local timeout = opts.timeout == nil and 1 or opts.timeout
+  if timeout ~= false and (type(timeout) ~= "number" or timeout <= 0) then
+    error("spotify.cache.redis: timeout must be a positive number or false", 2)
+  end
+  if connection ~= nil and not is_connection(connection) then
+    error("spotify.cache.redis: expected a redis connection (lua-redis or resty.redis)", 2)
+  end
+  if connection == nil and opts.connect == nil then
+    error("spotify.cache.redis: needs a connection or opts.connect", 2)
+  end
+  local self = setmetatable({ connect = opts.connect, prefix = prefix, timeout = timeout, owners = {} }, Redis)
+  if connection then adopt(self, connection) end
+  return self
+end
+
+-- The connection to use now; raises when there is none.
+local function connection(self)
+  if self.conn then return self.conn end
+  if not self.connect then error("redis: connection lost", 0) end
+  local ok, conn, err = pcall(self.connect)
+  if not ok or not is_connection(conn) then
+    error("redis: cannot connect: " .. tostring(ok and (err or conn) or conn), 0)
+  end
+  adopt(self, conn)
+  return conn
+end
+
+-- Close a connection that failed and forget it.
+local function drop(self)
+  local conn = self.conn
+  self.conn = nil
+  if not conn then return end
+  if dialect_of(conn) == "resty" then
+    pcall(conn.close, conn)
+  elseif type(conn.network) == "table" and conn.network.socket then
+    pcall(conn.network.socket.close, conn.network.socket)
+  end
+end
+
+-- An nginx cosocket belongs to the request that opened it: when the cache
+-- can open connections (`connect`), a resty connection goes back to the
+-- pool after each command and the next command takes one from there.
+local function release(self)
+  local conn = self.conn
+  if self.connect and dialect_of(conn) == "resty" then
+    self.conn = nil
+    pcall(conn.set_keepalive, conn)
+  end
+end
+
+-- A reply that stands for "nothing": lua-redis nil, resty's ngx.null
+-- (a light userdata), false.
+local function is_null(v)
+  return v == nil or v == false or type(v) == "userdata"
+end
+
+-- Run one command; returns its reply with null replies as nil, raises on
+-- any failure.
+local function command(self, name, ...)
+  local conn = connection(self)
+  local ok, res, err = pcall(conn[name], conn, ...)
+  if not ok then
+    drop(self)
+    error("redis: " .. tostring(res), 0)
+  end
+  if res == nil and err ~= nil then
+    drop(self)
+    error("redis: " .. tostring(err), 0)
+  end
+  release(self)
+  if is_null(res) then return nil end
+  return res
+end
+
+-- 16 random bytes, hex: unique among every process and machine that may
+-- contend for the same lock.
+local function unique_owner()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(16)
+  if f then f:close() end
+  if not bytes or #bytes < 16 then
+    bytes = tostring({}) .. os.time() .. os.clock() .. math.random()
+  end
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function milliseconds(seconds)
+  return math.max(1, math.ceil(seconds * 1000))
+end
+
+--- cache:get(key) -> value | nil; raises when Redis fails or answers
+-- something that is not a string
+function Redis:get(key)
+  local v = command(self, "get", self.prefix .. key)
+  if v ~= nil and type(v) ~= "string" then
+    error("redis: GET answered a " .. type(v), 0)
+  end
+  return v
+end
+
+--- cache:set(key, value, ttl_seconds); raises when Redis fails
+function Redis:set(key, value, ttl)
+  if ttl == nil then
+    command(self, "set", self.prefix .. key, value)
+  elseif ttl == math.floor(ttl) then
+    -- math.floor gives an integer on Lua 5.3+, so "60" is sent, never "60.0"
+    command(self, "set", self.prefix .. key, value, "EX", math.max(1, math.floor(ttl)))
+  else
+    command(self, "set", self.prefix .. key, value, "PX", milliseconds(ttl))
+  end
+end
+
+--- cache:lock(key, ttl_seconds) -> true (taken) | false (held by another);
+-- raises when Redis fails
+function Redis:lock(key, ttl)
+  local owner = unique_owner()
+  local res = command(self, "set", self.prefix .. key, owner, "NX", "PX", milliseconds(ttl or 10))
+  if res == true or res == "OK" then
+    self.owners[key] = owner
+    return true
+  end
+  if res == nil then return false end
+  error("redis: SET NX answered " .. tostring(res), 0)
+end
+
+--- cache:unlock(key): releases the lock only if this cache still owns it;
+-- raises when Redis fails
+function Redis:unlock(key)
+  local owner = self.owners[key]
+  if not owner then return end
+  self.owners[key] = nil
+  command(self, "eval", UNLOCK_SCRIPT, 1, self.prefix .. key, owner)
+end
+
+return Redis

@@ -1,0 +1,86 @@
+--- One process of a fleet: makes `calls` API calls against the fake
+-- Spotify with the given token cache and prints a JSON summary on stdout.
+--
+--   luajit spec/support/fleet_worker.lua build=build/luajit api_base=URL token_url=URL \
+--     cache=redis|file|memory target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
+--     [refresh_buffer=s] [redis_timeout=s]
+--
+-- Run from the project root. Summary: ok, failed, errors (first messages),
+-- token_fetches, cache_hits, cache_errors, cache_error_events, tokens (every
+-- distinct token used, in order), last_token.
+local args = {}
+for _, a in ipairs(arg) do
+  local k, v = a:match "^([%w_]+)=(.*)$"
+  if k then args[k] = v end
+end
+
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = assert(args.build, "build=DIR is required") .. "/?.so;" .. package.cpath
+
+local cjson = require "cjson"
+local spotify = require "spotify"
+local core = require "spotify.core"
+
+local TRACK = "4iV5W9uYEdYUVa79Axb7Rh"
+
+local function redis_cache(port, timeout)
+  local redis = require "redis"
+  local function connect()
+    return redis.connect { host = "127.0.0.1", port = tonumber(port), timeout = timeout }
+  end
+  -- No connection up front: the cache connects on first use, and again
+  -- after a failure, so a server that is down at start is a cache error too.
+  return spotify.cache.redis(nil, { prefix = "spotify:", connect = connect, timeout = timeout })
+end
+
+local function make_cache()
+  local kind = args.cache or "memory"
+  if kind == "redis" then return redis_cache(args.target, tonumber(args.redis_timeout) or 0.5) end
+  if kind == "file" then return spotify.cache.file(args.target) end
+  return spotify.cache.memory()
+end
+
+local cache_error_events = 0
+local client = spotify.client {
+  client_id = "test-id", client_secret = "test-secret",
+  api_base = args.api_base, token_url = args.token_url,
+  cache = make_cache(),
+  refresh_buffer = tonumber(args.refresh_buffer) or 60,
+  timeout = 5,
+  on_request = function(info)
+    if info.event == "cache_error" then cache_error_events = cache_error_events + 1 end
+  end,
+}
+
+-- Every worker starts at the same moment, whatever its start-up time.
+local start_at = tonumber(args.start_at)
+if start_at then
+  local wait = start_at - core.time()
+  if wait > 0 then core.sleep(wait) end
+end
+
+local summary = { ok = 0, failed = 0, errors = {}, tokens = {} }
+local seen = {}
+local pause = tonumber(args.pause) or 0
+for _ = 1, tonumber(args.calls) or 50 do
+  local track, err = client:track(TRACK)
+  if track and track.id == TRACK then
+    summary.ok = summary.ok + 1
+  else
+    summary.failed = summary.failed + 1
+    if #summary.errors < 5 then summary.errors[#summary.errors + 1] = tostring(err) end
+  end
+  local tok = client:access_token()
+  if tok and not seen[tok] then
+    seen[tok] = true
+    summary.tokens[#summary.tokens + 1] = tok
+  end
+  summary.last_token = tok
+  if pause > 0 then core.sleep(pause) end
+end
+
+local stats = client:stats()
+summary.token_fetches, summary.cache_hits = stats.token_fetches, stats.cache_hits
+summary.cache_errors, summary.cache_error_events = stats.cache_errors, cache_error_events
+io.write(cjson.encode(summary), "\n")
+client:close()
