@@ -1,5 +1,5 @@
 /* Shared by the fuzz targets: one Lua 5.4 state per process with the core
- * (compiled into the fuzzer from src/*.c, never core.so) preloaded as
+ * (compiled into the fuzzer from the src/ C files, never core.so) preloaded as
  * "spotify.core" and the project's lua/ on package.path. Lua is linked into
  * the fuzzer binary only. */
 #ifndef SPOTIFY_FUZZ_HARNESS_H
@@ -16,17 +16,6 @@
 int luaopen_spotify_core(lua_State *L);
 
 static lua_State *fuzz_L;
-
-/* A broken invariant is a crash, so libFuzzer keeps the input. */
-#define FUZZ_ASSERT(cond, ...)                              \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      fprintf(stderr, "invariant broken: %s: ", #cond);     \
-      fprintf(stderr, __VA_ARGS__);                         \
-      fputc('\n', stderr);                                  \
-      abort();                                              \
-    }                                                       \
-  } while (0)
 
 static lua_State *fuzz_lua(void) {
   if (fuzz_L) return fuzz_L;
@@ -60,12 +49,22 @@ static void fuzz_call(lua_State *L, int nargs, int nres) {
   }
 }
 
-/* Define Lua helpers once; they see `core` as a global. */
-static void fuzz_define(lua_State *L, const char *chunk) {
-  if (luaL_dostring(L, chunk) != 0) {
-    fprintf(stderr, "bad fuzz chunk: %s\n", lua_tostring(L, -1));
+/* Run a target's Lua file once; it defines the global check(data) and sees
+ * `core` as a global. */
+static void fuzz_load_script(const char *path) {
+  lua_State *L = fuzz_lua();
+  if (luaL_dofile(L, path) != 0) {
+    fprintf(stderr, "cannot load %s: %s\n", path, lua_tostring(L, -1));
     abort();
   }
+}
+
+/* Run the Lua function `fn` on the input as one string. */
+static void fuzz_check(const char *fn, const uint8_t *data, size_t size) {
+  lua_State *L = fuzz_lua();
+  lua_getglobal(L, fn);
+  lua_pushlstring(L, (const char *)data, size);
+  fuzz_call(L, 1, 0);
 }
 
 #endif

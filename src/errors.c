@@ -1,4 +1,5 @@
 /* The one error type and the HTTP status -> error kind table. */
+#include <limits.h>
 #include <string.h>
 
 #include "spotify.h"
@@ -12,17 +13,23 @@ typedef struct status_rule {
 
 /* First match wins; the last row of each table catches the rest. */
 static const status_rule api_rules[] = {
-    {401, 401, "auth", 0, 1},        {403, 403, "forbidden", 0, 0},
-    {404, 404, "not_found", 0, 0},   {429, 429, "rate_limited", 1, 0},
-    {400, 499, "bad_request", 0, 0}, {500, 599, "server", 1, 0},
-    {0, 999, "bad_request", 0, 0},
+    {401, 401, "auth", 0, 1},
+    {403, 403, "forbidden", 0, 0},
+    {404, 404, "not_found", 0, 0},
+    {429, 429, "rate_limited", 1, 0},
+    {400, 499, "bad_request", 0, 0},
+    {500, 599, "server", 1, 0},
+    {INT_MIN, INT_MAX, "bad_request", 0, 0},
 };
 
 /* The accounts service answers refused credentials with 400/401 (flat OAuth
  * error objects); those are never retried. */
 static const status_rule token_rules[] = {
-    {400, 401, "auth", 0, 0},   {403, 403, "auth", 0, 0},      {429, 429, "rate_limited", 1, 0},
-    {500, 599, "server", 1, 0}, {0, 999, "bad_request", 0, 0},
+    {400, 401, "auth", 0, 0},
+    {403, 403, "auth", 0, 0},
+    {429, 429, "rate_limited", 1, 0},
+    {500, 599, "server", 1, 0},
+    {INT_MIN, INT_MAX, "bad_request", 0, 0},
 };
 
 static const status_rule *find_rule(const status_rule *rules, int status) {
@@ -42,19 +49,23 @@ static int l_classify(lua_State *L) {
   return 3;
 }
 
+static int field_is_text(lua_State *L, const char *name) {
+  lua_getfield(L, 1, name);
+  int t = lua_type(L, -1);
+  lua_pop(L, 1);
+  return t == LUA_TSTRING || t == LUA_TNUMBER;
+}
+
+/* Nothing may sit above the buffer while it grows, and a number's string
+ * form lives only on the stack: the value goes in through luaL_addvalue,
+ * which pops it. */
 static void append_field(luaL_Buffer *b, lua_State *L, const char *name, const char *before,
                          const char *after) {
+  if (!field_is_text(L, name)) return;
+  luaL_addstring(b, before);
   lua_getfield(L, 1, name);
-  if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-    luaL_addstring(b, before);
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    lua_pop(L, 1);
-    luaL_addlstring(b, s, len);
-    luaL_addstring(b, after);
-  } else {
-    lua_pop(L, 1);
-  }
+  luaL_addvalue(b);
+  luaL_addstring(b, after);
 }
 
 /* "spotify: not_found (404): non existing id [GET https://...]" */
@@ -63,10 +74,10 @@ static int l_error_tostring(lua_State *L) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "spotify: ");
-  lua_getfield(L, 1, "kind");
-  const char *kind = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  luaL_addstring(&b, kind ? kind : "error");
+  if (field_is_text(L, "kind"))
+    append_field(&b, L, "kind", "", "");
+  else
+    luaL_addstring(&b, "error");
   append_field(&b, L, "status", " (", ")");
   append_field(&b, L, "message", ": ", "");
   append_field(&b, L, "retry_after", " (retry after ", " s)");

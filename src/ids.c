@@ -35,7 +35,9 @@ static int check_word(const char *s, size_t len, const char *extra, size_t max) 
   return 1;
 }
 
+/* "." and ".." would be dot segments once in the path (/users/..). */
 static int check_user(const char *s, size_t len) {
+  if (len <= 2 && strspn(s, ".") >= len) return 0;
   return check_word(s, len, "._-", 128);
 }
 
@@ -276,7 +278,10 @@ static int l_query(lua_State *L) {
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING || n == MAX_PARAMS) {
+    size_t key_len = 0;
+    /* A name with a NUL would be cut short below and could collide. */
+    if (lua_type(L, -1) != LUA_TSTRING || strlen(lua_tolstring(L, -1, &key_len)) != key_len ||
+        n == MAX_PARAMS) {
       lua_pushnil(L);
       lua_pushstring(L, n == MAX_PARAMS ? "too many query parameters"
                                         : "query parameter names must be strings");

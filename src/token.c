@@ -1,5 +1,6 @@
 /* The token endpoint's side of the client-credentials flow: the Basic
  * header and the checks on what the endpoint hands back. */
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
@@ -66,7 +67,8 @@ static int l_parse_token(lua_State *L) {
     return fail(L, "token endpoint answered with a token type other than Bearer");
   lua_getfield(L, t, "expires_in");
   double expires_in = lua_tonumber(L, -1);
-  if (lua_type(L, -1) != LUA_TNUMBER || !(expires_in > 0))
+  /* An infinite lifetime would never be renewed nor fit any cache's TTL. */
+  if (lua_type(L, -1) != LUA_TNUMBER || !(expires_in > 0) || isinf(expires_in))
     return fail(L, "token endpoint answered without a positive expires_in");
   lua_getfield(L, t, "access_token");
   const char *tok = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
