@@ -9,6 +9,10 @@ DEBS      := lua5.1 liblua5.1-0-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-
              lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
              nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis \
              openssl curl python3 cmake make gcc pkg-config valgrind clang-format
+# Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
+BENCH_DEBS := wrk nodejs linux-perf
+# Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
+FUZZ_DEBS := clang libclang-rt-14-dev
 SPECS     ?= spec
 BUILD     ?= build
 
@@ -53,7 +57,7 @@ test-valgrind: deps build
 	done
 
 lint:
-	@luacheck -q lua spec $(wildcard bin/spotify examples/*.lua bench/*.lua)
+	@luacheck -q lua spec $(wildcard bin/spotify examples/*.lua examples/*/*.lua bench/*.lua)
 	@clang-format --dry-run --Werror src/*.c src/*.h
 	@if [ -f rockspec/lua-spotify-scm-1.rockspec ]; then luarocks lint rockspec/lua-spotify-scm-1.rockspec; fi
 
@@ -63,9 +67,11 @@ demo: deps build
 
 # Benchmarks print figures; they never fail on a number.
 bench: deps build
+	@.ci/install-deps $(BENCH_DEBS)
 	@sh bench/run.sh
 
 fuzz: deps
+	@.ci/install-deps $(FUZZ_DEBS)
 	@sh fuzz/run.sh
 
 soak: deps build

@@ -81,6 +81,9 @@ function spotify.client(opts)
     refresh_buffer = o.refresh_buffer, deadline = o.deadline,
     on_request = o.on_request, batch = o.batch, concurrency = o.concurrency,
     timeout = o.timeout, lock_ttl = o.timeout,
+    -- read by the nginx transport (libcurl has its own copies in C)
+    connect_timeout = o.connect_timeout, max_body = o.max_body, user_agent = o.user_agent,
+    proxy = o.proxy,
     blocked_until = 0,
     stats = { requests = 0, retries = 0, token_fetches = 0, cache_hits = 0, cache_errors = 0 },
   }
@@ -122,7 +125,14 @@ end
 --- The current access token. syntax: `token, seconds_left = client:access_token()`
 -- @return token, seconds_left, or nil, err
 function methods.access_token(self)
-  local st, err = state_of(self)
+  -- Fast path: a cached token well before its renewal time.
+  local st = states[self]
+  if st and st.auth and not st.closed and not st.fixed then
+    local left = st.expires_at - core.time()
+    if left > st.refresh_buffer then return st.token, left end
+  end
+  local err
+  st, err = state_of(self)
   if not st then return nil, err end
   return token.get(st, io_for(st))
 end

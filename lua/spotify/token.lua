@@ -12,6 +12,20 @@ local token = {}
 
 local WAIT_STEP = 0.01 -- seconds between looks at the cache while another fetches
 
+-- `s` with every plain occurrence of `secret` replaced by "<token>".
+local function redact(s, secret)
+  if type(secret) ~= "string" or secret == "" then return s end
+  local out, from = {}, 1
+  while true do
+    local a, b = s:find(secret, from, true)
+    if not a then break end
+    out[#out + 1] = s:sub(from, a - 1) .. "<token>"
+    from = b + 1
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
+end
+
 local function cache_call(st, _, op, ...)
   local cache = st.cache
   local fn = cache[op]
@@ -20,7 +34,9 @@ local function cache_call(st, _, op, ...)
   if ok then return a end
   st.stats.cache_errors = st.stats.cache_errors + 1
   if st.on_request then
-    pcall(st.on_request, { event = "cache_error", op = op, message = tostring(a) })
+    -- A cache's error may quote the value it was given, which holds the token.
+    local message = redact(redact(tostring(a), st.token), st.refused)
+    pcall(st.on_request, { event = "cache_error", op = op, message = message })
   end
   return nil
 end
@@ -44,6 +60,9 @@ local function from_cache(st, io, refused)
     return nil
   end
   if entry.access_token == refused or not fresh(st, entry.expires_at, time()) then return nil end
+  -- After a 401, a token issued before the refused one (another process's
+  -- older token) is likely refused too: only a later one is taken.
+  if st.refused_expires_at and entry.expires_at <= st.refused_expires_at then return nil end
   st.stats.cache_hits = st.stats.cache_hits + 1
   adopt(st, entry.access_token, entry.expires_at)
   return st.auth
@@ -91,6 +110,14 @@ local function renew(st, io, refused)
   if locked == false then
     auth = wait_for_other(st, io, refused)
     if auth then return auth end
+  elseif locked then
+    -- Another process may have stored a token and released the lock between
+    -- our first look and taking the lock: look again before fetching.
+    auth = from_cache(st, io, refused)
+    if auth then
+      cache_call(st, io, "unlock", st.lock_key)
+      return auth
+    end
   end
   local err
   st.holds_lock = locked
@@ -142,7 +169,7 @@ end
 -- the shared cache, which the next renewal overwrites for everyone.
 function token.invalidate(st, auth)
   if st.auth == auth then
-    st.refused = st.token
+    st.refused, st.refused_expires_at = st.token, st.expires_at
     st.auth, st.token, st.expires_at = nil, nil, nil
   end
 end

@@ -347,6 +347,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        # Answers go out at once instead of waiting for the client's delayed ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn_id = STATE.next_conn()
 
     def log_message(self, *args):
@@ -482,6 +484,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def faulty(self, fault, answer):
         """Answers as the fault says: another status, a delay, a broken body."""
+        # Headers and body go out in two writes: without this, Nagle holds the
+        # body until the client's delayed ACK, 40 ms per answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if fault.get("action") == "random":
+            # Soak runs: a fault drawn from fault["choices"] with probability
+            # fault["rate"], else the normal answer.
+            import random
+            if random.random() >= float(fault.get("rate", 0.1)):
+                return self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
+            fault = dict(random.choice(fault["choices"]))
         if fault.get("delay"):
             time.sleep(float(fault["delay"]))
         status = fault.get("status", answer.status)
@@ -519,6 +531,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(status, data, headers, ctype="text/plain")
         if action == "chunked":
             return self.send(status, data, headers, chunked=True)
+        if action == "drop_mid_chunks":
+            # No Content-Length: the client learns of the loss only from the
+            # missing last chunk.
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            piece = data[: len(data) // 2]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+            return self.drop()
         if action == "slow_headers":
             time.sleep(float(fault.get("seconds", 1)))
             return self.send(status, data, headers)
