@@ -85,26 +85,28 @@ local function items(ctx, self, first, err)
 end
 
 --- Every item in one array. syntax: `list, err = client:all(first, {max = N})`
+-- Follows the links itself rather than through pages(): no pcall, so a
+-- started request on Lua 5.1 can yield while a later page loads.
 local function all(ctx, self, first, opts)
   if first == nil then return nil, opts end -- client:all(client:x(...)) with nil, err
   local max = type(opts) == "table" and opts.max or math.huge
   if type(max) ~= "number" or max < 0 then
     return nil, ctx.invalid("opts.max must be a non-negative number")
   end
-  local ok, out = pcall(function()
-    local list = {}
-    for page in pages(ctx, self, first) do
-      for _, item in ipairs(page.items) do
-        if #list >= max then return list end
-        list[#list + 1] = item
-      end
+  local page = page_of(first)
+  if not page then return nil, ctx.invalid("expected a paging object (a table with items)") end
+  local list = {}
+  while true do
+    for _, item in ipairs(page.items) do
       if #list >= max then return list end
+      list[#list + 1] = item
     end
-    return list
-  end)
-  if ok then return out end
-  if errors.is(out) then return nil, out end
-  error(out, 0)
+    if #list >= max or type(page.next) ~= "string" then return list end
+    local st, err = ctx.state_of(self)
+    if not st then return nil, err end
+    page, err = follow(ctx, st, page.next)
+    if not page then return nil, err end
+  end
 end
 
 function paging.install(methods, ctx)

@@ -253,6 +253,8 @@ def search(base, query):
 
 def playlist_items(base, pid, path, query):
     check_id(pid)
+    if not known(pid):
+        raise error(404, "error_404_resource_not_found.json")
     data = fixture("playlist_items.json")
     return page(base, path, query, data["items"], total_for("playlist_items", data["total"]),
                 max_limit=100, default_limit=100)

@@ -1,0 +1,296 @@
+-- Every catalog method against the fake: request path and query in its log,
+-- answer shaped like the captured fixture.
+local cjson = require "cjson"
+local spotify = require "spotify"
+local core = require "spotify.core"
+local fake = require "spec.support.fake"
+
+local function fixture(name)
+  local h = assert(io.open("spec/support/fixtures/" .. name, "rb"))
+  local v = cjson.decode(h:read "*a")
+  h:close()
+  return v
+end
+
+-- Every non-null field of the fixture is in the answer with the same type.
+local function assert_shape(want, got, where)
+  where = where or "answer"
+  assert.is_table(got, where)
+  for k, v in pairs(want) do
+    if v ~= cjson.null then
+      assert.equal(type(v), type(got[k]), where .. "." .. tostring(k))
+    end
+  end
+end
+
+local function id_of(n) return (("%022d"):format(n):gsub("0", "A", 1)) end
+local unpack = table.unpack or unpack -- luacheck: ignore
+
+local ID = {
+  track = "4iV5W9uYEdYUVa79Axb7Rh", album = "4EcfbzCtbJDk2wMwhT4D1h", artist = "2CWWgbxApjbyByxBBCvGTm",
+  playlist = "1h9q8vXXDl2vHOmwdsuXms", show = "38bS44xjbVVZ3No3ByF1dJ", episode = "512ojhOuo1ktJprKbVcKyQ",
+  audiobook = "19Xw49IjNbOCCoebfy3qA9", chapter = "1T07H2V5GwrpPNAH6032ES",
+}
+
+describe("catalog", function()
+  local f, c
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function()
+    f:reset()
+    c = spotify.client(fake.client_opts(f))
+  end)
+
+  local function last_api_request()
+    local log = f:log_for "/v1/"
+    return log[#log]
+  end
+
+  local singles = {
+    { "track", ID.track, "/v1/tracks/", "track.json" },
+    { "album", ID.album, "/v1/albums/", "album.json" },
+    { "artist", ID.artist, "/v1/artists/", "artist.json" },
+    { "playlist", ID.playlist, "/v1/playlists/", "playlist.json" },
+    { "show", ID.show, "/v1/shows/", "show.json" },
+    { "episode", ID.episode, "/v1/episodes/", "episode.json" },
+    { "audiobook", ID.audiobook, "/v1/audiobooks/", "audiobook.json" },
+    { "chapter", ID.chapter, "/v1/chapters/", "chapter.json" },
+    { "audio_features", ID.track, "/v1/audio-features/", "audio_features.json" },
+    { "category", "toplists", "/v1/browse/categories/", "browse_category.json" },
+  }
+  for _, case in ipairs(singles) do
+    local name, id, prefix, file = case[1], case[2], case[3], case[4]
+    it(name .. " GETs " .. prefix .. "{id} and returns the object", function()
+      local v = assert(c[name](c, "spotify:" .. (name == "audio_features" and "track" or name) .. ":" .. id))
+      assert_shape(fixture(file), v, name)
+      assert.equal(id, v.id)
+      local e = last_api_request()
+      assert.equal(prefix .. id, e.path)
+      assert.equal("", e.query)
+    end)
+  end
+
+  it("user GETs /users/{id}", function()
+    local v = assert(c:user("spotify:user:some.user"))
+    assert.equal("some.user", v.id)
+    assert.equal("/v1/users/some.user", last_api_request().path)
+  end)
+
+  local lists = {
+    { "markets", {}, "/v1/markets", function(v) assert.equal("AD", v[1]) end },
+    { "genre_seeds", {}, "/v1/recommendations/available-genre-seeds",
+      function(v) assert.equal(#fixture("genre_seeds.json").genres, #v) end },
+    { "artist_top_tracks", { ID.artist }, "/v1/artists/" .. ID.artist .. "/top-tracks",
+      function(v) assert_shape(fixture("artist_top_tracks.json").tracks[1], v[1]) end },
+    { "artist_related_artists", { ID.artist }, "/v1/artists/" .. ID.artist .. "/related-artists",
+      function(v) assert_shape(fixture("artist.json"), v[1]) end },
+    { "recommendations", { { seed_genres = { "rock", "pop" }, limit = 2 } }, "/v1/recommendations",
+      function(v) assert_shape(fixture("recommendations.json"), v) end, "limit=2&seed_genres=rock,pop" },
+  }
+  for _, case in ipairs(lists) do
+    it(case[1] .. " GETs " .. case[3], function()
+      local v = assert(c[case[1]](c, unpack(case[2])))
+      case[4](v)
+      local e = last_api_request()
+      assert.equal(case[3], e.path)
+      if case[5] then assert.equal(case[5], e.query) end
+    end)
+  end
+
+  local paged = {
+    { "album_tracks", { ID.album }, "/v1/albums/" .. ID.album .. "/tracks", "album_tracks.json" },
+    { "artist_albums", { ID.artist, { include_groups = { "album", "single" } } },
+      "/v1/artists/" .. ID.artist .. "/albums", "artist_albums.json", "include_groups=album,single" },
+    { "playlist_items", { ID.playlist }, "/v1/playlists/" .. ID.playlist .. "/items", "playlist_items.json" },
+    { "show_episodes", { ID.show }, "/v1/shows/" .. ID.show .. "/episodes" },
+    { "audiobook_chapters", { ID.audiobook }, "/v1/audiobooks/" .. ID.audiobook .. "/chapters",
+      "audiobook_chapters.json" },
+    { "user_playlists", { "spotify" }, "/v1/users/spotify/playlists" },
+    { "categories", { { country = "SE" } }, "/v1/browse/categories", nil, "country=SE" },
+    { "category_playlists", { "toplists" }, "/v1/browse/categories/toplists/playlists" },
+    { "featured_playlists", {}, "/v1/browse/featured-playlists" },
+    { "new_releases", {}, "/v1/browse/new-releases" },
+  }
+  for _, case in ipairs(paged) do
+    it(case[1] .. " GETs " .. case[3] .. " and returns a paging object", function()
+      local page = assert(c[case[1]](c, unpack(case[2])))
+      assert.is_table(page.items)
+      assert.is_number(page.total)
+      assert.is_number(page.limit)
+      if case[4] then assert_shape(fixture(case[4]).items[1], page.items[1], case[1] .. ".items[1]") end
+      local e = last_api_request()
+      assert.equal(case[3], e.path)
+      if case[5] then assert.equal(case[5], e.query) end
+    end)
+  end
+
+  it("search sends q and type (string or list) and returns paging objects", function()
+    local r = assert(c:search("Muse band", { type = { "track", "artist" }, limit = 3, offset = 5 }))
+    assert_shape(fixture("search_track_artist_album.json").tracks.items[1], r.tracks.items[1])
+    assert.equal(3, #r.artists.items)
+    assert.equal("limit=3&offset=5&q=Muse%20band&type=track,artist", last_api_request().query)
+    local _, err = c:search("")
+    assert.equal("invalid_argument", err.kind)
+  end)
+
+  it("applies the client's market and lets opts override it", function()
+    local m = spotify.client(fake.client_opts(f, { market = "SE" }))
+    assert(m:track(ID.track))
+    assert.equal("market=SE", last_api_request().query)
+    assert(m:track(ID.track, { market = "US" }))
+    assert.equal("market=US", last_api_request().query)
+    assert(m:artist(ID.artist))
+    assert.equal("", last_api_request().query) -- /artists takes no market
+  end)
+
+  it("percent-encodes query values and refuses bad ones", function()
+    assert(c:track(ID.track, { fields = "a b&c=d/é" }))
+    assert.equal("fields=a%20b%26c%3Dd%2F%C3%A9", last_api_request().query)
+    local _, err = c:track(ID.track, { [1] = "x" })
+    assert.equal("invalid_argument", err.kind)
+    _, err = c:track(ID.track, "market=US")
+    assert.equal("invalid_argument", err.kind)
+  end)
+
+  it("gives forbidden/not_found for endpoints the app's tier does not serve", function()
+    f:faults { { path = "/v1/recommendations", status = 403, fixture = "error_403_forbidden.json" } }
+    local _, err = c:recommendations { seed_genres = "rock" }
+    assert.equal("forbidden", err.kind)
+    _, err = c:audio_analysis(ID.track)
+    assert.equal("not_found", err.kind)
+    assert.equal("/v1/audio-analysis/" .. ID.track, last_api_request().path)
+  end)
+
+  describe("IDs", function()
+    local bad = {
+      "", " ", "4iV5W9uYEdYUVa79Axb7R", "4iV5W9uYEdYUVa79Axb7Rh7", "../4iV5W9uYEdYUVa79Axb7",
+      "4iV5W9uYEdYUVa79Axb7R/", "4iV5W9uYEdYUVa79Axb%2F", "4iV5W9uYEdYUVa79Axb7R?", "4iV5W9uYEdYUVa79Axb7R#",
+      "4iV5W9uYEdYUVa79 xb7Rh", "spotify:album:4iV5W9uYEdYUVa79Axb7Rh",
+      "https://open.spotify.com/album/4iV5W9uYEdYUVa79Axb7Rh",
+      "https://evil.example/track/4iV5W9uYEdYUVa79Axb7Rh", ("A"):rep(600), 42, true, {},
+    }
+    for _, v in ipairs(bad) do
+      local shown = type(v) == "string" and ("%q"):format(v:sub(1, 60)) or type(v)
+      it("refuses " .. shown .. " before any request", function()
+        local r, err = c:track(v)
+        assert.is_nil(r)
+        assert.equal("invalid_argument", err.kind)
+        assert.equal(0, #f:log())
+      end)
+    end
+
+    it("takes bare IDs, URIs and open.spotify.com URLs", function()
+      for _, v in ipairs { ID.track, "spotify:track:" .. ID.track,
+        "https://open.spotify.com/track/" .. ID.track .. "?si=abc123",
+        "https://open.spotify.com/intl-de/track/" .. ID.track } do
+        assert.equal(ID.track, assert(c:track(v)).id)
+      end
+    end)
+
+    it("refuses a bad ID inside a list, naming its position", function()
+      local r, err = c:tracks { ID.track, "nope" }
+      assert.is_nil(r)
+      assert.equal("invalid_argument", err.kind)
+      assert.matches("position 2", err.message)
+      assert.equal(0, #f:log())
+    end)
+  end)
+
+  describe("plural methods", function()
+    local function ids(n, unknown_at)
+      local list = {}
+      for i = 1, n do list[i] = i == unknown_at and "UnknownAAAAAAAAAAAAAAA" or id_of(i) end
+      return list
+    end
+
+    for _, n in ipairs { 0, 1, 49, 50, 51, 120 } do
+      it(("tracks with %d IDs: %d request(s), one array in input order"):format(n, math.ceil(n / 50)), function()
+        local list = ids(n, n > 2 and 2 or nil)
+        local out = assert(c:tracks(list))
+        assert.equal(n, #out)
+        for i = 1, n do
+          if i == 2 and n > 2 then
+            assert.equal(spotify.null, out[i])
+          else
+            assert.equal(list[i], out[i].id)
+          end
+        end
+        local batches = f:log_for "/v1/tracks"
+        assert.equal(math.ceil(n / 50), #batches)
+        for _, e in ipairs(batches) do
+          local count = select(2, e.query:gsub(",", "")) + 1
+          assert.is_true(count <= 50)
+        end
+      end)
+    end
+
+    it("splits albums, shows and audiobooks at 20", function()
+      for _, case in ipairs { { "albums", "/v1/albums" }, { "shows", "/v1/shows" },
+        { "audiobooks", "/v1/audiobooks" } } do
+        local out = assert(c[case[1]](c, ids(41)))
+        assert.equal(41, #out)
+        local batches = 0
+        for _, e in ipairs(f:log_for(case[2])) do
+          if e.path == case[2] then batches = batches + 1 end
+        end
+        assert.equal(3, batches)
+      end
+    end)
+
+    it("runs the batches of 120 IDs concurrently", function()
+      assert(c:access_token())
+      f:faults { { path = "/v1/tracks", delay = 0.4, times = -1 } }
+      local t0 = core.now()
+      local out = assert(c:tracks(ids(120)))
+      local took = core.now() - t0
+      assert.equal(120, #out)
+      assert.is_true(took < 0.9, "took " .. took .. " s for three 0.4 s batches")
+    end)
+
+    it("falls back to single requests when batch endpoints answer 403, once per client", function()
+      f:config { no_batch = true }
+      local list = ids(5, 3)
+      local out = assert(c:tracks(list))
+      assert.equal(5, #out)
+      assert.equal(spotify.null, out[3])
+      assert.equal(list[5], out[5].id)
+      local batch_calls = 0
+      for _, e in ipairs(f:log_for "/v1/tracks") do
+        if e.path == "/v1/tracks" then batch_calls = batch_calls + 1 end
+      end
+      assert.equal(1, batch_calls)
+      assert(c:tracks(list))
+      batch_calls = 0
+      for _, e in ipairs(f:log_for "/v1/tracks") do
+        if e.path == "/v1/tracks" then batch_calls = batch_calls + 1 end
+      end
+      assert.equal(1, batch_calls, "the fallback is remembered")
+    end)
+
+    it("starts with single requests when batch = false", function()
+      local nb = spotify.client(fake.client_opts(f, { batch = false }))
+      assert.equal(3, #assert(nb:artists(ids(3))))
+      assert.equal(3, #f:log_for "/v1/artists/")
+    end)
+
+    it("audio_features takes one ID or a list", function()
+      local one = assert(c:audio_features(ID.track))
+      assert.equal(ID.track, one.id)
+      local many = assert(c:audio_features { ID.track, id_of(7) })
+      assert.equal(2, #many)
+      assert.equal(id_of(7), many[2].id)
+    end)
+  end)
+
+  describe("playlist_items", function()
+    it("falls back to /tracks where /items is not served, and remembers it", function()
+      f:config { no_items = true }
+      assert(c:playlist_items(ID.playlist))
+      assert(c:playlist_items(ID.playlist))
+      local paths = {}
+      for _, e in ipairs(f:log_for "/v1/playlists/") do paths[#paths + 1] = e.path end
+      assert.same({ "/v1/playlists/" .. ID.playlist .. "/items", "/v1/playlists/" .. ID.playlist .. "/tracks",
+        "/v1/playlists/" .. ID.playlist .. "/tracks" }, paths)
+    end)
+  end)
+end)

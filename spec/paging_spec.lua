@@ -1,0 +1,98 @@
+-- client:pages, client:items and client:all over the fake's paging objects.
+local spotify = require "spotify"
+local core = require "spotify.core"
+local fake = require "spec.support.fake"
+
+local PLAYLIST = "1h9q8vXXDl2vHOmwdsuXms"
+
+describe("pages", function()
+  local f, c
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function()
+    f:reset()
+    f:config { totals = { playlist_items = 230 } }
+    c = spotify.client(fake.client_opts(f))
+  end)
+
+  it("walks 230 playlist items with items() in three pages", function()
+    local first = assert(c:playlist_items(PLAYLIST))
+    assert.equal(230, first.total)
+    local n = 0
+    for item in c:items(first) do
+      n = n + 1
+      assert.is_table(item.track)
+    end
+    assert.equal(230, n)
+    assert.equal(3, #f:log_for("/v1/playlists/"))
+  end)
+
+  it("gives page after page with pages()", function()
+    local sizes = {}
+    for page in c:pages(c:playlist_items(PLAYLIST, { limit = 100 })) do sizes[#sizes + 1] = #page.items end
+    assert.same({ 100, 100, 30 }, sizes)
+  end)
+
+  it("collects with all(), stopping at max without fetching more pages", function()
+    local list = assert(c:all(c:playlist_items(PLAYLIST), { max = 150 }))
+    assert.equal(150, #list)
+    assert.equal(2, #f:log_for("/v1/playlists/"))
+    f:reset()
+    f:config { totals = { playlist_items = 230 } }
+    assert.equal(230, #assert(c:all(c:playlist_items(PLAYLIST))))
+    assert.equal(0, #assert(c:all(c:playlist_items(PLAYLIST), { max = 0 })))
+  end)
+
+  it("raises in a for loop and returns nil, err from all when a later page fails", function()
+    local first = assert(c:playlist_items(PLAYLIST))
+    f:faults { { path = "/v1/playlists/", status = 404, times = -1 } }
+    local seen = 0
+    local ok, err = pcall(function()
+      for _ in c:items(first) do seen = seen + 1 end
+    end)
+    assert.is_false(ok)
+    assert.equal(100, seen)
+    assert.equal("not_found", err.kind)
+    local list, aerr = c:all(first)
+    assert.is_nil(list)
+    assert.equal("not_found", aerr.kind)
+  end)
+
+  it("hands a failed first request's error straight through", function()
+    local _, err = c:all(c:playlist_items("UnknownAAAAAAAAAAAAAAA"))
+    assert.equal("not_found", err.kind)
+    assert.has_error(function() for _ in c:items(c:playlist_items("UnknownAAAAAAAAAAAAAAA")) do end end)
+    assert.has_error(function() for _ in c:items({ no = "page" }) do end end)
+  end)
+
+  it("walks the paging objects inside a search result", function()
+    f:config { totals = { search = 23 } }
+    local r = assert(c:search("Muse", { limit = 10 }))
+    local n = 0
+    for _ in c:items(r.tracks) do n = n + 1 end
+    assert.equal(23, n)
+    local searches = f:log_for("/v1/search")
+    assert.equal(3, #searches)
+    assert.matches("offset=20", searches[3].query)
+  end)
+
+  it("unwraps categories and new releases", function()
+    f:config { totals = { categories = 45 } }
+    assert.equal(45, #assert(c:all(c:categories { limit = 20 })))
+  end)
+
+  it("never sends the token to a next link outside api_base", function()
+    local page = assert(c:playlist_items(PLAYLIST))
+    page.next = "http://evil.example/v1/steal"
+    local list, err = c:all(page)
+    assert.is_nil(list)
+    assert.equal("invalid_argument", err.kind)
+  end)
+
+  it("pages inside a started request (a coroutine that yields)", function()
+    local req = c:start("all", c:playlist_items(PLAYLIST), { max = 220 })
+    local give_up = core.now() + 5
+    while not req:done() and core.now() < give_up do c:poll(0.01) end
+    assert.equal(220, #assert(req:result()))
+  end)
+end)
