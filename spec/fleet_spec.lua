@@ -8,13 +8,7 @@ local redis_server = require "spec.support.redis"
 
 local WORKERS, CALLS = 16, 50
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read "*a"
-  f:close()
-  return s
-end
+local read = require("spec.support.files").read_file
 
 local function exists(path)
   local f = io.open(path, "rb")

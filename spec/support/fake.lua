@@ -18,17 +18,8 @@ local function here()
   return src:match "^(.*)/[^/]*$" or "."
 end
 
-local function run(cmd)
-  local r = os.execute(cmd)
-  return r == true or r == 0
-end
-
-local function read_command(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read "*a"
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
+local files = require "spec.support.files"
+local run, read_command = files.run, files.read_command
 
 -- One directory and one self-signed certificate per test process.
 local shared_dir

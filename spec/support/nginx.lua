@@ -23,26 +23,8 @@ Server.__index = Server
 nginx.BINARY = "/usr/sbin/nginx"
 nginx.MODULES = "/usr/lib/nginx/modules"
 
-local function read_command(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read "*a"
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read "*a"
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local files = require "spec.support.files"
+local read_command, read_file, write_file = files.read_command, files.read_file, files.write_file
 
 local function exists(path)
   local f = io.open(path, "rb")

@@ -15,20 +15,8 @@ local redis_server = {}
 local Server = {}
 Server.__index = Server
 
-local function read_command(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read "*a"
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read "*a"
-  f:close()
-  return s
-end
+local files = require "spec.support.files"
+local read_command, read_file = files.read_command, files.read_file
 
 --- lua-redis for the running interpreter. Debian installs it for Lua
 -- 5.1-5.3 only; the file is plain Lua that runs on 5.4 as well.
