@@ -38,7 +38,7 @@ test: deps build lint
 	  SPOTIFY_BUILD=$(BUILD)/$$lua $$lua $(BUSTED) --run=$$lua $(SPECS); \
 	done
 
-test-asan: deps
+test-asan: deps build
 	@$(MAKE) --no-print-directory build BUILD=build-asan CMAKE_FLAGS=-DSPOTIFY_SANITIZE=ON
 	@set -e; asan=$$(gcc -print-file-name=libasan.so); ubsan=$$(gcc -print-file-name=libubsan.so); \
 	for lua in lua5.4 lua5.1; do \
