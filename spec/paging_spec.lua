@@ -76,9 +76,61 @@ describe("pages", function()
     assert.matches("offset=20", searches[3].query)
   end)
 
+  it("walks one type's pages of a search for several types", function()
+    f:config { totals = { search = 23 } }
+    local r = assert(c:search("Muse", { type = { "track", "artist", "album" }, limit = 10 }))
+    local kinds = { artists = "artist", albums = "album", tracks = "track" }
+    for key, kind in pairs(kinds) do
+      local list = assert(c:all(r[key]))
+      assert.equal(23, #list, key)
+      for _, item in ipairs(list) do assert.equal(kind, item.type) end
+      local n = 0
+      for item in c:items(r[key]) do
+        n = n + 1
+        assert.equal(kind, item.type)
+      end
+      assert.equal(23, n)
+    end
+  end)
+
+  it("pages through the /tracks fallback of playlist_items", function()
+    f:config { no_items = true }
+    local list = assert(c:all(c:playlist_items(PLAYLIST, { limit = 50 }), { max = 160 }))
+    assert.equal(160, #list)
+    local log = f:log_for("/v1/playlists/")
+    assert.equal(5, #log) -- /items 404, then /tracks at offsets 0, 50, 100, 150
+    assert.equal("/v1/playlists/" .. PLAYLIST .. "/items", log[1].path)
+    for i = 2, 5 do
+      assert.equal("/v1/playlists/" .. PLAYLIST .. "/tracks", log[i].path)
+      if i > 2 then assert.matches("offset=" .. (i - 2) * 50, log[i].query) end
+    end
+  end)
+
+  it("all(failed_call(), {max = n}) is nil, err though Lua drops the call's err", function()
+    local list, err = c:all(c:playlist_items("UnknownAAAAAAAAAAAAAAA"), { max = 5 })
+    assert.is_nil(list)
+    assert.equal("invalid_argument", err.kind)
+    local _, merr = c:all(c:playlist_items(PLAYLIST), { max = -1 })
+    assert.equal("invalid_argument", merr.kind)
+  end)
+
+  it("a later page on a closed client raises closed in a loop and is nil, err from all", function()
+    local first = assert(c:playlist_items(PLAYLIST))
+    c:close()
+    local ok, err = pcall(function() for _ in c:items(first) do end end)
+    assert.is_false(ok)
+    assert.equal("closed", err.kind)
+    local list, aerr = c:all(first)
+    assert.is_nil(list)
+    assert.equal("closed", aerr.kind)
+  end)
+
   it("unwraps categories and new releases", function()
-    f:config { totals = { categories = 45 } }
+    f:config { totals = { categories = 45, new_releases = 31 } }
     assert.equal(45, #assert(c:all(c:categories { limit = 20 })))
+    local albums = assert(c:all(c:new_releases { limit = 10 }))
+    assert.equal(31, #albums)
+    assert.equal("album", albums[31].type)
   end)
 
   it("never sends the token to a next link outside api_base", function()

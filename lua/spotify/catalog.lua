@@ -41,20 +41,29 @@ local function unwrap(row, value, url)
   return inner
 end
 
--- GET one row's path; rows with a `fallback` path try it once on 403/404
--- and remember the answer for the client's life.
-local function fetch(ctx, st, row, id, opts, extra)
-  local path = (row.fallback and st.use_fallback and st.use_fallback[row.name]) and row.fallback or row.path
+-- GET one path of a row and unwrap the answer.
+local function get_path(ctx, st, row, path, id, opts, extra)
   local url, why = url_for(st, row, path, id, opts, extra)
   if not url then return nil, ctx.invalid(why) end
   local value, err = engine.get(st, ctx.io_for(st), url)
-  if value == nil and row.fallback and path == row.path and unavailable(err) then
-    st.use_fallback = st.use_fallback or {}
-    st.use_fallback[row.name] = true
-    return fetch(ctx, st, row, id, opts, extra)
-  end
   if value == nil then return nil, err end
   return unwrap(row, value, url)
+end
+
+-- GET a row; a row with a `fallback` path tries it on 403/404 and, once
+-- the fallback answers, keeps using it for the client's life. An unknown
+-- ID fails on both paths and so switches nothing.
+local function fetch(ctx, st, row, id, opts, extra)
+  if row.fallback and st.use_fallback and st.use_fallback[row.name] then
+    return get_path(ctx, st, row, row.fallback, id, opts, extra)
+  end
+  local value, err = get_path(ctx, st, row, row.path, id, opts, extra)
+  if value ~= nil or not row.fallback or not unavailable(err) then return value, err end
+  local fvalue = get_path(ctx, st, row, row.fallback, id, opts, extra)
+  if fvalue == nil then return nil, err end
+  st.use_fallback = st.use_fallback or {}
+  st.use_fallback[row.name] = true
+  return fvalue
 end
 
 local function check_opts(ctx, opts)
@@ -159,6 +168,13 @@ local function one_by_one(ctx, st, row, ids, opts)
   return out
 end
 
+local function all_null(list)
+  for i = 1, #list do
+    if list[i] ~= null then return false end
+  end
+  return true
+end
+
 local function plural_method(ctx, row)
   return function(self, ids, opts)
     local st, err = ctx.state_of(self)
@@ -168,12 +184,18 @@ local function plural_method(ctx, row)
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
     if #parsed == 0 then return {} end
-    if st.batch and not st.no_batch then
-      local out, berr = by_batches(ctx, st, row, parsed, opts)
-      if out or not unavailable(berr) then return out, berr end
-      st.no_batch = true -- this app has no batch endpoints: remember it
-    end
-    return one_by_one(ctx, st, row, parsed, opts)
+    if not st.batch or st.no_batch then return one_by_one(ctx, st, row, parsed, opts) end
+    local out, berr = by_batches(ctx, st, row, parsed, opts)
+    if out or not unavailable(berr) then return out, berr end
+    local out1, err1 = one_by_one(ctx, st, row, parsed, opts)
+    -- A 404 for the batch and for every item: the endpoint is not served.
+    if out1 and berr.kind == "not_found" and all_null(out1) then return nil, berr end
+    -- Batch refused but single items served: an app without batch
+    -- endpoints (Development Mode), so skip them from now on. When the
+    -- single items are refused too, the endpoint itself is restricted
+    -- (audio features) and says nothing about the other batch endpoints.
+    if out1 then st.no_batch = true end
+    return out1, err1
   end
 end
 

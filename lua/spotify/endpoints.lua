@@ -10,7 +10,8 @@
 --   unwrap   return this field of the answer instead of the whole object
 --   batch    plural method: {key = answer's array field, max = IDs per request,
 --            single = path of the one-ID endpoint used as fallback}
---   fallback path to try when `path` answers 403/404 (tier differences)
+--   fallback path to try when `path` answers 403/404 (tier differences);
+--            kept for the client's life once it answers
 --   query    name of the query parameter the first argument fills (search)
 --   defaults query parameters sent unless opts give them
 --   pages    the answer (after unwrap) is a paging object

@@ -8,29 +8,42 @@ local function is_page(v)
   return type(v) == "table" and type(v.items) == "table"
 end
 
--- A `next` answer may wrap its page ({tracks = page} for search,
--- {albums = page} for new releases): find the page inside.
-local function page_of(value)
-  if is_page(value) then return value end
-  if type(value) ~= "table" then return nil end
-  local found
-  for _, v in pairs(value) do
-    if is_page(v) then
-      if found then return nil end
-      found = v
-    end
+-- The kind of item a page holds ("track"). Search pages may hold
+-- spotify.null in places, so the first real item tells.
+local function item_type(page)
+  for _, item in ipairs(page.items) do
+    if type(item) == "table" and type(item.type) == "string" then return item.type end
   end
-  return found
+  return nil
 end
 
-local function follow(ctx, st, url)
+-- A `next` answer may wrap its page ({albums = page} for new releases). A
+-- search for several types answers every type's page to each `next` link,
+-- so the page wanted is the one holding the same kind of item as `prev`.
+local function page_of(value, prev)
+  if is_page(value) then return value end
+  if type(value) ~= "table" then return nil end
+  local kind = prev and item_type(prev)
+  local found, count = nil, 0
+  for key, v in pairs(value) do
+    if is_page(v) then
+      count = count + 1
+      found = found or v
+      if kind and key == kind .. "s" then return v end
+    end
+  end
+  if count == 1 then return found end
+  return nil
+end
+
+local function follow(ctx, st, url, prev)
   -- The token goes only to our own API: never follow a link elsewhere.
   if url:sub(1, #st.api_base + 1) ~= st.api_base .. "/" then
     return nil, ctx.invalid("next link is not below api_base: " .. url)
   end
   local value, err = engine.get(st, ctx.io_for(st), url)
   if value == nil then return nil, err end
-  local page = page_of(value)
+  local page = page_of(value, prev)
   if not page then
     return nil, errors.new("decode", { message = "next link answered without a paging object",
       method = "GET", url = url })
@@ -62,7 +75,7 @@ local function pages(ctx, self, first, err)
     if type(page.next) ~= "string" then return nil end
     local live, cerr = ctx.state_of(self)
     if not live then error(cerr, 0) end
-    local nxt, ferr = follow(ctx, st, page.next)
+    local nxt, ferr = follow(ctx, st, page.next, page)
     if not nxt then error(ferr, 0) end
     page = nxt
     return page
@@ -88,7 +101,12 @@ end
 -- Follows the links itself rather than through pages(): no pcall, so a
 -- started request on Lua 5.1 can yield while a later page loads.
 local function all(ctx, self, first, opts)
-  if first == nil then return nil, opts end -- client:all(client:x(...)) with nil, err
+  if first == nil then
+    -- client:all(client:x(...)) hands on the failed call's nil, err; with
+    -- options after it, Lua keeps only the nil.
+    if errors.is(opts) then return nil, opts end
+    return nil, ctx.invalid("expected a paging object, got nil (did the call that made it fail?)")
+  end
   local max = type(opts) == "table" and opts.max or math.huge
   if type(max) ~= "number" or max < 0 then
     return nil, ctx.invalid("opts.max must be a non-negative number")
@@ -104,7 +122,7 @@ local function all(ctx, self, first, opts)
     if #list >= max or type(page.next) ~= "string" then return list end
     local st, err = ctx.state_of(self)
     if not st then return nil, err end
-    page, err = follow(ctx, st, page.next)
+    page, err = follow(ctx, st, page.next, page)
     if not page then return nil, err end
   end
 end
