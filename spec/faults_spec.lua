@@ -7,7 +7,8 @@
 local clock = require("spec.support.virtual_clock").install()
 local spotify = require "spotify"
 local fake = require "spec.support.fake"
-local socket = require "socket"
+local files = require "spec.support.files"
+local free_port = files.free_port
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local RETRY_SETTINGS = { 0, 2 }
@@ -67,16 +68,8 @@ local ENDPOINTS = {
   { name = "API call", path = "/v1/tracks" },
 }
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 local function sh(cmd)
-  local r = os.execute(cmd)
-  assert(r == true or r == 0, "command failed: " .. cmd)
+  assert(files.run(cmd), "command failed: " .. cmd)
 end
 
 -- A second fake whose certificate names only "wrong.invalid": connecting to

@@ -127,9 +127,9 @@ end
 function methods.access_token(self)
   -- Fast path: a cached token well before its renewal time.
   local st = states[self]
-  if st and st.auth and not st.closed and not st.fixed then
-    local left = st.expires_at - core.time()
-    if left > st.refresh_buffer then return st.token, left end
+  if st and not st.closed then
+    local tok, left = token.peek(st)
+    if tok then return tok, left end
   end
   local err
   st, err = state_of(self)

@@ -174,6 +174,15 @@ function token.invalidate(st, auth)
   end
 end
 
+--- The held token and its seconds left when it needs no renewal yet,
+-- without any I/O; nil otherwise.
+function token.peek(st)
+  if st.fixed or not st.auth then return nil end
+  local now = time()
+  if fresh(st, st.expires_at, now) then return st.token, st.expires_at - now end
+  return nil
+end
+
 --- client:access_token() -> token, seconds_left | nil, err
 function token.get(st, io)
   local auth, err = token.header(st, io)

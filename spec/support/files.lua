@@ -1,4 +1,4 @@
---- Small file and process helpers shared by the spec support code.
+--- Small file, process and port helpers shared by the specs.
 local files = {}
 
 --- The whole file, or nil when it cannot be read.
@@ -29,6 +29,14 @@ end
 function files.run(cmd)
   local r = os.execute(cmd)
   return r == true or r == 0
+end
+
+--- A loopback port nobody listens on right now (the kernel's pick, released again).
+function files.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
 end
 
 return files

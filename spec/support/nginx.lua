@@ -25,6 +25,7 @@ nginx.MODULES = "/usr/lib/nginx/modules"
 
 local files = require "spec.support.files"
 local read_command, read_file, write_file = files.read_command, files.read_file, files.write_file
+local free_port = files.free_port
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -49,13 +50,6 @@ function nginx.check()
     error("spec/support/nginx: missing " .. table.concat(missing, ", ")
       .. " (run make deps and make build)", 2)
   end
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
 end
 
 -- Does a worker answer? (The master accepts connections even when every

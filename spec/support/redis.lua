@@ -16,7 +16,7 @@ local Server = {}
 Server.__index = Server
 
 local files = require "spec.support.files"
-local read_command, read_file = files.read_command, files.read_file
+local read_command, read_file, free_port = files.read_command, files.read_file, files.free_port
 
 --- lua-redis for the running interpreter. Debian installs it for Lua
 -- 5.1-5.3 only; the file is plain Lua that runs on 5.4 as well.
@@ -25,14 +25,6 @@ function redis_server.client_library()
   if ok then return lib end
   package.path = package.path .. ";/usr/share/lua/5.1/?.lua"
   return require "redis"
-end
-
--- A port nobody listens on right now (the kernel's pick, released again).
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
 end
 
 local function answers_ping(port)
@@ -80,14 +72,19 @@ function Server:connect(timeout)
   return redis_server.client_library().connect { host = "127.0.0.1", port = self.port, timeout = timeout }
 end
 
---- Crash the server (SIGKILL) and wait until it is gone.
-function Server:kill()
-  signal(self, "KILL")
+-- Wait (at most 2 s) until the signalled server no longer answers.
+local function wait_gone(self)
   for _ = 1, 100 do
     if not answers_ping(self.port) then break end
     socket.sleep(0.02)
   end
   self.pid = nil
+end
+
+--- Crash the server (SIGKILL) and wait until it is gone.
+function Server:kill()
+  signal(self, "KILL")
+  wait_gone(self)
 end
 
 --- Freeze the server: connections are accepted by the kernel, nothing answers.
@@ -100,11 +97,7 @@ function Server:stop()
   if self.pid then
     signal(self, "CONT")
     signal(self, "TERM")
-    for _ = 1, 100 do
-      if not answers_ping(self.port) then break end
-      socket.sleep(0.02)
-    end
-    self.pid = nil
+    wait_gone(self)
   end
   if self.dir then os.execute("rm -rf '" .. self.dir .. "'") end
   self.dir = nil
