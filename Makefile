@@ -16,7 +16,7 @@ FUZZ_DEBS := clang libclang-rt-14-dev
 SPECS     ?= spec
 BUILD     ?= build
 
-.PHONY: all deps build test test-asan test-valgrind lint format demo bench fuzz soak clean
+.PHONY: all deps build test test-asan test-valgrind lint format demo bench leak fuzz soak clean
 
 all: build
 
@@ -69,6 +69,11 @@ demo: deps build
 bench: deps build
 	@.ci/install-deps $(BENCH_DEBS)
 	@sh bench/run.sh
+
+# Memory held by dropped clients, per interpreter and inside nginx (figures).
+leak: deps build
+	@for lua in $(LUAS); do SPOTIFY_BUILD=$(BUILD)/$$lua $$lua bench/leak.lua; done
+	@SPOTIFY_BUILD=$(BUILD)/lua5.1 lua5.1 bench/leak.lua nginx
 
 fuzz: deps
 	@.ci/install-deps $(FUZZ_DEBS)

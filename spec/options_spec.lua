@@ -61,8 +61,18 @@ describe("spotify.client options", function()
     c:close()
   end)
 
-  it("accepts any object with get and set as cache", function()
-    local c = spotify.client(with { cache = { get = function() end, set = function() end } })
+  it("accepts any object with get and set as cache, and uses it", function()
+    local calls = {}
+    local cache = {
+      get = function(_, key) calls[#calls + 1] = "get " .. key end,
+      set = function(_, key) calls[#calls + 1] = "set " .. key end,
+    }
+    local c = spotify.client(with { cache = cache, token_url = "http://127.0.0.1:9/api/token",
+      max_retries = 0 })
+    local tok, err = c:access_token()
+    assert.is_nil(tok)
+    assert.equal("network", err.kind)
+    assert.same({ "get id" }, calls) -- looked up before fetching; nothing to store after a failure
     c:close()
   end)
 end)
@@ -101,9 +111,11 @@ describe("client:close", function()
     end)
   end
 
-  it("is collected without leaking (collectgarbage)", function()
-    for _ = 1, 50 do spotify.client { client_id = "id", client_secret = "s" } end
+  it("is collected once dropped (its __gc runs)", function()
+    local seen = setmetatable({}, { __mode = "k" })
+    for _ = 1, 50 do seen[spotify.client { client_id = "id", client_secret = "s" }] = true end
     collectgarbage()
     collectgarbage()
+    assert.is_nil(next(seen))
   end)
 end)

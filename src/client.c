@@ -1,37 +1,81 @@
-/* The client userdata: owns the libcurl handles and exposes the transport
- * to the Lua engine (lua/spotify/engine.lua), which makes the decisions. */
+/* The client userdata and its core functions. Options arrive checked and
+ * defaulted from Lua (lua/spotify/options.lua); this file only converts
+ * them, safely, into the struct. */
+#include "client.h"
+
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 
-#include "http.h"
 #include "spotify.h"
 
-typedef struct client {
-  int closed;
-  spotify_http http;
-} client;
+#define MAX_WAIT 86400.0 /* the longest poll wait taken as asked */
 
-static client *check_client(lua_State *L, int i) {
-  return luaL_checkudata(L, i, SPOTIFY_CLIENT_MT);
+spotify_client *spotify_check_client(lua_State *L, int i) {
+  spotify_client *c = spotify_testudata(L, i, SPOTIFY_CLIENT_MT);
+  if (c == NULL)
+    luaL_error(L,
+               "spotify: expected a client (did you write client.method instead of "
+               "client:method?)");
+  return c;
 }
 
-static void release(client *c) {
+/* The handles hold far more memory (libcurl's buffers, a connection) than
+ * the userdata the collector sees: a GC step the size of that memory keeps
+ * dropped clients from piling up before they are collected. */
+#define HANDLES_KIB 128
+
+int spotify_client_http(lua_State *L, spotify_client *c) {
+  if (c->http.multi) return 0;
+  lua_gc(L, LUA_GCSTEP, HANDLES_KIB);
+  return spotify_http_init(&c->http);
+}
+
+/* Free everything but the stats; runs once drivers have returned. */
+static void free_resources(lua_State *L, spotify_client *c) {
+  spotify_multi_release(L, c);
+  spotify_http_release(&c->http);
+  spotify_token_release(&c->token);
+  spotify_cache_unbind(L, &c->cache);
+  if (c->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->on_request_ref);
+  c->on_request_ref = LUA_NOREF;
+  free(c->client_id);
+  free(c->basic_auth);
+  free(c->token_url);
+  free(c->lock_key);
+  c->client_id = c->basic_auth = c->token_url = c->lock_key = NULL;
+}
+
+/* The one release: close, __gc and __close. Idempotent. */
+static void release(lua_State *L, spotify_client *c) {
   if (c->closed) return;
   c->closed = 1;
-  spotify_http_release(&c->http);
+  if (c->busy == 0) free_resources(L, c);
 }
 
-static double opt_number(lua_State *L, int t, const char *name, double dflt) {
-  lua_getfield(L, t, name);
-  double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : dflt;
+/* Drivers bracket their work: a close from a hook meanwhile frees the
+ * handles only once the driver is out. */
+static void enter(spotify_client *c) {
+  c->busy++;
+}
+
+static void leave(lua_State *L, spotify_client *c) {
+  if (--c->busy == 0 && c->closed) free_resources(L, c);
+}
+
+/* ---- options ---- */
+
+static double opt_number(lua_State *L, const char *name, double lo, double hi) {
+  lua_getfield(L, 1, name);
+  double v = lua_tonumber(L, -1);
   lua_pop(L, 1);
-  return v;
+  if (!(v >= lo)) return lo; /* NaN too */
+  return v > hi ? hi : v;
 }
 
-/* strdup of an optional string option; *ok cleared when out of memory. */
-static char *opt_string(lua_State *L, int t, const char *name, int *ok) {
-  lua_getfield(L, t, name);
+static char *opt_string(lua_State *L, const char *name, int *ok) {
+  lua_getfield(L, 1, name);
   const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   char *copy = s ? strdup(s) : NULL;
   lua_pop(L, 1);
@@ -39,191 +83,259 @@ static char *opt_string(lua_State *L, int t, const char *name, int *ok) {
   return copy;
 }
 
-/* core.new(options) -> client userdata. Options were checked in Lua. */
+static long milliseconds(double seconds) {
+  return (long)ceil(seconds * 1000.0);
+}
+
+static int take_options(lua_State *L, spotify_client *c) {
+  int ok = 1;
+  spotify_http_options *o = &c->http.opt;
+  double timeout = opt_number(L, "timeout", 0.001, 86400);
+  o->timeout_ms = milliseconds(timeout);
+  o->connect_timeout_ms = milliseconds(opt_number(L, "connect_timeout", 0.001, 86400));
+  o->max_body = (size_t)opt_number(L, "max_body", 1, 1024.0 * 1024 * 1024 * 64);
+  o->ca_file = opt_string(L, "ca_file", &ok);
+  o->proxy = opt_string(L, "proxy", &ok);
+  o->user_agent = opt_string(L, "user_agent", &ok);
+  c->limits.max_retries = (int)opt_number(L, "max_retries", 0, 1000);
+  c->limits.max_retry_after = opt_number(L, "max_retry_after", 0, 1e9);
+  c->limits.deadline = opt_number(L, "deadline", 0, 1e9);
+  c->refresh_buffer = opt_number(L, "refresh_buffer", 0, 1e9);
+  c->concurrency = (int)opt_number(L, "concurrency", 1, 1024);
+  c->lock_ttl = timeout;
+  c->token_url = opt_string(L, "token_url", &ok);
+  lua_getfield(L, 1, "access_token");
+  size_t len;
+  const char *fixed = lua_tolstring(L, -1, &len);
+  if (fixed) {
+    c->token.fixed = 1;
+    ok = ok && spotify_token_adopt(&c->token, fixed, len, 0) == 0;
+  } else {
+    c->client_id = opt_string(L, "client_id", &ok);
+    char *secret = opt_string(L, "client_secret", &ok);
+    c->basic_auth = c->client_id && secret ? spotify_basic_auth(c->client_id, secret) : NULL;
+    if (secret) memset(secret, 0, strlen(secret));
+    free(secret);
+    c->lock_key = c->client_id ? malloc(strlen(c->client_id) + sizeof ":lock") : NULL;
+    if (c->lock_key) strcat(strcpy(c->lock_key, c->client_id), ":lock");
+    ok = ok && c->basic_auth && c->lock_key;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "on_request");
+  c->on_request_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
+  if (c->on_request_ref == LUA_NOREF) lua_pop(L, 1);
+  lua_getfield(L, 1, "cache");
+  if (!lua_isnil(L, -1)) spotify_cache_bind(L, &c->cache, -1);
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* core.new(options, env) -> client. `env` is the Lua layer's table for
+ * what only Lua uses (endpoint fallbacks, started requests); it is the
+ * userdata's user value, so it lives and dies with the client. */
 static int l_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  client *c = lua_newuserdata(L, sizeof *c);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  spotify_client *c = lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
-  c->closed = 1; /* nothing to release until the handles exist */
+  c->on_request_ref = LUA_NOREF;
+  c->cache.ref = LUA_NOREF;
+  c->token.failure.retry_after = -1;
   luaL_getmetatable(L, SPOTIFY_CLIENT_MT);
   lua_setmetatable(L, -2);
-  spotify_http_options *o = &c->http.opt;
-  o->timeout_ms = (long)(opt_number(L, 1, "timeout", 10) * 1000);
-  o->connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 5) * 1000);
-  o->max_body = (size_t)opt_number(L, 1, "max_body", 64.0 * 1024 * 1024);
-  c->closed = 0;
-  int ok = 1;
-  o->ca_file = opt_string(L, 1, "ca_file", &ok);
-  o->proxy = opt_string(L, 1, "proxy", &ok);
-  o->user_agent = opt_string(L, 1, "user_agent", &ok);
-  if (!ok || spotify_http_init(&c->http) != 0) {
-    release(c);
-    return luaL_error(L, "spotify: cannot create libcurl handles");
+  lua_pushvalue(L, 2);
+  spotify_setuservalue(L, -2);
+  if (!take_options(L, c)) {
+    release(L, c);
+    return luaL_error(L, "spotify: out of memory");
   }
   return 1;
 }
 
-static int push_outcome(lua_State *L, spotify_xfer *x, spotify_outcome *o) {
-  if (o->status == 0) {
+/* core.env(client) -> env | nil, closed error */
+static int l_env(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  if (c->closed) {
+    spotify_error e = {"closed", 0, NULL, -1, 0};
     lua_pushnil(L);
-    lua_pushstring(L, o->kind);
-    lua_pushstring(L, o->message);
-    lua_pushboolean(L, o->retry);
-    lua_pushnumber(L, o->elapsed);
-    return 5;
+    spotify_push_error(L, &e, NULL, NULL);
+    return 2;
   }
-  lua_pushinteger(L, (lua_Integer)o->status);
-  lua_pushlstring(L, x->body ? x->body : "", x->len);
-  if (x->retry_after >= 0)
-    lua_pushnumber(L, x->retry_after);
-  else
+  spotify_getuservalue(L, 1);
+  return 1;
+}
+
+/* ---- results ---- */
+
+/* The exchange's result: value | nil, err (token, seconds_left for a token
+ * exchange). Pushes exactly what it returns. */
+int spotify_push_result(lua_State *L, const spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (x->error.kind) {
     lua_pushnil(L);
-  lua_pushnumber(L, o->elapsed);
-  return 4;
+    if (x->error.at_token)
+      spotify_push_error(L, &x->error, "POST", c->token_url);
+    else
+      spotify_push_error(L, &x->error, x->method, x->url);
+    return 2;
+  }
+  if (x->purpose == SPOTIFY_FOR_TOKEN) {
+    lua_pushstring(L, c->token.value);
+    if (c->token.fixed) return 1;
+    lua_pushnumber(L, c->token.expires_at - spotify_wall_time());
+    return 2;
+  }
+  int top = lua_gettop(L);
+  int n = spotify_json_decode(L, x->body, x->body_len);
+  if (n == 1 && lua_istable(L, -1)) return 1;
+  const char *why = n == 2 ? lua_tostring(L, -1) : luaL_typename(L, -1);
+  lua_pushfstring(L, "response is not a JSON object: %s", why ? why : "?");
+  spotify_error e = {"decode", x->status, NULL, -1, 0};
+  e.message = (char *)lua_tostring(L, -1); /* borrowed: it stays on the stack */
+  spotify_push_error(L, &e, x->method, x->url);
+  lua_replace(L, top + 2);
+  lua_pushnil(L);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 2);
+  return 2;
 }
 
 static int closed_result(lua_State *L) {
+  spotify_error e = {"closed", 0, NULL, -1, 0};
   lua_pushnil(L);
-  lua_pushliteral(L, "closed");
-  lua_pushliteral(L, "client is closed");
-  lua_pushboolean(L, 0);
-  return 4;
+  spotify_push_error(L, &e, NULL, NULL);
+  return 2;
 }
 
-/* core.perform(c, method, url, auth|nil, body|nil)
- *   -> status, body, retry_after|nil, elapsed
- *   |  nil, kind, message, retryable, elapsed */
-static int l_perform(lua_State *L) {
-  client *c = check_client(L, 1);
-  const char *method = luaL_checkstring(L, 2);
-  const char *url = luaL_checkstring(L, 3);
-  const char *auth = luaL_optstring(L, 4, NULL);
-  size_t body_len = 0;
-  const char *body = luaL_optlstring(L, 5, NULL, &body_len);
+/* A per-call exchange in a userdata: collected even if something raises. */
+static int exchange_gc(lua_State *L) {
+  spotify_exchange *x = lua_touserdata(L, 1);
+  spotify_exchange_free(x);
+  return 0;
+}
+
+static spotify_exchange *new_exchange(lua_State *L) {
+  spotify_exchange *x = lua_newuserdata(L, sizeof *x);
+  memset(x, 0, sizeof *x);
+  x->error.retry_after = -1;
+  luaL_getmetatable(L, "spotify.call");
+  lua_setmetatable(L, -2);
+  return x;
+}
+
+static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const char *method,
+                    const char *url) {
+  spotify_exchange *x = new_exchange(L);
+  if (spotify_exchange_init(x, c, p, method, url, 1) != 0)
+    return luaL_error(L, "spotify: out of memory");
+  enter(c);
+  spotify_drive_blocking(L, c, x);
+  int n = spotify_push_result(L, x);
+  spotify_exchange_free(x);
+  leave(L, c);
+  return n;
+}
+
+/* core.call(c, method, url) -> value | nil, err: the blocking driver. */
+static int l_call(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  const char *method = luaL_checkstring(L, 2), *url = luaL_checkstring(L, 3);
   if (c->closed) return closed_result(L);
-  spotify_xfer *x = &c->http.sync;
-  spotify_outcome o;
-  const char *err = spotify_xfer_prepare(&c->http, x, method, url, auth, body, body_len);
-  if (err) return luaL_error(L, "spotify: %s", err);
-  CURLcode code = curl_easy_perform(x->easy);
-  spotify_xfer_finish(&c->http, x, code, &o);
-  return push_outcome(L, x, &o);
+  return blocking(L, c, SPOTIFY_FOR_API, method, url);
 }
 
-/* core.submit(c, tag, method, url, auth|nil, body|nil) -> true */
+/* core.access_token(c) -> token, seconds_left | nil, err */
+static int l_access_token(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  if (c->closed) return closed_result(L);
+  double now = spotify_wall_time();
+  if (spotify_token_fresh(&c->token, c->refresh_buffer, now)) {
+    lua_pushstring(L, c->token.value);
+    if (c->token.fixed) return 1;
+    lua_pushnumber(L, c->token.expires_at - now);
+    return 2;
+  }
+  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "");
+}
+
+/* core.submit(c, tag, method, url) -> true | nil, err */
 static int l_submit(lua_State *L) {
-  client *c = check_client(L, 1);
+  spotify_client *c = spotify_check_client(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
-  const char *method = luaL_checkstring(L, 3);
-  const char *url = luaL_checkstring(L, 4);
-  const char *auth = luaL_optstring(L, 5, NULL);
-  size_t body_len = 0;
-  const char *body = luaL_optlstring(L, 6, NULL, &body_len);
-  if (c->closed) return luaL_error(L, "spotify: client is closed");
-  spotify_xfer *x = spotify_http_idle_xfer(&c->http);
-  const char *err =
-      x ? spotify_xfer_prepare(&c->http, x, method, url, auth, body, body_len) : "out of memory";
-  if (err == NULL && curl_multi_add_handle(c->http.multi, x->easy) != CURLM_OK)
-    err = "cannot add a transfer to the multi handle";
-  if (err) return luaL_error(L, "spotify: %s", err);
-  x->tag = tag;
-  x->busy = 1;
+  const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
+  if (c->closed) return closed_result(L);
+  if (spotify_multi_submit(L, c, tag, method, url) != 0)
+    return luaL_error(L, "spotify: cannot start a transfer (out of memory)");
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* One finished transfer as {tag, status, body, retry_after, elapsed} or
- * {tag, kind, message, retry, elapsed}. */
-static void push_done(lua_State *L, client *c, spotify_xfer *x) {
-  spotify_outcome o;
-  spotify_xfer_finish(&c->http, x, x->result, &o);
-  lua_createtable(L, 0, 6);
-  lua_pushinteger(L, (lua_Integer)x->tag);
+typedef struct collect {
+  int table, n;
+} collect;
+
+/* One finished job as {tag = , value = } or {tag = , err = }. */
+static void collect_job(lua_State *L, spotify_job *j, void *ud) {
+  collect *k = ud;
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, j->tag);
   lua_setfield(L, -2, "tag");
-  lua_pushnumber(L, o.elapsed);
-  lua_setfield(L, -2, "elapsed");
-  if (o.status == 0) {
-    lua_pushstring(L, o.kind);
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, o.message);
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, o.retry);
-    lua_setfield(L, -2, "retry");
+  int n = spotify_push_result(L, &j->x);
+  if (n == 2) {
+    lua_setfield(L, -3, "err");
+    lua_pop(L, 1);
   } else {
-    lua_pushinteger(L, (lua_Integer)o.status);
-    lua_setfield(L, -2, "status");
-    lua_pushlstring(L, x->body ? x->body : "", x->len);
-    lua_setfield(L, -2, "body");
-    if (x->retry_after >= 0) {
-      lua_pushnumber(L, x->retry_after);
-      lua_setfield(L, -2, "retry_after");
-    }
+    lua_setfield(L, -2, "value");
   }
-  x->done = 0; /* only now: an allocation failure above keeps it queued */
+  lua_rawseti(L, k->table, ++k->n);
 }
 
-/* core.run(c, wait_seconds) -> array of finished transfers, running count.
- * Waits at most wait_seconds for progress when nothing has finished. */
+/* core.run(c, wait) -> finished, pending: advances every submitted
+ * exchange, waiting at most `wait` seconds when none has finished. */
 static int l_run(lua_State *L) {
-  client *c = check_client(L, 1);
+  spotify_client *c = spotify_check_client(L, 1);
   double wait = luaL_optnumber(L, 2, 0);
-  if (c->closed) return luaL_error(L, "spotify: client is closed");
-  spotify_http *h = &c->http;
-  int running = spotify_http_drain(h);
-  int finished = 0;
-  for (int i = 0; i < h->npool; i++) finished += h->pool[i]->done;
-  if (finished == 0 && running > 0 && wait > 0) {
-    curl_multi_poll(h->multi, NULL, 0, (int)(wait * 1000), NULL);
-    running = spotify_http_drain(h);
-  }
+  if (!(wait >= 0)) wait = 0;
+  if (wait > MAX_WAIT) wait = MAX_WAIT;
   lua_newtable(L);
-  int n = 0;
-  for (int i = 0; i < h->npool; i++) {
-    if (!h->pool[i]->done) continue;
-    push_done(L, c, h->pool[i]);
-    lua_rawseti(L, -2, ++n);
+  if (c->closed) {
+    lua_pushinteger(L, 0);
+    return 2;
   }
-  lua_pushinteger(L, running);
+  collect k = {lua_gettop(L), 0};
+  enter(c);
+  int pending = spotify_multi_run(L, c, wait, collect_job, &k);
+  leave(L, c);
+  lua_pushinteger(L, c->closed ? 0 : pending);
   return 2;
 }
 
-/* core.cancel(c, tag) -> true if a running transfer was dropped */
+/* core.cancel(c, tag) -> true if it was pending */
 static int l_cancel(lua_State *L) {
-  client *c = check_client(L, 1);
+  spotify_client *c = spotify_check_client(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
-  int found = 0;
-  for (int i = 0; !c->closed && i < c->http.npool; i++) {
-    spotify_xfer *x = c->http.pool[i];
-    if ((x->busy || x->done) && x->tag == tag) {
-      if (x->busy) curl_multi_remove_handle(c->http.multi, x->easy);
-      x->busy = x->done = 0;
-      found = 1;
-    }
-  }
-  lua_pushboolean(L, found);
+  lua_pushboolean(L, !c->closed && spotify_multi_cancel(L, c, tag));
   return 1;
 }
 
 /* core.fd_info(c) -> {read = {fd...}, write = {fd...}, timeout = s|nil} */
 static int l_fd_info(lua_State *L) {
-  client *c = check_client(L, 1);
+  spotify_client *c = spotify_check_client(L, 1);
   lua_createtable(L, 0, 3);
-  if (c->closed) return 1;
-  fd_set r, w, x;
+  fd_set sets[3];
   int maxfd = -1;
   long timeout_ms = -1;
-  FD_ZERO(&r);
-  FD_ZERO(&w);
-  FD_ZERO(&x);
-  curl_multi_fdset(c->http.multi, &r, &w, &x, &maxfd);
-  curl_multi_timeout(c->http.multi, &timeout_ms);
-  const char *names[] = {"read", "write"};
-  fd_set *sets[] = {&r, &w};
+  for (int s = 0; s < 3; s++) FD_ZERO(&sets[s]);
+  if (!c->closed && c->http.multi) {
+    curl_multi_fdset(c->http.multi, &sets[0], &sets[1], &sets[2], &maxfd);
+    curl_multi_timeout(c->http.multi, &timeout_ms);
+  }
+  static const char *const names[] = {"read", "write"};
   for (int s = 0; s < 2; s++) {
     lua_newtable(L);
     int n = 0;
     for (int fd = 0; fd <= maxfd; fd++)
-      if (FD_ISSET(fd, sets[s])) {
+      if (FD_ISSET(fd, &sets[s])) {
         lua_pushinteger(L, fd);
         lua_rawseti(L, -2, ++n);
       }
@@ -236,37 +348,80 @@ static int l_fd_info(lua_State *L) {
   return 1;
 }
 
-/* core.transport_stats(c) -> requests, bytes_received, connections_opened */
-static int l_transport_stats(lua_State *L) {
-  client *c = check_client(L, 1);
-  lua_pushinteger(L, (lua_Integer)c->http.requests);
-  lua_pushinteger(L, (lua_Integer)c->http.bytes_received);
-  lua_pushinteger(L, (lua_Integer)c->http.connections_opened);
-  return 3;
+static void stat_field(lua_State *L, const char *name, long long v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, name);
+}
+
+/* core.stats(c) -> counters */
+static int l_stats(lua_State *L) {
+  const spotify_stats *s = &spotify_check_client(L, 1)->stats;
+  lua_createtable(L, 0, 8);
+  stat_field(L, "requests", s->requests);
+  stat_field(L, "retries", s->retries);
+  stat_field(L, "token_fetches", s->token_fetches);
+  stat_field(L, "cache_hits", s->cache_hits);
+  stat_field(L, "cache_errors", s->cache_errors);
+  stat_field(L, "bytes_received", s->bytes_received);
+  stat_field(L, "connections_opened", s->connections_opened);
+  return 1;
+}
+
+/* core.cache(c) -> the cache object (the Lua driver calls it itself) */
+static int l_cache(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  if (c->closed || c->cache.vt == NULL) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->cache.ref);
+  return 1;
 }
 
 static int l_close(lua_State *L) {
-  release(check_client(L, 1));
+  release(L, spotify_check_client(L, 1));
+  return 0;
+}
+
+static int l_gc(lua_State *L) {
+  spotify_client *c = lua_touserdata(L, 1);
+  release(L, c);
   return 0;
 }
 
 static int l_is_closed(lua_State *L) {
-  lua_pushboolean(L, check_client(L, 1)->closed);
+  lua_pushboolean(L, spotify_check_client(L, 1)->closed);
   return 1;
 }
 
-void spotify_open_http(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"new", l_new},     {"perform", l_perform},     {"submit", l_submit},
-      {"run", l_run},     {"cancel", l_cancel},       {"fd_info", l_fd_info},
-      {"close", l_close}, {"is_closed", l_is_closed}, {"transport_stats", l_transport_stats},
-      {NULL, NULL}};
+static int l_tostring(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  lua_pushstring(L, c->closed ? "spotify.client (closed)" : "spotify.client (open)");
+  return 1;
+}
+
+void spotify_open_exchange(lua_State *L);
+
+void spotify_open_client(lua_State *L) {
+  static const luaL_Reg fns[] = {{"new", l_new},       {"env", l_env},
+                                 {"call", l_call},     {"access_token", l_access_token},
+                                 {"submit", l_submit}, {"run", l_run},
+                                 {"cancel", l_cancel}, {"fd_info", l_fd_info},
+                                 {"stats", l_stats},   {"cache", l_cache},
+                                 {"close", l_close},   {"is_closed", l_is_closed},
+                                 {NULL, NULL}};
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  luaL_newmetatable(L, SPOTIFY_CLIENT_MT);
-  lua_pushcfunction(L, l_close);
+  luaL_newmetatable(L, "spotify.call");
+  lua_pushcfunction(L, exchange_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, SPOTIFY_CLIENT_MT);
+  lua_pushcfunction(L, l_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
   lua_pushstring(L, SPOTIFY_CLIENT_MT);
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "client_mt");
   spotify_setfuncs(L, fns);
+  spotify_open_exchange(L);
 }

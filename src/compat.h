@@ -9,9 +9,13 @@
 #define spotify_rawlen(L, i) lua_objlen((L), (i))
 #define spotify_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+#define spotify_setuservalue(L, i) lua_setfenv((L), (i))
+#define spotify_getuservalue(L, i) lua_getfenv((L), (i))
 void spotify_setfuncs(lua_State *L, const luaL_Reg *l);
 void *spotify_testudata(lua_State *L, int i, const char *tname);
 #else
+#define spotify_setuservalue(L, i) lua_setuservalue((L), (i))
+#define spotify_getuservalue(L, i) ((void)lua_getuservalue((L), (i)))
 #define spotify_rawlen(L, i) lua_rawlen((L), (i))
 #define spotify_absindex(L, i) lua_absindex((L), (i))
 #define spotify_setfuncs(L, l) luaL_setfuncs((L), (l), 0)

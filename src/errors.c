@@ -1,52 +1,127 @@
-/* The one error type and the HTTP status -> error kind table. */
-#include <limits.h>
+/* The one error type: construction, Spotify's message, __tostring. */
+#include "errors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spotify.h"
 
-typedef struct status_rule {
-  int lo, hi;       /* inclusive status range */
-  const char *kind; /* error kind for the caller */
-  int retry;        /* worth another attempt after backoff */
-  int renew;        /* a new token may fix it */
-} status_rule;
-
-/* First match wins; the last row of each table catches the rest. */
-static const status_rule api_rules[] = {
-    {401, 401, "auth", 0, 1},
-    {403, 403, "forbidden", 0, 0},
-    {404, 404, "not_found", 0, 0},
-    {429, 429, "rate_limited", 1, 0},
-    {400, 499, "bad_request", 0, 0},
-    {500, 599, "server", 1, 0},
-    {INT_MIN, INT_MAX, "bad_request", 0, 0},
-};
-
-/* The accounts service answers refused credentials with 400/401 (flat OAuth
- * error objects); those are never retried. */
-static const status_rule token_rules[] = {
-    {400, 401, "auth", 0, 0},
-    {403, 403, "auth", 0, 0},
-    {429, 429, "rate_limited", 1, 0},
-    {500, 599, "server", 1, 0},
-    {INT_MIN, INT_MAX, "bad_request", 0, 0},
-};
-
-static const status_rule *find_rule(const status_rule *rules, int status) {
-  while (!(status >= rules->lo && status <= rules->hi)) rules++;
-  return rules;
+void spotify_error_clear(spotify_error *e) {
+  free(e->message);
+  e->message = NULL;
+  e->kind = NULL;
+  e->status = 0;
+  e->retry_after = -1;
+  e->at_token = 0;
 }
 
-/* core.classify(status, is_token) -> nil for 2xx, else kind, retry, renew */
-static int l_classify(lua_State *L) {
-  int status = (int)luaL_checkinteger(L, 1);
-  int is_token = lua_toboolean(L, 2);
-  if (status >= 200 && status < 300) return 0;
-  const status_rule *r = find_rule(is_token ? token_rules : api_rules, status);
-  lua_pushstring(L, r->kind);
-  lua_pushboolean(L, r->retry);
-  lua_pushboolean(L, r->renew);
-  return 3;
+void spotify_error_set(spotify_error *e, const char *kind, long status, const char *message,
+                       double retry_after) {
+  char *copy = message ? strdup(message) : NULL; /* NULL on OOM: plain text later */
+  spotify_error_clear(e);
+  e->kind = kind;
+  e->status = status;
+  e->message = copy;
+  e->retry_after = retry_after;
+}
+
+void spotify_error_copy(spotify_error *dst, const spotify_error *src) {
+  spotify_error_set(dst, src->kind, src->status, src->message, src->retry_after);
+  dst->at_token = src->at_token;
+}
+
+typedef struct plain_text {
+  const char *kind, *text;
+} plain_text;
+
+static const plain_text plain[] = {
+    {"auth", "credentials or token refused"},
+    {"forbidden", "forbidden"},
+    {"not_found", "not found"},
+    {"bad_request", "bad request"},
+    {"rate_limited", "rate limited"},
+    {"server", "server error"},
+    {"closed", "client is closed"},
+    {NULL, "error"},
+};
+
+static const char *plain_for(const char *kind) {
+  const plain_text *p = plain;
+  while (p->kind && strcmp(p->kind, kind) != 0) p++;
+  return p->text;
+}
+
+/* The message inside an error body: the API's {"error":{"message"}} or the
+ * accounts service's flat {"error","error_description"}. */
+static int push_body_message(lua_State *L, int t) {
+  lua_getfield(L, t, "error");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "message");
+    return lua_type(L, -1) == LUA_TSTRING;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) return 0;
+  lua_getfield(L, t, "error_description");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lua_pushliteral(L, ": ");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  } else {
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* Pushes the message of an error body, or nothing; returns how many. */
+static int body_message(lua_State *L, const char *body, size_t len) {
+  int top = lua_gettop(L);
+  if (len == 0 || spotify_json_decode(L, body, len) != 1 || !lua_istable(L, -1) ||
+      !push_body_message(L, top + 1) || spotify_rawlen(L, -1) == 0) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+}
+
+void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kind, long status,
+                                 const char *body, size_t len, double retry_after) {
+  char fallback[96];
+  const char *message = fallback;
+  int pushed = body_message(L, body, len);
+  if (pushed)
+    message = lua_tostring(L, -1);
+  else
+    snprintf(fallback, sizeof fallback, "%s (HTTP %ld)", plain_for(kind), status);
+  spotify_error_set(e, kind, status, message, retry_after);
+  lua_pop(L, pushed);
+}
+
+void spotify_push_error(lua_State *L, const spotify_error *e, const char *method, const char *url) {
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, e->kind ? e->kind : "network");
+  lua_setfield(L, -2, "kind");
+  if (e->status > 0) {
+    lua_pushinteger(L, (lua_Integer)e->status);
+    lua_setfield(L, -2, "status");
+  }
+  lua_pushstring(L, e->message ? e->message : plain_for(e->kind ? e->kind : ""));
+  lua_setfield(L, -2, "message");
+  if (e->retry_after >= 0) {
+    lua_pushnumber(L, e->retry_after);
+    lua_setfield(L, -2, "retry_after");
+  }
+  if (method) {
+    lua_pushstring(L, method);
+    lua_setfield(L, -2, "method");
+  }
+  if (url) {
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "url");
+  }
+  luaL_getmetatable(L, SPOTIFY_ERROR_MT);
+  lua_setmetatable(L, -2);
 }
 
 static int field_is_text(lua_State *L, const char *name) {
@@ -92,32 +167,11 @@ static int l_error_tostring(lua_State *L) {
   return 1;
 }
 
-/* The message inside an error body: the API's {"error":{"message"}} or the
- * accounts service's flat {"error","error_description"}. */
-static int push_body_message(lua_State *L, int t) {
-  lua_getfield(L, t, "error");
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "message");
-    return lua_type(L, -1) == LUA_TSTRING;
-  }
-  if (lua_type(L, -1) != LUA_TSTRING) return 0;
-  lua_getfield(L, t, "error_description");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    lua_pushliteral(L, ": ");
-    lua_insert(L, -2);
-    lua_concat(L, 3);
-  } else {
-    lua_pop(L, 1);
-  }
-  return 1;
-}
-
 /* core.error_message(body) -> message | nil */
 static int l_error_message(lua_State *L) {
   size_t len;
   const char *body = luaL_optlstring(L, 1, "", &len);
-  if (len == 0 || spotify_json_decode(L, body, len) != 1 || !lua_istable(L, -1)) return 0;
-  return push_body_message(L, lua_gettop(L)) ? 1 : 0;
+  return body_message(L, body, len);
 }
 
 void spotify_open_errors(lua_State *L) {
@@ -129,6 +183,4 @@ void spotify_open_errors(lua_State *L) {
   lua_pushstring(L, SPOTIFY_ERROR_MT);
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "error_mt");
-  lua_pushcfunction(L, l_classify);
-  lua_setfield(L, -2, "classify");
 }

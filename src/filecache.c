@@ -1,6 +1,8 @@
-/* File primitives for the file token cache (lua/spotify/cache/file.lua):
- * bounded reads, atomic 0600 writes (temporary file + rename) and flock
- * locks, so several processes on one machine can share one file. */
+/* File primitives for the file token cache (cache.c): bounded reads,
+ * atomic 0600 writes (temporary file + rename) and flock locks, so several
+ * processes on one machine can share one file. */
+#include "filecache.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,37 +16,41 @@
 
 #define MAX_CACHE_FILE (1024 * 1024)
 
-static int push_errno(lua_State *L, const char *what, const char *path) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", what, path, strerror(errno));
-  return 2;
+static int fail_errno(char *err, const char *what, const char *path) {
+  const char *why = strerror(errno);
+  if (snprintf(err, SPOTIFY_FILE_ERRLEN, "%s %s: %s", what, path, why) >= SPOTIFY_FILE_ERRLEN)
+    snprintf(err, SPOTIFY_FILE_ERRLEN, "%s (a long path): %s", what, why);
+  return -1;
 }
 
-/* core.file_read(path) -> contents | nil, message (missing, unreadable or
- * larger than the cache could ever write) */
-static int l_file_read(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+int spotify_file_read(const char *path, char **buf, size_t *len, char *err) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return push_errno(L, "cannot open", path);
+  if (fd < 0) return fail_errno(err, "cannot open", path);
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_CACHE_FILE) {
     close(fd);
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s is not a cache file", path);
-    return 2;
+    if (snprintf(err, SPOTIFY_FILE_ERRLEN, "%s is not a cache file", path) >= SPOTIFY_FILE_ERRLEN)
+      snprintf(err, SPOTIFY_FILE_ERRLEN, "not a cache file");
+    return -1;
   }
-  /* Userdata scratch: freed by the GC even if a later push raises. */
-  char *buf = lua_newuserdata(L, (size_t)st.st_size + 1);
+  char *b = malloc((size_t)st.st_size + 1);
+  if (b == NULL) {
+    close(fd);
+    snprintf(err, SPOTIFY_FILE_ERRLEN, "out of memory");
+    return -1;
+  }
   size_t got = 0;
   while (got < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += (size_t)n;
   }
   close(fd);
-  lua_pushlstring(L, buf, got);
-  return 1;
+  b[got] = '\0';
+  *buf = b;
+  *len = got;
+  return 0;
 }
 
 static int write_all(int fd, const char *s, size_t len) {
@@ -58,66 +64,106 @@ static int write_all(int fd, const char *s, size_t len) {
   return 0;
 }
 
-/* core.file_write(path, contents) -> true | nil, message. Readers see the
- * old file or the new one, never a partial write. */
-static int l_file_write(lua_State *L) {
-  size_t len;
-  const char *path = luaL_checkstring(L, 1);
-  const char *data = luaL_checklstring(L, 2, &len);
-  const char *tmp = lua_pushfstring(L, "%s.tmp.%d.%p", path, (int)getpid(), (void *)data);
+int spotify_file_write(const char *path, const char *data, size_t len, char *err) {
+  static unsigned serial;
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int)getpid(), ++serial) >= (int)sizeof tmp) {
+    snprintf(err, SPOTIFY_FILE_ERRLEN, "cache path too long");
+    return -1;
+  }
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return push_errno(L, "cannot create", tmp);
+  if (fd < 0) return fail_errno(err, "cannot create", tmp);
   int ok = write_all(fd, data, len) == 0 && fsync(fd) == 0;
   ok = close(fd) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) {
     int saved = errno;
     unlink(tmp);
     errno = saved;
-    return push_errno(L, "cannot write", path);
+    return fail_errno(err, "cannot write", path);
   }
-  lua_pushboolean(L, 1);
-  return 1;
+  return 0;
 }
 
-/* core.file_lock(path, wait) -> fd | false (held elsewhere) | nil, message.
- * Takes an exclusive
- * flock on path (created 0600); with wait false it fails at once when
- * another process holds it. The kernel drops it if the holder dies. */
-static int l_file_lock(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int wait = lua_toboolean(L, 2);
+/* The expiry a holder wrote into its lock file, or 0 when none is there. */
+static double lock_expiry(const char *path) {
+  char buf[64];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  return strtod(buf, NULL);
+}
+
+/* Is fd still the file at path? (A contender may have replaced an
+ * expired lock file meanwhile.) */
+static int still_there(int fd, const char *path) {
+  struct stat a, b;
+  return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+static int try_lock(const char *path, int wait, int *fd_out, char *err) {
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return push_errno(L, "cannot open", path);
+  if (fd < 0) return fail_errno(err, "cannot open", path);
   int r;
   while ((r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR) {
   }
   if (r != 0 && errno == EWOULDBLOCK) {
     close(fd);
-    lua_pushboolean(L, 0);
-    return 1;
+    return 0;
   }
   if (r != 0) {
     int saved = errno;
     close(fd);
     errno = saved;
-    return push_errno(L, "cannot lock", path);
+    return fail_errno(err, "cannot lock", path);
   }
-  lua_pushinteger(L, fd);
+  if (!still_there(fd, path)) { /* we locked a file that was just replaced */
+    close(fd);
+    return 0;
+  }
+  *fd_out = fd;
   return 1;
 }
 
-/* core.file_unlock(fd) */
-static int l_file_unlock(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+int spotify_file_lock(const char *path, int wait, double ttl, int *fd_out, char *err) {
+  int r = try_lock(path, wait, fd_out, err);
+  if (r == 0 && ttl > 0) {
+    double expiry = lock_expiry(path);
+    if (expiry > 0 && expiry < spotify_wall_time() && unlink(path) == 0)
+      r = try_lock(path, wait, fd_out, err);
+  }
+  if (r == 1 && ttl > 0) {
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%.3f\n", spotify_wall_time() + ttl);
+    if (ftruncate(*fd_out, 0) != 0 || pwrite(*fd_out, buf, (size_t)n, 0) != n) {
+      /* Without its expiry the lock still works; it only cannot expire. */
+    }
+  }
+  return r;
+}
+
+void spotify_file_unlock(int fd) {
   if (fd >= 0) close(fd);
-  return 0;
+}
+
+/* core.file_read(path) -> contents | nil, message */
+static int l_file_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char err[SPOTIFY_FILE_ERRLEN];
+  void **slot = spotify_scratch(L); /* frees the buffer even if a push raises */
+  size_t len;
+  if (spotify_file_read(path, (char **)slot, &len, err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushlstring(L, *slot, len);
+  return 1;
 }
 
 void spotify_open_filecache(lua_State *L) {
-  static const luaL_Reg fns[] = {{"file_read", l_file_read},
-                                 {"file_write", l_file_write},
-                                 {"file_lock", l_file_lock},
-                                 {"file_unlock", l_file_unlock},
-                                 {NULL, NULL}};
-  spotify_setfuncs(L, fns);
+  lua_pushcfunction(L, l_file_read);
+  lua_setfield(L, -2, "file_read");
 }

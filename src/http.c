@@ -1,40 +1,44 @@
-/* libcurl transport. One easy handle reused for blocking calls, a pool of
- * easy handles for the multi handle, all sharing DNS, TLS sessions and the
- * connection cache, so keep-alive works across both. */
+/* libcurl transport and drivers. One easy handle reused for blocking
+ * calls, one per multi job, all sharing DNS, TLS sessions and the
+ * connection cache, so keep-alive and HTTP/2 multiplexing work across both. */
 #include "http.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "client.h"
 #include "spotify.h"
 
 #define MAX_HEADERS 100
 #define MIN_BODY_CAP 16384
 
-typedef struct curl_kind {
+typedef struct curl_failure {
   CURLcode code;
-  const char *kind;
-  int retry;
-} curl_kind;
+  spotify_failure failure;
+} curl_failure;
 
-/* Transport failures by CURLcode; anything else is a retryable "network". */
-static const curl_kind curl_kinds[] = {
-    {CURLE_OPERATION_TIMEDOUT, "timeout", 1},
-    {CURLE_PEER_FAILED_VERIFICATION, "network", 0},
-    {CURLE_SSL_CACERT_BADFILE, "network", 0},
-    {CURLE_SSL_CERTPROBLEM, "network", 0},
-    {CURLE_UNSUPPORTED_PROTOCOL, "network", 0},
-    {CURLE_URL_MALFORMAT, "network", 0},
-    {CURLE_FILESIZE_EXCEEDED, "decode", 0},
-    {CURLE_OUT_OF_MEMORY, "network", 0},
-    {CURLE_OK, "network", 1},
+/* What a CURLcode says happened; the policy decides what it means. */
+static const curl_failure curl_failures[] = {
+    {CURLE_OPERATION_TIMEDOUT, SPOTIFY_FAIL_TIMEOUT},
+    {CURLE_COULDNT_CONNECT, SPOTIFY_FAIL_CONNECT},
+    {CURLE_COULDNT_RESOLVE_HOST, SPOTIFY_FAIL_CONNECT},
+    {CURLE_COULDNT_RESOLVE_PROXY, SPOTIFY_FAIL_CONNECT},
+    {CURLE_SSL_CONNECT_ERROR, SPOTIFY_FAIL_TLS},
+    {CURLE_PEER_FAILED_VERIFICATION, SPOTIFY_FAIL_TLS_VERIFY},
+    {CURLE_SSL_CACERT_BADFILE, SPOTIFY_FAIL_TLS_VERIFY},
+    {CURLE_SSL_CERTPROBLEM, SPOTIFY_FAIL_TLS_VERIFY},
+    {CURLE_UNSUPPORTED_PROTOCOL, SPOTIFY_FAIL_UNUSABLE},
+    {CURLE_URL_MALFORMAT, SPOTIFY_FAIL_UNUSABLE},
+    {CURLE_FILESIZE_EXCEEDED, SPOTIFY_FAIL_TOO_BIG},
+    {CURLE_OUT_OF_MEMORY, SPOTIFY_FAIL_NO_MEMORY},
+    {CURLE_OK, SPOTIFY_FAIL_BROKEN},
 };
 
-static const curl_kind *find_curl_kind(CURLcode code) {
-  const curl_kind *k = curl_kinds;
-  while (k->code != CURLE_OK && k->code != code) k++;
-  return k;
+static spotify_failure failure_of(CURLcode code) {
+  const curl_failure *f = curl_failures;
+  while (f->code != CURLE_OK && f->code != code) f++;
+  return f->failure;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
@@ -112,7 +116,7 @@ static int setup_easy(spotify_http *h, spotify_xfer *x) {
 
 static void release_xfer(spotify_http *h, spotify_xfer *x) {
   if (x->easy) {
-    if (x->busy) curl_multi_remove_handle(h->multi, x->easy);
+    if (x->in_multi) curl_multi_remove_handle(h->multi, x->easy);
     curl_easy_cleanup(x->easy);
   }
   curl_slist_free_all(x->headers);
@@ -134,13 +138,6 @@ int spotify_http_init(spotify_http *h) {
 
 void spotify_http_release(spotify_http *h) {
   release_xfer(h, &h->sync);
-  for (int i = 0; i < h->npool; i++) {
-    release_xfer(h, h->pool[i]);
-    free(h->pool[i]);
-  }
-  free(h->pool);
-  h->pool = NULL;
-  h->npool = 0;
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->share) curl_share_cleanup(h->share);
   h->multi = NULL;
@@ -151,108 +148,299 @@ void spotify_http_release(spotify_http *h) {
   memset(&h->opt, 0, sizeof h->opt);
 }
 
-/* The headers list is rebuilt only when the token changes. */
-static const char *set_auth(spotify_xfer *x, const char *auth) {
-  if (x->auth && auth && strcmp(x->auth, auth) == 0) return NULL;
+/* Builds the header list for `auth`; on failure the list is left empty so
+ * nothing is ever sent without the Authorization it was asked to carry. */
+static int set_auth(spotify_xfer *x, const char *auth) {
+  if (x->headers &&
+      ((x->auth == NULL && auth == NULL) || (x->auth && auth && strcmp(x->auth, auth) == 0)))
+    return 0;
   curl_slist_free_all(x->headers);
   free(x->auth);
   x->headers = NULL;
   x->auth = NULL;
   struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
-  if (l == NULL) return "out of memory";
-  x->headers = l;
-  if (auth == NULL) return NULL;
-  size_t n = strlen(auth);
-  char *line = malloc(n + sizeof "Authorization: ");
-  x->auth = strdup(auth);
-  if (line == NULL || x->auth == NULL) {
+  if (l == NULL) return -1;
+  if (auth) {
+    size_t n = strlen(auth);
+    char *line = malloc(n + sizeof "Authorization: ");
+    char *copy = strdup(auth);
+    struct curl_slist *l2 = NULL;
+    if (line && copy) {
+      memcpy(line, "Authorization: ", 15);
+      memcpy(line + 15, auth, n + 1);
+      l2 = curl_slist_append(l, line);
+    }
     free(line);
-    return "out of memory";
+    if (l2 == NULL) {
+      free(copy);
+      curl_slist_free_all(l);
+      return -1;
+    }
+    l = l2;
+    x->auth = copy;
   }
-  memcpy(line, "Authorization: ", 15);
-  memcpy(line + 15, auth, n + 1);
-  l = curl_slist_append(x->headers, line);
-  free(line);
-  if (l == NULL) return "out of memory";
   x->headers = l;
-  return NULL;
+  return 0;
 }
 
-const char *spotify_xfer_prepare(spotify_http *h, spotify_xfer *x, const char *method,
-                                 const char *url, const char *auth, const char *body,
-                                 size_t body_len) {
-  if (x->easy == NULL && setup_easy(h, x) != 0) return "cannot create a libcurl handle";
-  const char *err = set_auth(x, auth);
-  if (err) return err;
+static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
+  if (x->easy == NULL && setup_easy(h, x) != 0) return -1;
+  if (set_auth(x, s->auth) != 0) return -1;
   CURL *e = x->easy;
   x->len = 0;
   x->retry_after = -1;
-  x->header_count = x->too_big = x->too_many_headers = x->done = 0;
+  x->header_count = x->too_big = x->too_many_headers = 0;
   x->errbuf[0] = '\0';
-  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_URL, s->url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-  if (strcmp(method, "POST") == 0) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+  if (strcmp(s->method, "POST") == 0) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, s->body ? s->body : "");
   } else {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
-  return NULL;
+  return 0;
 }
 
-void spotify_xfer_finish(spotify_http *h, spotify_xfer *x, CURLcode code, spotify_outcome *out) {
+static void outcome_of(spotify_xfer *x, CURLcode code, spotify_outcome *o) {
   curl_off_t total_us = 0;
   long connects = 0;
+  memset(o, 0, sizeof *o);
   curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total_us);
   curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
-  h->requests++;
-  h->connections_opened += connects;
-  h->bytes_received += (long long)x->len;
-  out->elapsed = (double)total_us / 1e6;
-  out->status = 0;
-  out->retry = 0;
+  o->elapsed = (double)total_us / 1e6;
+  o->connections = (int)connects;
+  o->body = x->body ? x->body : "";
+  o->len = x->len;
+  o->retry_after = x->retry_after;
   if (code == CURLE_OK) {
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o->status);
     return;
   }
-  if (x->too_big || code == CURLE_FILESIZE_EXCEEDED) {
-    out->kind = "decode";
-    out->message = "response body larger than max_body";
-  } else if (x->too_many_headers) {
-    out->kind = "decode";
-    out->message = "response has too many header lines";
-  } else {
-    const curl_kind *k = find_curl_kind(code);
-    out->kind = k->kind;
-    out->retry = k->retry;
-    out->message = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
+  o->len = 0;
+  if (x->too_big)
+    o->failure = SPOTIFY_FAIL_TOO_BIG;
+  else if (x->too_many_headers)
+    o->failure = SPOTIFY_FAIL_TOO_MANY_HEADERS;
+  else
+    o->failure = failure_of(code);
+  o->detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
+}
+
+static void prepare_failed(spotify_outcome *o) {
+  memset(o, 0, sizeof *o);
+  o->failure = SPOTIFY_FAIL_NO_MEMORY;
+  o->retry_after = -1;
+  o->body = "";
+}
+
+/* ---- blocking ---- */
+
+void spotify_drive_blocking(lua_State *L, spotify_client *c, spotify_exchange *x) {
+  spotify_outcome o;
+  for (;;) {
+    switch (spotify_exchange_next(L, x)) {
+      case SPOTIFY_ACT_SEND: {
+        spotify_xfer *xf = &c->http.sync;
+        if (spotify_client_http(L, c) != 0 || prepare(&c->http, xf, &x->send) != 0) {
+          prepare_failed(&o);
+        } else {
+          CURLcode code = curl_easy_perform(xf->easy);
+          outcome_of(xf, code, &o);
+        }
+        spotify_exchange_outcome(L, x, &o);
+        break;
+      }
+      case SPOTIFY_ACT_WAIT:
+        spotify_sleep(x->wait);
+        break;
+      case SPOTIFY_ACT_CACHE: { /* not asked of a C driver; answered as unsupported */
+        spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0};
+        spotify_exchange_cache_answer(L, x, &r);
+        break;
+      }
+      case SPOTIFY_ACT_DONE:
+        return;
+    }
   }
 }
 
-spotify_xfer *spotify_http_idle_xfer(spotify_http *h) {
-  for (int i = 0; i < h->npool; i++)
-    if (!h->pool[i]->busy && !h->pool[i]->done) return h->pool[i];
-  spotify_xfer **pool = realloc(h->pool, sizeof *pool * (size_t)(h->npool + 1));
-  if (pool == NULL) return NULL;
-  h->pool = pool;
-  spotify_xfer *x = calloc(1, sizeof *x);
-  if (x == NULL) return NULL;
-  pool[h->npool++] = x;
-  return x;
+/* ---- multi ---- */
+
+static spotify_job *idle_job(spotify_multi *m) {
+  for (int i = 0; i < m->n; i++)
+    if (m->jobs[i]->phase == SPOTIFY_JOB_FREE) return m->jobs[i];
+  spotify_job **jobs = realloc(m->jobs, sizeof *jobs * (size_t)(m->n + 1));
+  if (jobs == NULL) return NULL;
+  m->jobs = jobs;
+  spotify_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return NULL;
+  j->x.error.retry_after = -1;
+  jobs[m->n++] = j;
+  return j;
 }
 
-int spotify_http_drain(spotify_http *h) {
-  int running = 0, left;
-  CURLMsg *m;
-  curl_multi_perform(h->multi, &running);
-  while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-    if (m->msg != CURLMSG_DONE) continue;
-    spotify_xfer *x = NULL;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-    x->result = m->data.result;
-    curl_multi_remove_handle(h->multi, x->easy);
-    x->busy = 0;
-    x->done = 1;
+static int count_phase(const spotify_multi *m, spotify_job_phase p) {
+  int n = 0;
+  for (int i = 0; i < m->n; i++) n += m->jobs[i]->phase == p;
+  return n;
+}
+
+int spotify_multi_pending(const spotify_client *c) {
+  const spotify_multi *m = &c->multi;
+  return count_phase(m, SPOTIFY_JOB_QUEUED) + count_phase(m, SPOTIFY_JOB_SENDING) +
+         count_phase(m, SPOTIFY_JOB_WAITING);
+}
+
+int spotify_multi_submit(lua_State *L, spotify_client *c, lua_Integer tag, const char *method,
+                         const char *url) {
+  if (spotify_client_http(L, c) != 0) return -1;
+  spotify_job *j = idle_job(&c->multi);
+  if (j == NULL || spotify_exchange_init(&j->x, c, SPOTIFY_FOR_API, method, url, 1) != 0) return -1;
+  j->tag = tag;
+  j->phase = SPOTIFY_JOB_QUEUED;
+  j->order = ++c->multi.submitted;
+  return 0;
+}
+
+/* Drive j's machine to its next action and put the job where it belongs. */
+static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
+  for (;;) {
+    spotify_action a = spotify_exchange_next(L, &j->x);
+    if (a == SPOTIFY_ACT_SEND) {
+      spotify_outcome o;
+      if (prepare(&c->http, &j->xfer, &j->x.send) != 0 ||
+          curl_multi_add_handle(c->http.multi, j->xfer.easy) != CURLM_OK) {
+        prepare_failed(&o);
+        spotify_exchange_outcome(L, &j->x, &o);
+        continue;
+      }
+      j->xfer.in_multi = 1;
+      j->phase = SPOTIFY_JOB_SENDING;
+    } else if (a == SPOTIFY_ACT_WAIT) {
+      j->wake_at = spotify_monotonic_time() + j->x.wait;
+      j->phase = SPOTIFY_JOB_WAITING;
+    } else if (a == SPOTIFY_ACT_CACHE) {
+      spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0};
+      spotify_exchange_cache_answer(L, &j->x, &r);
+      continue;
+    } else {
+      j->phase = SPOTIFY_JOB_FINISHED;
+    }
+    return;
   }
-  return running;
+}
+
+/* Start queued jobs, first come first served, while fewer than
+ * `concurrency` are in flight. */
+static void start_queued(lua_State *L, spotify_client *c) {
+  spotify_multi *m = &c->multi;
+  for (;;) {
+    int active = count_phase(m, SPOTIFY_JOB_SENDING) + count_phase(m, SPOTIFY_JOB_WAITING);
+    if (active >= c->concurrency) return;
+    spotify_job *first = NULL;
+    for (int i = 0; i < m->n; i++) {
+      spotify_job *j = m->jobs[i];
+      if (j->phase == SPOTIFY_JOB_QUEUED && (first == NULL || j->order < first->order)) first = j;
+    }
+    if (first == NULL) return;
+    advance_job(L, c, first);
+  }
+}
+
+static void finish_transfers(lua_State *L, spotify_client *c) {
+  int running, left;
+  CURLMsg *msg;
+  curl_multi_perform(c->http.multi, &running);
+  while ((msg = curl_multi_info_read(c->http.multi, &left)) != NULL) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    spotify_xfer *xf = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&xf);
+    CURLcode code = msg->data.result;
+    curl_multi_remove_handle(c->http.multi, xf->easy);
+    xf->in_multi = 0;
+    spotify_job *j = (spotify_job *)((char *)xf - offsetof(spotify_job, xfer));
+    spotify_outcome o;
+    outcome_of(xf, code, &o);
+    spotify_exchange_outcome(L, &j->x, &o);
+    advance_job(L, c, j);
+  }
+}
+
+/* Wake the jobs whose timer is due; returns seconds to the next timer. */
+static double fire_timers(lua_State *L, spotify_client *c) {
+  spotify_multi *m = &c->multi;
+  double t = spotify_monotonic_time(), next = 1e9;
+  for (int i = 0; i < m->n; i++) {
+    spotify_job *j = m->jobs[i];
+    if (j->phase != SPOTIFY_JOB_WAITING) continue;
+    if (j->wake_at <= t) advance_job(L, c, j);
+    if (j->phase == SPOTIFY_JOB_WAITING && j->wake_at - t < next) next = j->wake_at - t;
+  }
+  return next;
+}
+
+static void free_job_exchange(spotify_job *j) {
+  spotify_exchange_free(&j->x);
+  j->phase = SPOTIFY_JOB_FREE;
+}
+
+int spotify_multi_run(lua_State *L, spotify_client *c, double wait,
+                      void (*each)(lua_State *L, spotify_job *j, void *ud), void *ud) {
+  spotify_multi *m = &c->multi;
+  double until = spotify_monotonic_time() + (wait > 0 ? wait : 0);
+  for (;;) {
+    start_queued(L, c);
+    if (count_phase(m, SPOTIFY_JOB_SENDING) > 0) finish_transfers(L, c);
+    double next_timer = fire_timers(L, c);
+    start_queued(L, c);
+    if (count_phase(m, SPOTIFY_JOB_FINISHED) > 0 || spotify_multi_pending(c) == 0) break;
+    double left = until - spotify_monotonic_time();
+    if (left <= 0) break;
+    double t = next_timer < left ? next_timer : left;
+    if (count_phase(m, SPOTIFY_JOB_SENDING) > 0)
+      curl_multi_poll(c->http.multi, NULL, 0, (int)(t * 1000) + 1, NULL);
+    else
+      spotify_sleep(t);
+  }
+  for (int i = 0; i < m->n; i++) {
+    spotify_job *j = m->jobs[i];
+    if (j->phase != SPOTIFY_JOB_FINISHED) continue;
+    each(L, j, ud);
+    free_job_exchange(j);
+  }
+  return spotify_multi_pending(c);
+}
+
+static void drop_job(lua_State *L, spotify_client *c, spotify_job *j) {
+  if (j->xfer.in_multi) {
+    curl_multi_remove_handle(c->http.multi, j->xfer.easy);
+    j->xfer.in_multi = 0;
+  }
+  spotify_exchange_abandon(L, &j->x);
+  free_job_exchange(j);
+}
+
+int spotify_multi_cancel(lua_State *L, spotify_client *c, lua_Integer tag) {
+  int found = 0;
+  for (int i = 0; i < c->multi.n; i++) {
+    spotify_job *j = c->multi.jobs[i];
+    if (j->phase != SPOTIFY_JOB_FREE && j->tag == tag) {
+      drop_job(L, c, j);
+      found = 1;
+    }
+  }
+  return found;
+}
+
+void spotify_multi_release(lua_State *L, spotify_client *c) {
+  spotify_multi *m = &c->multi;
+  for (int i = 0; i < m->n; i++) {
+    spotify_job *j = m->jobs[i];
+    if (j->phase != SPOTIFY_JOB_FREE) drop_job(L, c, j);
+    release_xfer(&c->http, &j->xfer);
+    free(j);
+  }
+  free(m->jobs);
+  memset(m, 0, sizeof *m);
 }

@@ -1,11 +1,15 @@
-/* libcurl transport: transfers and the handles they share. No Lua here:
- * libcurl callbacks only fill C buffers, so no Lua error can ever unwind
- * through a libcurl frame. */
+/* libcurl: the transport and the two drivers of the exchange machine that
+ * run on it. libcurl callbacks only fill C buffers, so no Lua error can ever
+ * unwind through a libcurl frame; Lua (hooks, Lua caches) is called only
+ * between libcurl calls. */
 #ifndef SPOTIFY_HTTP_H
 #define SPOTIFY_HTTP_H
 
 #include <curl/curl.h>
 #include <stddef.h>
+
+#include "compat.h"
+#include "engine.h"
 
 typedef struct spotify_http_options {
   long timeout_ms, connect_timeout_ms;
@@ -20,9 +24,7 @@ typedef struct spotify_xfer {
   char *body;
   size_t len, cap, max_body;
   double retry_after; /* -1: no usable Retry-After */
-  int header_count, too_big, too_many_headers, busy, done;
-  CURLcode result;
-  long long tag;
+  int header_count, too_big, too_many_headers, in_multi;
   char errbuf[CURL_ERROR_SIZE];
 } spotify_xfer;
 
@@ -30,29 +32,51 @@ typedef struct spotify_http {
   CURLSH *share;
   CURLM *multi;
   spotify_xfer sync;
-  spotify_xfer **pool;
-  int npool;
   spotify_http_options opt;
-  long long requests, bytes_received, connections_opened;
 } spotify_http;
 
-typedef struct spotify_outcome {
-  long status;         /* 0 when the transfer failed */
-  const char *kind;    /* error kind when status == 0 */
-  const char *message; /* points into the xfer or a static string */
-  int retry;           /* worth another attempt */
-  double elapsed;      /* seconds */
-} spotify_outcome;
+/* One exchange on the multi handle. */
+typedef enum spotify_job_phase {
+  SPOTIFY_JOB_FREE,
+  SPOTIFY_JOB_QUEUED, /* waits for a place under `concurrency` */
+  SPOTIFY_JOB_SENDING,
+  SPOTIFY_JOB_WAITING, /* a timer: backoff, Retry-After, a renewal elsewhere */
+  SPOTIFY_JOB_FINISHED
+} spotify_job_phase;
+
+typedef struct spotify_job {
+  spotify_exchange x;
+  spotify_xfer xfer;
+  lua_Integer tag;
+  spotify_job_phase phase;
+  unsigned long order; /* submission order: queued jobs start first come */
+  double wake_at;
+} spotify_job;
+
+typedef struct spotify_multi {
+  spotify_job **jobs;
+  int n;
+  unsigned long submitted;
+} spotify_multi;
+
+struct spotify_client;
 
 int spotify_http_init(spotify_http *h);
 void spotify_http_release(spotify_http *h);
-/* Prepare x for one request; returns 0 or a static message on failure. */
-const char *spotify_xfer_prepare(spotify_http *h, spotify_xfer *x, const char *method,
-                                 const char *url, const char *auth, const char *body,
-                                 size_t body_len);
-void spotify_xfer_finish(spotify_http *h, spotify_xfer *x, CURLcode code, spotify_outcome *out);
-spotify_xfer *spotify_http_idle_xfer(spotify_http *h);
-/* Move finished multi transfers to done; returns how many are running. */
-int spotify_http_drain(spotify_http *h);
+
+/* Blocking driver: the whole exchange, retries and waits included. */
+void spotify_drive_blocking(lua_State *L, struct spotify_client *c, spotify_exchange *x);
+
+/* Multi driver. */
+int spotify_multi_submit(lua_State *L, struct spotify_client *c, lua_Integer tag,
+                         const char *method, const char *url);
+/* Advance every job for at most `wait` seconds, returning early once one
+ * finishes; finished jobs are handed to `each` and freed. Returns how many
+ * are still pending. */
+int spotify_multi_run(lua_State *L, struct spotify_client *c, double wait,
+                      void (*each)(lua_State *L, spotify_job *j, void *ud), void *ud);
+int spotify_multi_cancel(lua_State *L, struct spotify_client *c, lua_Integer tag);
+int spotify_multi_pending(const struct spotify_client *c);
+void spotify_multi_release(lua_State *L, struct spotify_client *c);
 
 #endif

@@ -1,51 +1,93 @@
-/* JSON decoding through lua-cjson, with Spotify's nulls made Lua-shaped:
- * a null object field is simply absent, a null array element stays in place
- * as cjson.null (exported as spotify.null). */
+/* JSON decoding through lua-cjson, made Lua-shaped in one pass over the
+ * result: a null object field is simply absent, a null array element stays
+ * in place as cjson.null (exported as spotify.null), and on Lua 5.3+ an
+ * integral number becomes an integer, whatever the cjson build does. */
 #include <string.h>
 
 #include "spotify.h"
 
 static const char decode_key = 'j'; /* registry slot: private cjson decode */
+static const char encode_key = 'e'; /* registry slot: private cjson encode */
+
+#if LUA_VERSION_NUM >= 503
+#define HAS_INTEGERS 1
+/* 2^53: beyond it a double no longer tells which integer the text held. */
+#define EXACT_LIMIT 9007199254740992.0
+#else
+#define HAS_INTEGERS 0
+#endif
 
 static int is_null(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
 
-static void strip_object_nulls(lua_State *L, int t);
+#if HAS_INTEGERS
+/* The number on top of the stack as an integer when that loses nothing. */
+static int integral_on_top(lua_State *L) {
+  if (lua_isinteger(L, -1)) return 0;
+  lua_Number v = lua_tonumber(L, -1);
+  if (!(v >= -EXACT_LIMIT && v <= EXACT_LIMIT) || v != (lua_Number)(lua_Integer)v) return 0;
+  lua_pop(L, 1);
+  lua_pushinteger(L, (lua_Integer)v);
+  return 1;
+}
+#endif
 
-/* cjson arrays hold only the keys 1..n: walk them by index and visit only
- * the tables inside, whose objects may hold nulls. */
-static void strip_in_array(lua_State *L, int t, size_t n) {
+typedef struct pass {
+  int nulls;    /* the text holds "null": object fields to drop */
+  int integers; /* integral floats to turn into integers */
+} pass;
+
+static void shape_table(lua_State *L, const pass *p, int t);
+
+/* cjson arrays hold only the keys 1..n: walk them by index. */
+static void shape_array(lua_State *L, const pass *p, int t, size_t n) {
   for (size_t i = 1; i <= n; i++) {
     lua_rawgeti(L, t, (lua_Integer)i);
-    if (lua_type(L, -1) == LUA_TTABLE) strip_object_nulls(L, lua_gettop(L));
-    lua_pop(L, 1);
-  }
-}
-
-/* Depth is bounded by cjson's own nesting limit (1000). */
-static void strip_object_nulls(lua_State *L, int t) {
-  luaL_checkstack(L, 4, "JSON nesting");
-  size_t n = spotify_rawlen(L, t);
-  if (n > 0) {
-    strip_in_array(L, t, n);
-    return;
-  }
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    if (lua_type(L, -1) == LUA_TTABLE) {
-      strip_object_nulls(L, lua_gettop(L));
-    } else if (is_null(L, -1) && lua_type(L, -2) == LUA_TSTRING) {
-      /* Assigning nil to an existing field is allowed during lua_next. */
-      lua_pushvalue(L, -2);
-      lua_pushnil(L);
-      lua_rawset(L, t);
+    int type = lua_type(L, -1);
+    if (type == LUA_TTABLE) {
+      shape_table(L, p, lua_gettop(L));
+#if HAS_INTEGERS
+    } else if (type == LUA_TNUMBER && p->integers && integral_on_top(L)) {
+      lua_rawseti(L, t, (lua_Integer)i);
+      continue;
+#endif
     }
     lua_pop(L, 1);
   }
 }
 
-/* The text at index 1; the null pass runs only when it can find a null. */
+/* Depth is bounded by cjson's own nesting limit (1000). Assigning to an
+ * existing field, nil included, is allowed during lua_next. */
+static void shape_table(lua_State *L, const pass *p, int t) {
+  luaL_checkstack(L, 4, "JSON nesting");
+  size_t n = spotify_rawlen(L, t);
+  if (n > 0) {
+    shape_array(L, p, t, n);
+    return;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int type = lua_type(L, -1);
+    if (type == LUA_TTABLE) {
+      shape_table(L, p, lua_gettop(L));
+    } else if (p->nulls && is_null(L, -1) && lua_type(L, -2) == LUA_TSTRING) {
+      lua_pushvalue(L, -2);
+      lua_pushnil(L);
+      lua_rawset(L, t);
+#if HAS_INTEGERS
+    } else if (type == LUA_TNUMBER && p->integers && integral_on_top(L)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, t);
+      continue;
+#endif
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* The text at index 1; the pass runs only when it has something to do. */
 static int decode_protected(lua_State *L) {
   size_t len;
   const char *s = lua_tolstring(L, 1, &len);
@@ -53,8 +95,12 @@ static int decode_protected(lua_State *L) {
   lua_rawget(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
-  if (lua_type(L, -1) == LUA_TTABLE && memmem(s, len, "null", 4) != NULL)
-    strip_object_nulls(L, lua_gettop(L));
+  pass p = {memmem(s, len, "null", 4) != NULL, HAS_INTEGERS};
+  if (lua_type(L, -1) == LUA_TTABLE && (p.nulls || p.integers)) shape_table(L, &p, lua_gettop(L));
+#if HAS_INTEGERS
+  else if (lua_type(L, -1) == LUA_TNUMBER)
+    integral_on_top(L);
+#endif
   return 1;
 }
 
@@ -76,6 +122,11 @@ int spotify_json_decode(lua_State *L, const char *s, size_t len) {
   return n;
 }
 
+void spotify_json_push_encoder(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&encode_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
 /* core.decode(text) -> value | nil, message */
 static int l_decode(lua_State *L) {
   luaL_checktype(L, 1, LUA_TSTRING);
@@ -94,6 +145,9 @@ void spotify_open_json(lua_State *L) {
   lua_call(L, 0, 1);
   lua_pushlightuserdata(L, (void *)&decode_key);
   lua_getfield(L, -2, "decode");
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, (void *)&encode_key);
+  lua_getfield(L, -2, "encode");
   lua_rawset(L, LUA_REGISTRYINDEX);
   lua_pop(L, 2);
   lua_pushcfunction(L, l_decode);

@@ -3,7 +3,6 @@
 -- split IDs into batches fetched concurrently.
 local core = require "spotify.core"
 local endpoints = require "spotify.endpoints"
-local engine = require "spotify.engine"
 local errors = require "spotify.errors"
 
 local parse_id, query = core.parse_id, core.query
@@ -11,13 +10,13 @@ local null = core.null
 
 local catalog = {}
 
-local function url_for(st, row, path, id, opts, extra)
-  local url = st.api_base .. (id and path:gsub("{id}", id) or path)
+local function url_for(env, row, path, id, opts, extra)
+  local url = env.api_base .. (id and path:gsub("{id}", id) or path)
   local q
-  if row.defaults or (row.market and st.market) or (opts and next(opts)) or extra then
+  if row.defaults or (row.market and env.market) or (opts and next(opts)) or extra then
     q = {}
     if row.defaults then for k, v in pairs(row.defaults) do q[k] = v end end
-    if row.market then q.market = st.market end
+    if row.market then q.market = env.market end
     if opts then for k, v in pairs(opts) do q[k] = v end end
     if extra then for k, v in pairs(extra) do q[k] = v end end
   end
@@ -42,10 +41,10 @@ local function unwrap(row, value, url)
 end
 
 -- GET one path of a row and unwrap the answer.
-local function get_path(ctx, st, row, path, id, opts, extra)
-  local url, why = url_for(st, row, path, id, opts, extra)
+local function get_path(ctx, self, env, row, path, id, opts, extra)
+  local url, why = url_for(env, row, path, id, opts, extra)
   if not url then return nil, ctx.invalid(why) end
-  local value, err = engine.get(st, ctx.io_for(st), url)
+  local value, err = ctx.get(self, env, url)
   if value == nil then return nil, err end
   return unwrap(row, value, url)
 end
@@ -53,16 +52,16 @@ end
 -- GET a row; a row with a `fallback` path tries it on 403/404 and, once
 -- the fallback answers, keeps using it for the client's life. An unknown
 -- ID fails on both paths and so switches nothing.
-local function fetch(ctx, st, row, id, opts, extra)
-  if row.fallback and st.use_fallback and st.use_fallback[row.name] then
-    return get_path(ctx, st, row, row.fallback, id, opts, extra)
+local function fetch(ctx, self, env, row, id, opts, extra)
+  if row.fallback and env.use_fallback and env.use_fallback[row.name] then
+    return get_path(ctx, self, env, row, row.fallback, id, opts, extra)
   end
-  local value, err = get_path(ctx, st, row, row.path, id, opts, extra)
+  local value, err = get_path(ctx, self, env, row, row.path, id, opts, extra)
   if value ~= nil or not row.fallback or not unavailable(err) then return value, err end
-  local fvalue = get_path(ctx, st, row, row.fallback, id, opts, extra)
+  local fvalue = get_path(ctx, self, env, row, row.fallback, id, opts, extra)
   if fvalue == nil then return nil, err end
-  st.use_fallback = st.use_fallback or {}
-  st.use_fallback[row.name] = true
+  env.use_fallback = env.use_fallback or {}
+  env.use_fallback[row.name] = true
   return fvalue
 end
 
@@ -75,36 +74,36 @@ end
 
 local function single_method(ctx, row)
   return function(self, id, opts)
-    local st, err = ctx.state_of(self)
-    if not st then return nil, err end
+    local env, err = ctx.env_of(self)
+    if not env then return nil, err end
     local pid, why = parse_id(id, row.id)
     if not pid then return nil, ctx.invalid(why) end
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
-    return fetch(ctx, st, row, pid, opts)
+    return fetch(ctx, self, env, row, pid, opts)
   end
 end
 
 local function list_method(ctx, row)
   return function(self, opts)
-    local st, err = ctx.state_of(self)
-    if not st then return nil, err end
+    local env, err = ctx.env_of(self)
+    if not env then return nil, err end
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
-    return fetch(ctx, st, row, nil, opts)
+    return fetch(ctx, self, env, row, nil, opts)
   end
 end
 
 local function query_method(ctx, row)
   return function(self, q, opts)
-    local st, err = ctx.state_of(self)
-    if not st then return nil, err end
+    local env, err = ctx.env_of(self)
+    if not env then return nil, err end
     if type(q) ~= "string" or q == "" then
       return nil, ctx.invalid(row.query .. " must be a non-empty string")
     end
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
-    return fetch(ctx, st, row, nil, opts, { [row.query] = q })
+    return fetch(ctx, self, env, row, nil, opts, { [row.query] = q })
   end
 end
 
@@ -120,20 +119,23 @@ local function parse_ids(ctx, ids, kind)
 end
 
 -- Batch requests: ceil(#ids / max) concurrent GETs of ?ids=a,b,c.
-local function by_batches(ctx, st, row, ids, opts)
-  local fns, max = {}, row.batch.max
+local function by_batches(ctx, self, env, row, ids, opts)
+  local urls, max = {}, row.batch.max
   for first = 1, #ids, max do
     local chunk = {}
     for i = first, math.min(first + max - 1, #ids) do chunk[#chunk + 1] = ids[i] end
-    fns[#fns + 1] = function() return fetch(ctx, st, row, nil, opts, { ids = chunk }) end
+    local url, why = url_for(env, row, row.path, nil, opts, { ids = chunk })
+    if not url then return nil, ctx.invalid(why) end
+    urls[#urls + 1] = url
   end
-  local out, results = {}, ctx.run_all(st, fns)
-  for c, r in ipairs(results) do
-    local value, err = r[1], r[2]
-    if value == nil then return nil, err end
+  local out, values, errs = {}, ctx.get_all(self, env, urls)
+  for c = 1, #urls do
+    local value = values[c]
+    if value == nil then return nil, errs[c] end
     local list = value[row.batch.key]
     if type(list) ~= "table" then
-      return nil, errors.new("decode", { message = "batch answer has no '" .. row.batch.key .. "' array" })
+      return nil, errors.new("decode", { message = "batch answer has no '" .. row.batch.key .. "' array",
+        method = "GET", url = urls[c] })
     end
     local base = (c - 1) * max
     for i = 1, math.min(max, #ids - base) do
@@ -145,24 +147,22 @@ local function by_batches(ctx, st, row, ids, opts)
 end
 
 -- The same result from one GET per ID (apps without batch endpoints).
-local function one_by_one(ctx, st, row, ids, opts)
+local function one_by_one(ctx, self, env, row, ids, opts)
   local single = { name = row.name, market = row.market }
-  local fns = {}
+  local urls = {}
   for i, id in ipairs(ids) do
-    fns[i] = function()
-      local url, why = url_for(st, single, row.batch.single, id, opts)
-      if not url then return nil, ctx.invalid(why) end
-      return engine.get(st, ctx.io_for(st), url)
-    end
+    local url, why = url_for(env, single, row.batch.single, id, opts)
+    if not url then return nil, ctx.invalid(why) end
+    urls[i] = url
   end
-  local out = {}
-  for i, r in ipairs(ctx.run_all(st, fns)) do
-    if r[1] ~= nil then
-      out[i] = r[1]
-    elseif r[2].kind == "not_found" then
+  local out, values, errs = {}, ctx.get_all(self, env, urls)
+  for i = 1, #urls do
+    if values[i] ~= nil then
+      out[i] = values[i]
+    elseif errs[i].kind == "not_found" then
       out[i] = null
     else
-      return nil, r[2]
+      return nil, errs[i]
     end
   end
   return out
@@ -177,24 +177,24 @@ end
 
 local function plural_method(ctx, row)
   return function(self, ids, opts)
-    local st, err = ctx.state_of(self)
-    if not st then return nil, err end
+    local env, err = ctx.env_of(self)
+    if not env then return nil, err end
     local parsed, why = parse_ids(ctx, ids, row.id)
     if not parsed then return nil, why end
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
     if #parsed == 0 then return {} end
-    if not st.batch or st.no_batch then return one_by_one(ctx, st, row, parsed, opts) end
-    local out, berr = by_batches(ctx, st, row, parsed, opts)
+    if not env.batch or env.no_batch then return one_by_one(ctx, self, env, row, parsed, opts) end
+    local out, berr = by_batches(ctx, self, env, row, parsed, opts)
     if out or not unavailable(berr) then return out, berr end
-    local out1, err1 = one_by_one(ctx, st, row, parsed, opts)
+    local out1, err1 = one_by_one(ctx, self, env, row, parsed, opts)
     -- A 404 for the batch and for every item: the endpoint is not served.
     if out1 and berr.kind == "not_found" and all_null(out1) then return nil, berr end
     -- Batch refused but single items served: an app without batch
     -- endpoints (Development Mode), so skip them from now on. When the
     -- single items are refused too, the endpoint itself is restricted
     -- (audio features) and says nothing about the other batch endpoints.
-    if out1 then st.no_batch = true end
+    if out1 then env.no_batch = true end
     return out1, err1
   end
 end

@@ -1,7 +1,8 @@
---- The OpenResty / nginx transport: HTTP/1.1 over cosockets, so a request
--- never blocks the worker's event loop. It only moves bytes; every decision
--- (status classes, retries, backoff, tokens) stays in engine.lua and the C
--- core, exactly as with libcurl.
+--- The nginx driver: runs the C core's exchange machine over cosockets, so
+-- a request never blocks the worker's event loop. It only moves bytes,
+-- sleeps and calls the cache when the machine asks (core.exchange); every
+-- decision (status classes, retries, backoff, tokens, single flight) is the
+-- machine's, exactly as with libcurl. HTTP/1.1 over cosockets:
 --
 -- Connections are kept in nginx's cosocket pool (`setkeepalive`), one pool
 -- per scheme, host and port. TLS always verifies the peer against
@@ -11,8 +12,8 @@
 -- @module spotify.ngx
 local core = require "spotify.core"
 
-local parse_retry_after, now = core.parse_retry_after, core.now
-local concat, tonumber, lower = table.concat, tonumber, string.lower
+local now, new_exchange, env_of = core.now, core.exchange, core.env
+local concat, tonumber, lower, pcall = table.concat, tonumber, string.lower, pcall
 
 local M = {}
 
@@ -54,7 +55,7 @@ local function address(host)
   return host
 end
 
-local function request_text(st, method, u, auth, body, proxy)
+local function request_text(t, method, u, auth, body, proxy)
   -- Through a plain proxy an http:// request names its whole URL;
   -- https:// goes through a CONNECT tunnel and looks as without a proxy.
   local target = (proxy and u.scheme == "http") and (u.scheme .. "://" .. u.host_header .. u.path) or u.path
@@ -63,7 +64,7 @@ local function request_text(st, method, u, auth, body, proxy)
     "Host: " .. u.host_header,
     "Accept: application/json",
   }
-  if st.user_agent then lines[#lines + 1] = "User-Agent: " .. st.user_agent end
+  if t.user_agent then lines[#lines + 1] = "User-Agent: " .. t.user_agent end
   if auth then lines[#lines + 1] = "Authorization: " .. auth end
   if method == "POST" then
     body = body or ""
@@ -95,60 +96,60 @@ end
 
 local read_head
 
--- Ask the proxy for a tunnel to u. Returns true or nil, kind, message, retryable.
+-- Ask the proxy for a tunnel to u. Returns true or nil, failure, detail.
 local function tunnel(sock, u, deadline)
   local authority = u.host_header:find(":%d+$") and u.host_header or (u.host_header .. ":" .. u.port)
-  if not arm(sock, deadline) then return nil, "timeout", "proxy CONNECT timed out", true end
+  if not arm(sock, deadline) then return nil, "timeout", "proxy CONNECT timed out" end
   local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n\r\n")
   local head
   if ok then head, err = read_head(sock, deadline) end
   if not head then
-    if err == "timeout" then return nil, "timeout", "proxy CONNECT timed out", true end
-    return nil, "network", "proxy CONNECT failed: " .. tostring(err), true
+    if err == "timeout" then return nil, "timeout", "proxy CONNECT timed out" end
+    return nil, "connect", "proxy CONNECT failed: " .. tostring(err)
   end
   if head.status ~= 200 then
-    return nil, "network", "proxy refused CONNECT to " .. authority .. " (HTTP " .. head.status .. ")", false
+    return nil, "unusable", "proxy refused CONNECT to " .. authority .. " (HTTP " .. head.status .. ")"
   end
   return true
 end
 
 --- Open (or take from the pool) a connection to u, directly or through the
 -- proxy; tunnel and handshake run only on a new one.
--- Returns sock, reused or nil, kind, message, retryable.
-local function connect(st, u, proxy, deadline)
+-- Returns sock, reused or nil, failure, detail.
+local function connect(t, u, proxy, deadline)
   local sock = ngx.socket.tcp()
-  local connect_ms = math.floor(math.min(st.connect_timeout or 5, math.max(deadline - now(), 0.001)) * 1000)
+  local connect_ms = math.floor(math.min(t.connect_timeout, math.max(deadline - now(), 0.001)) * 1000)
   sock:settimeout(math.max(1, connect_ms))
   local peer = proxy or u
   local pool = "spotify:" .. u.scheme .. ":" .. u.host .. ":" .. u.port
   if proxy then pool = pool .. "@" .. proxy.host .. ":" .. proxy.port end
   local ok, err = sock:connect(address(peer.host), peer.port, { pool = pool, pool_size = POOL_SIZE })
   if not ok then
-    if err == "timeout" then return nil, "timeout", "connect to " .. peer.host .. " timed out", true end
-    return nil, "network", "cannot connect to " .. peer.host .. ":" .. peer.port .. ": " .. err, true
+    if err == "timeout" then return nil, "timeout", "connect to " .. peer.host .. " timed out" end
+    return nil, "connect", "cannot connect to " .. peer.host .. ":" .. peer.port .. ": " .. err
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if reused then return sock, true end
-  st.ngx_connections = (st.ngx_connections or 0) + 1
   if proxy and u.scheme == "https" then
-    local kind, message, retryable
-    ok, kind, message, retryable = tunnel(sock, u, deadline)
+    local failure, detail
+    ok, failure, detail = tunnel(sock, u, deadline)
     if not ok then
       sock:close()
-      return nil, kind, message, retryable
+      return nil, failure, detail
     end
   end
   if u.scheme == "https" then
     if not arm(sock, deadline) then
       sock:close()
-      return nil, "timeout", "TLS handshake with " .. u.host .. " timed out", true
+      return nil, "timeout", "TLS handshake with " .. u.host .. " timed out"
     end
     local session
     session, err = sock:sslhandshake(nil, u.host, true)
     if not session then
       sock:close()
-      if err == "timeout" then return nil, "timeout", "TLS handshake with " .. u.host .. " timed out", true end
-      return nil, "network", "TLS handshake with " .. u.host .. " failed: " .. tostring(err), not verify_failure(err)
+      if err == "timeout" then return nil, "timeout", "TLS handshake with " .. u.host .. " timed out" end
+      return nil, verify_failure(err) and "tls_verify" or "tls",
+        "TLS handshake with " .. u.host .. " failed: " .. tostring(err)
     end
   end
   return sock, false
@@ -230,24 +231,18 @@ local function reusable(head)
   return c:find("close", 1, true) == nil
 end
 
--- What a transport error means for the engine: kind, retryable.
-local function failure(err)
-  if err == "timeout" then return "timeout", true end
-  if err == "too big" then return "decode", false end
-  if err == "too many headers" then return "decode", false end
-  return "network", true
-end
-
-local function failure_message(err, u)
-  if err == "too big" then return "response body larger than max_body" end
-  if err == "too many headers" then return "response has too many header lines" end
-  if err == "timeout" then return "request to " .. u.host .. " timed out" end
-  return "connection to " .. u.host .. " failed: " .. tostring(err)
+-- What went wrong, in the machine's words (src/policy.c decides what it
+-- means), and a description.
+local function failure_of(err, u)
+  if err == "too big" then return "too_big", "response body larger than max_body" end
+  if err == "too many headers" then return "too_many_headers", "response has too many header lines" end
+  if err == "timeout" then return "timeout", "request to " .. u.host .. " timed out" end
+  return "broken", "connection to " .. u.host .. " failed: " .. tostring(err)
 end
 
 -- One attempt over one connection. Returns the answer table, or nil, err,
 -- stale (stale: a pooled connection failed before any byte of the answer).
-local function attempt(st, sock, reused, deadline, method, request)
+local function attempt(t, sock, reused, deadline, method, request)
   if not arm(sock, deadline) then return nil, "timeout" end
   local sent, err = sock:send(request)
   if not sent then return nil, err, reused end
@@ -258,9 +253,8 @@ local function attempt(st, sock, reused, deadline, method, request)
     if head.status >= 200 then break end
   end
   if head.status < 200 then return nil, "too many informational answers" end
-  local body, keep = read_body(sock, deadline, head, method, st.max_body or 64 * 1024 * 1024)
+  local body, keep = read_body(sock, deadline, head, method, t.max_body)
   if not body then return nil, keep end
-  st.ngx_bytes = (st.ngx_bytes or 0) + #body
   if keep and reusable(head) then
     sock:setkeepalive(KEEPALIVE_IDLE_MS, POOL_SIZE)
   else
@@ -269,92 +263,118 @@ local function attempt(st, sock, reused, deadline, method, request)
   return { status = head.status, body = body, retry_after = head.headers["retry-after"] }
 end
 
---- One HTTP exchange, following the io protocol of engine.lua.
--- @return status, body, retry_after|nil, elapsed
--- @return nil, kind, message, retryable, elapsed
-local function http(st, method, url, auth, body)
+-- A proxy option as a URL table, or nil, detail when it cannot be used.
+local function proxy_of(t)
+  if not t.proxy then return false end
+  local proxy = split_url(t.proxy:find("://", 1, true) and t.proxy or ("http://" .. t.proxy))
+  if not proxy or proxy.scheme ~= "http" then
+    return nil, "inside nginx the proxy must be an http:// proxy, got " .. t.proxy
+  end
+  if not t.proxy:match ":%d+/?$" then proxy.port = 1080 end -- libcurl's default
+  return proxy
+end
+
+--- One HTTP exchange, reported to the machine: x:response for an answer,
+-- x:failure when there was none. Returns the machine's next action.
+local function send(x, t, method, url, auth, body)
   local started = now()
   local u = split_url(url)
-  if not u then return nil, "network", "not an http(s) URL: " .. url, false, 0 end
-  local proxy
-  if st.proxy then
-    proxy = split_url(st.proxy:find("://", 1, true) and st.proxy or ("http://" .. st.proxy))
-    if not proxy or proxy.scheme ~= "http" then
-      return nil, "network", "inside nginx the proxy must be an http:// proxy, got " .. st.proxy, false, 0
-    end
-    if not st.proxy:match ":%d+/?$" then proxy.port = 1080 end -- libcurl's default
-  end
-  local deadline = started + (st.timeout or 10)
-  local request = request_text(st, method, u, auth, body, proxy)
+  if not u then return x:failure("unusable", "not an http(s) URL: " .. url, 0, 0) end
+  local proxy, why = proxy_of(t)
+  if proxy == nil then return x:failure("unusable", why, 0, 0) end
+  proxy = proxy or nil
+  local deadline = started + t.timeout
+  local request = request_text(t, method, u, auth, body, proxy)
+  local opened = 0
   -- A pooled connection the server has closed meanwhile fails at once:
   -- that is not an attempt, so it is repeated on a new connection.
   for _ = 1, 2 do
-    local sock, reused, message, retryable = connect(st, u, proxy, deadline)
-    if not sock then return nil, reused, message, retryable, now() - started end
-    local answer, err, stale = attempt(st, sock, reused, deadline, method, request)
+    local sock, reused, detail = connect(t, u, proxy, deadline)
+    if not sock then return x:failure(reused, detail, now() - started, opened) end
+    if not reused then opened = opened + 1 end
+    local answer, err, stale = attempt(t, sock, reused, deadline, method, request)
     if answer then
-      local retry_after = answer.retry_after and parse_retry_after(answer.retry_after) or nil
-      return answer.status, answer.body, retry_after, now() - started
+      return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened)
     end
     sock:close()
     if not stale then
-      local kind, again = failure(err)
-      return nil, kind, failure_message(err, u), again, now() - started
+      local failure, text = failure_of(err, u)
+      return x:failure(failure, text, now() - started, opened)
     end
   end
-  return nil, "network", "connection to " .. u.host .. " closed", true, now() - started
+  return x:failure("broken", "connection to " .. u.host .. " closed", now() - started, opened)
 end
 
---- The io object for a client inside nginx (see engine.lua).
+-- Run the machine to its end: send, sleep and call the cache as it asks.
+local function drive(self, x)
+  local act, a, b, c, d = x:step()
+  while true do
+    if act == "send" then
+      local env = env_of(self)
+      if not env then
+        act, a, b, c, d = x:failure("unusable", "client is closed", 0, 0)
+      else
+        act, a, b, c, d = send(x, env.transport, a, b, c, d)
+      end
+    elseif act == "wait" then
+      ngx.sleep(a)
+      act, a, b, c, d = x:step()
+    elseif act == "cache" then
+      -- a: the operation, b, c, d: its arguments. Lua caches (shdict,
+      -- resty.redis) may yield, so the driver calls them, not C.
+      local cache = core.cache(self)
+      local fn = cache and cache[a]
+      if fn == nil then
+        act, a, b, c, d = x:cache(nil)
+      else
+        local ok, r = pcall(fn, cache, b, c, d)
+        act, a, b, c, d = x:cache(ok, r)
+      end
+    else
+      return a, b
+    end
+  end
+end
+
+--- GET a URL of the API and decode it, over cosockets.
 -- Raises when the current phase has no cosockets (init, set, log,
 -- header/body filter, ...).
--- @tparam table st the client's state
--- @treturn table io with http, now, sleep and concurrent = true
-function M.io(st)
+-- @return the decoded value, or nil, err
+function M.get(self, url)
   check_phase(2)
-  local io = st.ngx_io
-  if not io then
-    io = {
-      concurrent = true,
-      now = now,
-      sleep = function(seconds) ngx.sleep(seconds) end,
-      http = http,
-    }
-    st.ngx_io = io
-  end
-  return io
+  return drive(self, new_exchange(self, "api", "GET", url))
 end
 
---- Run fns on light threads (`ngx.thread.spawn`), at most `concurrency` at
--- once, and return their results in order as a list of `{value, err}`.
--- An error raised by one fn is raised again once all have stopped.
--- @tparam table st the client's state
--- @tparam table fns list of functions
--- @tparam number concurrency threads at most
--- @treturn table list of {fn()} in the order of fns
-function M.gather(st, fns, concurrency) -- luacheck: ignore st
+--- The client's token, fetched or renewed over cosockets when needed.
+-- @return token, seconds_left, or nil, err
+function M.access_token(self)
   check_phase(2)
-  local n, out, nxt = #fns, {}, 0
+  return drive(self, new_exchange(self, "token", "POST", ""))
+end
+
+--- GET every URL on light threads (`ngx.thread.spawn`), at most
+-- `concurrency` at once. An error raised by one is raised again once all
+-- have stopped.
+-- @return values, errs (by index)
+function M.get_all(self, urls, concurrency)
+  check_phase(2)
+  local n, values, errs, nxt = #urls, {}, {}, 0
   local function worker()
     while nxt < n do
       nxt = nxt + 1
       local i = nxt
-      out[i] = { fns[i]() }
+      values[i], errs[i] = M.get(self, urls[i])
     end
   end
-  if n == 1 then
-    worker()
-    return out
-  end
   local threads = {}
-  for t = 1, math.min(concurrency or 8, n) do threads[t] = ngx.thread.spawn(worker) end
+  for t = 1, math.min(concurrency, n) do threads[t] = ngx.thread.spawn(worker) end
   local raised
   for t = 1, #threads do
     local ok, err = ngx.thread.wait(threads[t])
     if not ok and raised == nil then raised = err end
   end
   if raised ~= nil then error(raised, 0) end
-  return out
+  return values, errs
 end
 
 return M

@@ -1,5 +1,4 @@
 --- Walking paging objects: client:items, client:pages and client:all.
-local engine = require "spotify.engine"
 local errors = require "spotify.errors"
 
 local paging = {}
@@ -36,12 +35,12 @@ local function page_of(value, prev)
   return nil
 end
 
-local function follow(ctx, st, url, prev)
+local function follow(ctx, self, env, url, prev)
   -- The token goes only to our own API: never follow a link elsewhere.
-  if url:sub(1, #st.api_base + 1) ~= st.api_base .. "/" then
+  if url:sub(1, #env.api_base + 1) ~= env.api_base .. "/" then
     return nil, ctx.invalid("next link is not below api_base: " .. url)
   end
-  local value, err = engine.get(st, ctx.io_for(st), url)
+  local value, err = ctx.get(self, env, url)
   if value == nil then return nil, err end
   local page = page_of(value, prev)
   if not page then
@@ -65,7 +64,6 @@ end
 -- Raises the error object when a later page fails.
 local function pages(ctx, self, first, err)
   local page = first_page(first, err)
-  local st = ctx.states[self]
   local started = false
   return function()
     if not started then
@@ -73,9 +71,9 @@ local function pages(ctx, self, first, err)
       return page
     end
     if type(page.next) ~= "string" then return nil end
-    local live, cerr = ctx.state_of(self)
-    if not live then error(cerr, 0) end
-    local nxt, ferr = follow(ctx, st, page.next, page)
+    local env, cerr = ctx.env_of(self)
+    if not env then error(cerr, 0) end
+    local nxt, ferr = follow(ctx, self, env, page.next, page)
     if not nxt then error(ferr, 0) end
     page = nxt
     return page
@@ -120,9 +118,9 @@ local function all(ctx, self, first, opts)
       list[#list + 1] = item
     end
     if #list >= max or type(page.next) ~= "string" then return list end
-    local st, err = ctx.state_of(self)
-    if not st then return nil, err end
-    page, err = follow(ctx, st, page.next, page)
+    local env, err = ctx.env_of(self)
+    if not env then return nil, err end
+    page, err = follow(ctx, self, env, page.next, page)
     if not page then return nil, err end
   end
 end

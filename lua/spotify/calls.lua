@@ -1,0 +1,84 @@
+--- How a call's exchanges are driven where it runs. Every driver runs the
+-- same exchange machine of the C core; this file only picks one:
+--   * a plain call blocks inside C (core.call: the whole exchange at once);
+--   * several URLs at once go to the libcurl multi driver (core.submit and
+--     core.run), with `concurrency` in flight;
+--   * a started request (client:start) submits and yields to client:poll;
+--   * inside nginx, the Lua driver (spotify.ngx) runs over cosockets.
+local core = require "spotify.core"
+local tasks = require "spotify.tasks"
+
+local call, submit, run_multi, is_closed = core.call, core.submit, core.run, core.is_closed
+
+local calls = {}
+
+calls.in_nginx = type(rawget(_G, "ngx")) == "table" and type(ngx.get_phase) == "function"
+
+local function nginx_driver() return require "spotify.ngx" end
+
+local function closed_error()
+  return setmetatable({ kind = "closed", message = "client is closed" }, core.error_mt)
+end
+
+--- GET every URL on the multi driver and wait for all of them. Results of
+-- started requests that finish meanwhile go to those requests.
+local function gather(self, env, urls)
+  local values, errs, tags, left = {}, {}, {}, 0
+  for i, url in ipairs(urls) do
+    local tag = tasks.tag(env)
+    local ok, err = submit(self, tag, "GET", url)
+    if ok then
+      tags[tag], left = i, left + 1
+    else
+      errs[i] = err
+    end
+  end
+  while left > 0 do
+    local done = run_multi(self, 1)
+    for k = 1, #done do
+      local r = done[k]
+      local i = tags[r.tag]
+      if i then
+        values[i], errs[i], left = r.value, r.err, left - 1
+      else
+        tasks.deliver(env, r)
+      end
+    end
+    if is_closed(self) then
+      for _, i in pairs(tags) do
+        if values[i] == nil and errs[i] == nil then errs[i] = closed_error() end
+      end
+      break
+    end
+  end
+  return values, errs
+end
+
+--- GET one URL and decode it. @return value | nil, err
+function calls.get(self, env, url)
+  if env.tasks and tasks.inside(env) then
+    local values, errs = tasks.get_all(self, env, { url })
+    return values[1], errs[1]
+  end
+  if calls.in_nginx then return nginx_driver().get(self, url) end
+  return call(self, "GET", url)
+end
+
+--- GET every URL concurrently. @return values, errs (by index)
+function calls.get_all(self, env, urls)
+  if #urls == 1 then
+    local v, e = calls.get(self, env, urls[1])
+    return { v }, { e }
+  end
+  if env.tasks and tasks.inside(env) then return tasks.get_all(self, env, urls) end
+  if calls.in_nginx then return nginx_driver().get_all(self, urls, env.concurrency) end
+  return gather(self, env, urls)
+end
+
+--- client:access_token() where it runs. @return token, seconds_left | nil, err
+function calls.access_token(self)
+  if calls.in_nginx then return nginx_driver().access_token(self) end
+  return core.access_token(self)
+end
+
+return calls

@@ -1,0 +1,145 @@
+--- Started requests (`client:start`/`client:poll`): each is a coroutine
+-- running one API method. Its exchanges run on the C core's libcurl multi
+-- driver, retries, waits and token renewal included; the coroutine only
+-- waits for their results, which `poll` hands over.
+local core = require "spotify.core"
+
+local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
+local running, status = coroutine.running, coroutine.status
+local unpack = table.unpack or unpack -- luacheck: ignore 113 143
+
+local tasks = {}
+
+--- The started-request state of a client (its env), made on first use.
+local function state(env)
+  local s = env.tasks
+  if not s then
+    s = { by_co = {}, waiting = {}, count = 0 }
+    env.tasks = s
+  end
+  return s
+end
+
+--- A tag no other exchange of this client uses.
+function tasks.tag(env)
+  local t = (env.next_tag or 0) + 1
+  env.next_tag = t
+  return t
+end
+
+--- Is the running coroutine one of this client's started requests?
+function tasks.inside(env)
+  local s = env.tasks
+  return s ~= nil and s.by_co[running() or false] ~= nil
+end
+
+local function finish(s, task, ok, ...)
+  if task.done then return end
+  s.by_co[task.co] = nil
+  s.count = s.count - 1
+  task.done = true
+  if ok then
+    task.results = { n = select("#", ...), ... }
+  else
+    task.raised = (...)
+  end
+end
+
+local function after_resume(s, task, ok, ...)
+  if not ok or status(task.co) == "dead" then finish(s, task, ok, ...) end
+end
+
+local function run(s, task, ...)
+  after_resume(s, task, resume(task.co, ...))
+end
+
+--- Start fn(...) as a started request; returns its task.
+function tasks.spawn(env, fn, ...)
+  local s = state(env)
+  local task = { co = create(fn) }
+  s.by_co[task.co] = task
+  s.count = s.count + 1
+  run(s, task, ...)
+  return task
+end
+
+--- GET every URL from inside a started request: submit them all, park
+-- until every result is in. Returns values and errs, by index.
+function tasks.get_all(self, env, urls)
+  local s = env.tasks
+  local task = s.by_co[running()]
+  local values, errs = {}, {}
+  task.left = 0
+  for i, url in ipairs(urls) do
+    local tag = tasks.tag(env)
+    local ok, err = core.submit(self, tag, "GET", url)
+    if ok then
+      s.waiting[tag] = { task = task, values = values, errs = errs, i = i }
+      task.left = task.left + 1
+    else
+      errs[i] = err
+    end
+  end
+  while task.left > 0 do yield() end
+  return values, errs
+end
+
+--- Hand one finished exchange {tag, value | err} to the request waiting
+-- for it, and let that request go on once all of its results are in.
+function tasks.deliver(env, r)
+  local s = env.tasks
+  local w = s and s.waiting[r.tag]
+  if not w then return end
+  s.waiting[r.tag] = nil
+  w.values[w.i], w.errs[w.i] = r.value, r.err
+  local task = w.task
+  task.left = task.left - 1
+  if task.left == 0 and not task.done then run(s, task) end
+end
+
+--- Advance every started request; wait at most `wait` seconds.
+-- @return the number of unfinished requests
+function tasks.poll(self, env, wait)
+  local s = env.tasks
+  if not s or s.count == 0 then return 0 end
+  local done = core.run(self, wait)
+  for i = 1, #done do tasks.deliver(env, done[i]) end
+  return s.count
+end
+
+local function closed_error()
+  return setmetatable({ kind = "closed", message = "client is closed" }, core.error_mt)
+end
+
+--- Drop a request: its exchanges are cancelled and it never finishes
+-- on its own.
+function tasks.cancel(self, env, task)
+  local s = env.tasks
+  if not s or task.done then return false end
+  for tag, w in pairs(s.waiting) do
+    if w.task == task then
+      s.waiting[tag] = nil
+      core.cancel(self, tag)
+    end
+  end
+  finish(s, task, true, nil, setmetatable({ kind = "closed", message = "request was cancelled" },
+    core.error_mt))
+  task.cancelled = true
+  return true
+end
+
+--- The client closed: every unfinished request finishes with kind closed.
+function tasks.close_all(env)
+  local s = env.tasks
+  if not s then return end
+  s.waiting = {}
+  for _, task in pairs(s.by_co) do finish(s, task, true, nil, closed_error()) end
+end
+
+--- The task's return values; raises again what was raised inside it.
+function tasks.result(task)
+  if task.raised ~= nil then error(task.raised, 0) end
+  return unpack(task.results, 1, task.results.n)
+end
+
+return tasks

@@ -1,0 +1,83 @@
+--- The cache contract (README, "Token caches") as checks that run anywhere:
+-- under busted, and inside nginx for the shared dict. Each check returns
+-- nothing when the cache keeps the contract and raises a message when not.
+--
+--   local contract = require "spec.support.cache_contract"
+--   for name, check in contract.checks(sleep) do check(make_cache) end
+local contract = {}
+
+local function expect(cond, message)
+  if not cond then error(message, 2) end
+end
+
+--- The checks, in order, as a list of {name, fn(make_cache)}; `sleep`
+-- waits real seconds (ngx.sleep inside nginx).
+function contract.checks(sleep)
+  local list = {}
+  local function check(name, fn) list[#list + 1] = { name = name, fn = fn } end
+
+  check("get of a missing key is nil", function(make)
+    expect(make():get("contract:missing") == nil, "a missing key answered something")
+  end)
+
+  check("set then get gives the value back, byte for byte", function(make)
+    local c = make()
+    local value = '{"access_token":"a\\"b\\\\c","expires_at":1.5e9}\0tail'
+    c:set("contract:v", value, 60)
+    expect(c:get("contract:v") == value, "the value changed on its way")
+  end)
+
+  check("keys are separate", function(make)
+    local c = make()
+    c:set("contract:a", "1", 60)
+    c:set("contract:b", "2", 60)
+    expect(c:get("contract:a") == "1" and c:get("contract:b") == "2", "one key overwrote another")
+  end)
+
+  check("an entry expires after its ttl", function(make)
+    local c = make()
+    c:set("contract:ttl", "v", 0.3)
+    expect(c:get("contract:ttl") == "v", "gone at once")
+    sleep(0.5)
+    expect(c:get("contract:ttl") == nil, "still there after its ttl")
+  end)
+
+  check("two caches on the same store see each other", function(make)
+    make():set("contract:shared", "x", 60)
+    expect(make():get("contract:shared") == "x", "a second cache does not see the first one's entry")
+  end)
+
+  check("lock: one owner at a time, free again after unlock or its ttl", function(make)
+    local one, two = make(), make()
+    if not one.lock then return end
+    expect(one:lock("contract:lock", 5) == true, "a free lock was refused")
+    expect(two:lock("contract:lock", 5) == false, "a held lock was taken again")
+    one:unlock("contract:lock")
+    expect(two:lock("contract:lock", 0.3) == true, "an unlocked lock stayed held")
+    sleep(0.5)
+    expect(one:lock("contract:lock", 5) == true, "a lock outlived its ttl")
+    one:unlock("contract:lock")
+  end)
+
+  check("incr: a missing key starts at 0, an existing one keeps counting", function(make)
+    local c = make()
+    if not c.incr then return end
+    expect(c:incr("contract:n", 1, 60) == 1, "a new counter did not start at 0")
+    expect(c:incr("contract:n", 2, 60) == 3, "the counter did not add up")
+    expect(make():incr("contract:n", 1, 60) == 4, "a second cache does not share the counter")
+  end)
+
+  return list
+end
+
+--- Run every check; returns a list of {name, ok, message}.
+function contract.run(make_cache, sleep)
+  local out = {}
+  for _, c in ipairs(contract.checks(sleep)) do
+    local ok, message = pcall(c.fn, make_cache)
+    out[#out + 1] = { name = c.name, ok = ok, message = message and tostring(message) or nil }
+  end
+  return out
+end
+
+return contract

@@ -1,0 +1,83 @@
+/* The exchange machine: one logical call (an API GET, or a token for
+ * access_token) with any number of attempts. It does no I/O: it emits
+ * actions (send, wait, cache operation, done) and consumes events (an
+ * outcome, a cache answer, time passing). Every decision lives here and in
+ * policy.c; the drivers (http.c: libcurl easy and multi; exchange.c: the Lua
+ * driver for nginx cosockets) only move bytes. */
+#ifndef SPOTIFY_ENGINE_H
+#define SPOTIFY_ENGINE_H
+
+#include "cache.h"
+#include "errors.h"
+#include "policy.h"
+
+struct spotify_client;
+
+typedef enum spotify_purpose { SPOTIFY_FOR_API, SPOTIFY_FOR_TOKEN } spotify_purpose;
+
+typedef enum spotify_action {
+  SPOTIFY_ACT_SEND = 1, /* send x->send, then spotify_exchange_outcome */
+  SPOTIFY_ACT_WAIT,     /* let x->wait seconds pass */
+  SPOTIFY_ACT_CACHE,    /* run x->cache_req on the client's cache, then _cache_answer */
+  SPOTIFY_ACT_DONE      /* x->error.kind == NULL: x->status, x->body; else x->error */
+} spotify_action;
+
+/* What a driver reports of one HTTP exchange: the one struct that crosses
+ * from a driver to the machine. */
+typedef struct spotify_outcome {
+  long status;             /* 0: the transfer failed */
+  spotify_failure failure; /* why, when status == 0 */
+  const char *detail;      /* the driver's description of the failure */
+  const char *body;        /* valid until the next call into the machine */
+  size_t len;
+  double retry_after; /* seconds, < 0 when none */
+  double elapsed;
+  int connections; /* connections this exchange opened */
+} spotify_outcome;
+
+typedef struct spotify_send {
+  const char *method, *url, *auth, *body; /* valid until the next call */
+  size_t body_len;
+} spotify_send;
+
+typedef struct spotify_exchange {
+  struct spotify_client *c;
+  spotify_purpose purpose;
+  char *method, *url; /* owned */
+  int state;
+  int lua_caches_inline; /* the driver lets the machine call Lua caches */
+  int attempt, token_attempt, renewed;
+  double started;
+  unsigned carried; /* serial of the token the last request carried */
+  unsigned waited_round;
+  double give_up, poll_step;
+  int renewing, lock_held;
+  char *entry; /* the token entry being stored, owned */
+  size_t entry_len;
+  double entry_ttl;
+  /* the pending action */
+  spotify_send send;
+  double wait;
+  spotify_cache_req cache_req;
+  spotify_cache_result cache_res;
+  /* the result */
+  long status;
+  const char *body; /* points into the last outcome */
+  size_t body_len;
+  spotify_error error;
+} spotify_exchange;
+
+/* Start x afresh (x may hold a previous exchange); -1 when out of memory. */
+int spotify_exchange_init(spotify_exchange *x, struct spotify_client *c, spotify_purpose purpose,
+                          const char *method, const char *url, int lua_caches_inline);
+/* Advance until the next action. */
+spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x);
+void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
+/* The answer to a SPOTIFY_ACT_CACHE; the machine takes r's contents. */
+void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_cache_result *r);
+/* The exchange will never be driven again (cancelled, collected, closed):
+ * give up the renewal it may own, and the renewal lock where that is safe. */
+void spotify_exchange_abandon(lua_State *L, spotify_exchange *x);
+void spotify_exchange_free(spotify_exchange *x);
+
+#endif

@@ -1,0 +1,27 @@
+/* The one error type: built in C by the exchange machine, in Lua for
+ * argument checks; both carry the metatable "spotify.error". */
+#ifndef SPOTIFY_ERRORS_H
+#define SPOTIFY_ERRORS_H
+
+#include "compat.h"
+
+typedef struct spotify_error {
+  const char *kind;   /* static string; NULL: no error */
+  long status;        /* HTTP status, 0 when none */
+  char *message;      /* owned; NULL falls back to a plain description */
+  double retry_after; /* seconds, < 0 when none */
+  int at_token;       /* it came from the token endpoint */
+} spotify_error;
+
+void spotify_error_clear(spotify_error *e);
+/* Replace e with kind/status/message (copied) and retry_after. */
+void spotify_error_set(spotify_error *e, const char *kind, long status, const char *message,
+                       double retry_after);
+void spotify_error_copy(spotify_error *dst, const spotify_error *src);
+/* The error for a non-2xx answer, with Spotify's message from its body. */
+void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kind, long status,
+                                 const char *body, size_t len, double retry_after);
+/* Push e as a Lua error object naming the request. */
+void spotify_push_error(lua_State *L, const spotify_error *e, const char *method, const char *url);
+
+#endif

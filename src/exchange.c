@@ -1,0 +1,177 @@
+/* The exchange machine as a Lua object, for a driver written in Lua: the
+ * nginx one (lua/spotify/ngx.lua), whose cosockets, sleeps and cache calls
+ * may yield, which LuaJIT cannot do across a C call. So C never calls
+ * anything that can yield here: Lua caches and waits come back as actions.
+ *
+ *   x = core.exchange(client, "api" | "token", method, url)
+ *   act, ... = x:step()                                -- first, and after a wait
+ *   act, ... = x:response(status, body, retry_after_header, elapsed, connections)
+ *   act, ... = x:failure(reason, detail, elapsed, connections)
+ *   act, ... = x:cache(ok, value)    -- ok: true, false (raised) or nil (no such method)
+ * Actions: "send", method, url, auth, body | "wait", seconds |
+ *          "cache", op, key, a, b (the method's arguments) | "done", value | nil, err */
+#include <string.h>
+
+#include "client.h"
+#include "spotify.h"
+
+typedef struct lua_exchange {
+  spotify_exchange x;
+  int started;
+} lua_exchange;
+
+static lua_exchange *check(lua_State *L) {
+  return luaL_checkudata(L, 1, SPOTIFY_EXCHANGE_MT);
+}
+
+static int push_cache_action(lua_State *L, const spotify_cache_req *rq) {
+  lua_pushliteral(L, "cache");
+  lua_pushstring(L, spotify_cache_op_names[rq->op]);
+  lua_pushstring(L, rq->key);
+  switch (rq->op) {
+    case SPOTIFY_CACHE_SET:
+      lua_pushlstring(L, rq->value, rq->len);
+      lua_pushnumber(L, rq->ttl);
+      return 5;
+    case SPOTIFY_CACHE_LOCK:
+      lua_pushnumber(L, rq->ttl);
+      return 4;
+    case SPOTIFY_CACHE_INCR:
+      lua_pushnumber(L, rq->delta);
+      lua_pushnumber(L, rq->ttl);
+      return 5;
+    default:
+      return 3;
+  }
+}
+
+/* Run the machine to its next action and push it. */
+static int next_action(lua_State *L, lua_exchange *e) {
+  spotify_exchange *x = &e->x;
+  spotify_client *c = x->c;
+  c->busy++;
+  spotify_action a = spotify_exchange_next(L, x);
+  int n;
+  switch (a) {
+    case SPOTIFY_ACT_SEND:
+      lua_pushliteral(L, "send");
+      lua_pushstring(L, x->send.method);
+      lua_pushstring(L, x->send.url);
+      if (x->send.auth)
+        lua_pushstring(L, x->send.auth);
+      else
+        lua_pushnil(L);
+      if (x->send.body)
+        lua_pushlstring(L, x->send.body, x->send.body_len);
+      else
+        lua_pushnil(L);
+      n = 5;
+      break;
+    case SPOTIFY_ACT_WAIT:
+      lua_pushliteral(L, "wait");
+      lua_pushnumber(L, x->wait);
+      n = 2;
+      break;
+    case SPOTIFY_ACT_CACHE:
+      n = push_cache_action(L, &x->cache_req);
+      break;
+    default:
+      lua_pushliteral(L, "done");
+      n = 1 + spotify_push_result(L, x);
+  }
+  c->busy--;
+  return n;
+}
+
+/* core.exchange(client, purpose, method, url) -> exchange */
+static int l_exchange(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  const char *purpose = luaL_checkstring(L, 2);
+  const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
+  lua_exchange *e = lua_newuserdata(L, sizeof *e);
+  memset(e, 0, sizeof *e);
+  e->x.error.retry_after = -1;
+  luaL_getmetatable(L, SPOTIFY_EXCHANGE_MT);
+  lua_setmetatable(L, -2);
+  /* The exchange keeps its client alive. */
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  spotify_setuservalue(L, -2);
+  spotify_purpose p = strcmp(purpose, "token") == 0 ? SPOTIFY_FOR_TOKEN : SPOTIFY_FOR_API;
+  if (spotify_exchange_init(&e->x, c, p, method, url, 0) != 0)
+    return luaL_error(L, "spotify: out of memory");
+  return 1;
+}
+
+static int l_step(lua_State *L) {
+  return next_action(L, check(L));
+}
+
+static int l_response(lua_State *L) {
+  lua_exchange *e = check(L);
+  spotify_outcome o;
+  memset(&o, 0, sizeof o);
+  o.status = (long)luaL_checkinteger(L, 2);
+  o.body = luaL_checklstring(L, 3, &o.len);
+  size_t n;
+  const char *ra = lua_tolstring(L, 4, &n);
+  o.retry_after = ra ? spotify_parse_retry_after(ra, n, spotify_wall_time()) : -1;
+  o.elapsed = luaL_optnumber(L, 5, 0);
+  o.connections = (int)luaL_optinteger(L, 6, 0);
+  if (o.status < 100 || o.status > 999) o.status = 999;
+  e->x.c->busy++;
+  spotify_exchange_outcome(L, &e->x, &o);
+  e->x.c->busy--;
+  return next_action(L, e); /* the body stays on the stack meanwhile */
+}
+
+static int l_failure(lua_State *L) {
+  lua_exchange *e = check(L);
+  spotify_outcome o;
+  memset(&o, 0, sizeof o);
+  o.failure = spotify_failure_named(luaL_checkstring(L, 2));
+  o.detail = luaL_optstring(L, 3, NULL);
+  o.body = "";
+  o.retry_after = -1;
+  o.elapsed = luaL_optnumber(L, 4, 0);
+  o.connections = (int)luaL_optinteger(L, 5, 0);
+  e->x.c->busy++;
+  spotify_exchange_outcome(L, &e->x, &o);
+  e->x.c->busy--;
+  return next_action(L, e);
+}
+
+static int l_cache_answer(lua_State *L) {
+  lua_exchange *e = check(L);
+  int ok = lua_isnil(L, 2) ? -1 : lua_toboolean(L, 2);
+  spotify_cache_result r;
+  memset(&r, 0, sizeof r);
+  spotify_cache_result_from_lua(L, e->x.cache_req.op, ok, 3, &r);
+  spotify_exchange_cache_answer(L, &e->x, &r);
+  return next_action(L, e);
+}
+
+static int l_gc(lua_State *L) {
+  lua_exchange *e = luaL_checkudata(L, 1, SPOTIFY_EXCHANGE_MT);
+  if (e->x.c) spotify_exchange_abandon(L, &e->x);
+  spotify_exchange_free(&e->x);
+  return 0;
+}
+
+void spotify_open_exchange(lua_State *L) {
+  static const luaL_Reg methods[] = {{"step", l_step},
+                                     {"response", l_response},
+                                     {"failure", l_failure},
+                                     {"cache", l_cache_answer},
+                                     {NULL, NULL}};
+  luaL_newmetatable(L, SPOTIFY_EXCHANGE_MT);
+  lua_pushcfunction(L, l_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  spotify_setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_exchange);
+  lua_setfield(L, -2, "exchange");
+}

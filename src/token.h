@@ -1,0 +1,46 @@
+/* The client's token: what it holds, when it is fresh, and the single
+ * flight of its renewal, whose outcome (success or failure) every waiter
+ * shares. */
+#ifndef SPOTIFY_TOKEN_H
+#define SPOTIFY_TOKEN_H
+
+#include <stddef.h>
+
+#include "errors.h"
+
+typedef struct spotify_token {
+  int fixed;         /* a token given by the user: never renewed */
+  char *value;       /* the access token, owned */
+  char *auth;        /* "Bearer <value>", owned */
+  double expires_at; /* wall clock seconds; 0 for a fixed token */
+  unsigned serial;   /* bumps on every adopt: which token a request carried */
+  char *refused;     /* the token the API last refused, owned */
+  double refused_expires_at;
+  /* single flight */
+  const void *renewer;   /* the exchange renewing now, or NULL */
+  unsigned round;        /* bumps when a renewal ends */
+  spotify_error failure; /* the last round's error; kind NULL: it succeeded */
+} spotify_token;
+
+int spotify_token_fresh(const spotify_token *t, double refresh_buffer, double now);
+/* Take value (len bytes) as the token; -1 when out of memory. */
+int spotify_token_adopt(spotify_token *t, const char *value, size_t len, double expires_at);
+/* The API refused the token of `serial`: forget it, remember it refused. */
+void spotify_token_refuse(spotify_token *t, unsigned serial);
+/* May a cache entry (token, expiry) be taken after what was refused? */
+int spotify_token_acceptable(const spotify_token *t, const char *value, double expires_at,
+                             double refresh_buffer, double now);
+void spotify_token_release(spotify_token *t);
+
+/* The token endpoint's answer: on success pushes the token string and
+ * returns NULL with *expires_in set; else returns why, pushing nothing. */
+const char *spotify_token_parse(lua_State *L, const char *body, size_t len, double *expires_in);
+/* A cache entry {"access_token","expires_at"}, malloc'd; NULL on OOM. */
+char *spotify_token_entry(const char *value, double expires_at, size_t *len);
+/* Decode an entry: pushes the token string and returns 1 with *expires_at,
+ * or returns 0 pushing nothing. */
+int spotify_token_entry_parse(lua_State *L, const char *s, size_t len, double *expires_at);
+/* "Basic base64(id:secret)", malloc'd; NULL on OOM. */
+char *spotify_basic_auth(const char *id, const char *secret);
+
+#endif
