@@ -107,3 +107,28 @@ describe("API reference", function()
     assert.matches("frobnicate", out)
   end)
 end)
+
+describe("README", function()
+  local readme = assert(files.read_file "README.md")
+
+  --- GitHub's anchor for a heading.
+  local function anchor(heading)
+    return (heading:lower():gsub("[^%w%- _]", ""):gsub(" ", "-"))
+  end
+
+  it("has a table of contents listing every section, in order, with working links", function()
+    local toc = readme:match "\n## Contents\n\n(.-)\n\n"
+    assert.truthy(toc, "no ## Contents list")
+    local sections = {}
+    for heading in readme:gmatch "\n## ([^\n]+)" do
+      if heading ~= "Contents" then sections[#sections + 1] = heading end
+    end
+    local listed = {}
+    for title, link in toc:gmatch "%- %[([^%]]+)%]%(#([^)]+)%)" do listed[#listed + 1] = { title, link } end
+    assert.equal(#sections, #listed, "sections: " .. table.concat(sections, ", "))
+    for i, heading in ipairs(sections) do
+      assert.equal(heading, listed[i][1])
+      assert.equal(anchor(heading), listed[i][2])
+    end
+  end)
+end)
