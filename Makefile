@@ -8,7 +8,8 @@ BUSTED    := /usr/bin/busted
 DEBS      := lua5.1 liblua5.1-0-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
              lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
              nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis \
-             openssl curl python3 cmake make gcc pkg-config valgrind clang-format
+             openssl curl python3 cmake make gcc pkg-config valgrind clang-format \
+             lua-ldoc lua-markdown love xvfb xauth
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
 BENCH_DEBS := wrk nodejs linux-perf
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
@@ -16,7 +17,7 @@ FUZZ_DEBS := clang libclang-rt-14-dev
 SPECS     ?= spec
 BUILD     ?= build
 
-.PHONY: all deps build test test-asan test-valgrind lint format demo bench leak fuzz soak clean
+.PHONY: all deps build test test-asan test-valgrind lint format doc demo bench leak fuzz soak clean
 
 all: build
 
@@ -59,7 +60,16 @@ test-valgrind: deps build
 lint:
 	@luacheck -q lua spec $(wildcard bin/spotify examples/*.lua examples/*/*.lua bench/*.lua)
 	@clang-format --dry-run --Werror src/*.c src/*.h
-	@if [ -f rockspec/lua-spotify-scm-1.rockspec ]; then luarocks lint rockspec/lua-spotify-scm-1.rockspec; fi
+	@for r in rockspec/*.rockspec; do luarocks lint $$r || exit 1; done
+	@$(MAKE) --no-print-directory doc
+
+# The HTML API reference (config.ld: doc/spotify.luadoc) in build/doc/; any
+# ldoc warning fails. lua5.1 runs ldoc because Debian's lua-markdown is 5.1's.
+LDOC_CONFIG ?= config.ld
+doc: deps
+	@out=$$(lua5.1 /usr/bin/ldoc --fatalwarnings -c $(LDOC_CONFIG) . 2>&1) || { echo "$$out"; exit 1; }; \
+	if echo "$$out" | grep -qi warning; then echo "$$out"; exit 1; fi; \
+	echo "doc: build/doc/index.html"
 
 # Builds, starts the bundled fake Spotify on loopback, runs the example.
 demo: deps build
@@ -86,4 +96,4 @@ format:
 	@clang-format -i src/*.c src/*.h
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan spotify

@@ -32,7 +32,7 @@ if [ "${SPOTIFY_DEMO:-fake}" = live ]; then
   echo "== Talking to the REAL Spotify Web API (api.spotify.com) with your credentials"
 else
   work=$(mktemp -d /tmp/lua-spotify-demo.XXXXXX)
-  python3 spec/support/fake_spotify.py --port-file "$work/port" > /dev/null &
+  python3 spec/support/fake_spotify.py --demo --port-file "$work/port" > /dev/null &
   fake_pid=$!
   stop_fake() {
     kill "$fake_pid" 2> /dev/null || true
@@ -77,6 +77,7 @@ run_cli() {
 run_cli track 4iV5W9uYEdYUVa79Axb7Rh
 run_cli album spotify:album:4EcfbzCtbJDk2wMwhT4D1h
 run_cli search "Muse" --type track,artist --limit 3
+run_cli playlist 3cEYpjA9oz9GiPac4AsH4n
 run_cli items playlist 3cEYpjA9oz9GiPac4AsH4n --max 5
 run_cli token
 echo

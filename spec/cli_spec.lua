@@ -46,7 +46,7 @@ describe("spotify command", function()
     local vars = {
       SPOTIFY_CLIENT_ID = "test-id", SPOTIFY_CLIENT_SECRET = "test-secret",
       SPOTIFY_API_BASE = f.api_base, SPOTIFY_TOKEN_URL = f.token_url,
-      SPOTIFY_ACCESS_TOKEN = "", SPOTIFY_TOKEN_CACHE = "", SPOTIFY_MARKET = "",
+      SPOTIFY_ACCESS_TOKEN = "", SPOTIFY_TOKEN_CACHE = "", SPOTIFY_MARKET = "", COLUMNS = "",
     }
     for k, v in pairs(env or {}) do vars[k] = v end
     local assigns = {}
@@ -312,6 +312,260 @@ describe("spotify command", function()
       assert.equal(0, code)
       assert.matches("^usage: spotify", out)
       assert.matches("exit codes:", out)
+    end)
+  end)
+
+  describe("help", function()
+    it("lists the commands with `help` and exits 0", function()
+      local out, err, code = run { "help" }
+      assert.equal(0, code, err)
+      assert.matches("^usage: spotify", out)
+      for _, word in ipairs { "search <query>", "items <playlist|album|show>", "token", "help %[command%]" } do
+        assert.matches(word, out)
+      end
+    end)
+
+    it("gives each command's own usage, by `help <command>` or `<command> --help`", function()
+      for _, name in ipairs { "track", "album", "artist", "playlist", "show", "episode", "audiobook",
+        "search", "items", "token", "help" } do
+        local out, err, code = run { "help", name }
+        assert.equal(0, code, err)
+        assert.equal("usage: spotify " .. name .. " ", out:sub(1, #name + 16), out)
+        local again = run { name, "-h" }
+        assert.equal(out, again)
+      end
+      assert.matches("%-l, %-%-limit N", (run { "help", "search" }))
+      assert.matches("%-n, %-%-max N", (run { "items", "--help" }))
+      assert.equal(0, #f:log())
+    end)
+
+    it("refuses help for an unknown command", function()
+      local out, err, code = run { "help", "trak" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.equal("spotify: unknown command 'trak' (see spotify help)\n", err)
+    end)
+  end)
+
+  describe("short flags", function()
+    it("-j is --json, wherever it stands", function()
+      local long = cjson.decode((run { "track", TRACK, "--json" }))
+      for _, args in ipairs { { "track", TRACK, "-j" }, { "-j", "track", TRACK } } do
+        local out, err, code = run(args)
+        assert.equal(0, code, err)
+        assert.same(long, cjson.decode(out))
+      end
+    end)
+
+    it("a lone -j is never taken for an ID", function()
+      local out, err, code = run { "track", "-j" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.same({ kind = "usage", exit = 2, message = "track takes one <id|uri|url>" }, cjson.decode(err).error)
+      out, err, code = run { "track", "-q" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.equal("spotify: track takes one <id|uri|url>\n", err)
+      assert.equal(0, #f:log_for("/v1/"))
+    end)
+
+    it("-t, -l (also attached: -l3), -n and bundled -jq", function()
+      local out, err, code = run { "search", "Muse", "-t", "track,artist", "-l3" }
+      assert.equal(0, code, err)
+      assert.equal("Tracks: 3 of 11113", lines(out)[1])
+      local q = f:log_for("/v1/search")[1].query
+      assert.matches("limit=3", q)
+      assert.matches("type=track,artist", q, 1, true)
+      f:config { totals = { album_tracks = 120 } }
+      out, err, code = run { "items", "album", ALBUM, "-n", "70", "-jq" }
+      assert.equal(0, code, err)
+      assert.equal("", err)
+      assert.equal(70, #cjson.decode(out))
+    end)
+
+    it("refuses an unknown one by its letter", function()
+      local _, err, code = run { "track", TRACK, "-x" }
+      assert.equal(2, code)
+      assert.equal("spotify: unknown option -x\n", err)
+      _, err, code = run { "search", "Muse", "-l" }
+      assert.equal(2, code)
+      assert.equal("spotify: -l needs a value\n", err)
+    end)
+  end)
+
+  describe("markets", function()
+    it("are upper-cased from --market, -m and SPOTIFY_MARKET", function()
+      for _, case in ipairs {
+        { { "track", TRACK, "--market", "se" }, nil, "SE" },
+        { { "track", TRACK, "-m", "gb" }, nil, "GB" },
+        { { "track", TRACK }, { SPOTIFY_MARKET = "de" }, "DE" },
+        { { "track", TRACK, "-m", "from_token" }, nil, "from_token" },
+      } do
+        f:reset()
+        local _, err, code = run(case[1], case[2])
+        assert.equal(0, code, err)
+        assert.matches("market=" .. case[3], f:log_for("/v1/tracks")[1].query)
+      end
+    end)
+
+    it("must be two letters", function()
+      local out, err, code = run { "track", TRACK, "--market", "sweden" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("^spotify: %-%-market must be a two%-letter country code", err)
+      assert.equal(0, #f:log())
+    end)
+  end)
+
+  describe("--verbose", function()
+    local BASIC = "dGVzdC1pZDp0ZXN0LXNlY3JldA==" -- base64 of test-id:test-secret
+
+    it("prints each HTTP exchange on stderr, never a secret or a token", function()
+      f:faults { { path = "/v1/tracks", status = 502 } }
+      local out, err, code = run { "track", TRACK, "-v" }
+      assert.equal(0, code, err)
+      assert.matches("Track%s+Austerity", out)
+      local rows = lines(err)
+      assert.equal(3, #rows, err)
+      assert.matches("^spotify: POST " .. f.token_url:gsub("%p", "%%%0") .. " %-> 200 %(attempt 1, %d+ ms", rows[1])
+      local url = (f.api_base .. "/tracks/" .. TRACK):gsub("%p", "%%%0")
+      assert.matches("^spotify: GET " .. url .. " %-> 502 %(attempt 1, %d+ ms", rows[2])
+      assert.matches("^spotify: GET " .. url .. " %-> 200 %(attempt 2, %d+ ms, %d+ bytes%)$", rows[3])
+      for _, secret in ipairs { "test%-secret", "tok%-", BASIC, "Bearer", "Basic" } do
+        assert.not_matches(secret, err)
+      end
+    end)
+
+    it("prints JSON objects under --json", function()
+      local _, err, code = run { "-jv", "track", TRACK }
+      assert.equal(0, code, err)
+      local rows = lines(err)
+      assert.equal(2, #rows, err)
+      local ex = cjson.decode(rows[2]).exchange
+      assert.equal("GET", ex.method)
+      assert.equal(f.api_base .. "/tracks/" .. TRACK, ex.url)
+      assert.equal(200, ex.status)
+      assert.equal(1, ex.attempt)
+      assert.is_true(ex.elapsed >= 0)
+    end)
+
+    it("is silent without -v", function()
+      local _, err, code = run { "track", TRACK }
+      assert.equal(0, code, err)
+      assert.equal("", err)
+    end)
+  end)
+
+  describe("errors under --json", function()
+    it("are one JSON object on stderr with the error's fields and the exit code", function()
+      local out, err, code = run { "album", UNKNOWN, "--json" }
+      assert.equal(6, code)
+      assert.equal("", out)
+      assert.matches("^[^\n]+\n$", err)
+      local e = cjson.decode(err).error
+      assert.equal("not_found", e.kind)
+      assert.equal(404, e.status)
+      assert.equal(6, e.exit)
+      assert.equal("GET", e.method)
+      assert.equal(f.api_base .. "/albums/" .. UNKNOWN, e.url)
+      assert.equal("string", type(e.message))
+    end)
+
+    it("include usage errors and rate limits", function()
+      local _, err, code = run { "-j", "track", TRACK, "--frobnicate" }
+      assert.equal(2, code)
+      assert.same({ error = { kind = "usage", exit = 2, message = "unknown option --frobnicate" } }, cjson.decode(err))
+      f:faults { { path = "/v1/tracks", status = 429, headers = { ["Retry-After"] = "3600" } } }
+      _, err, code = run { "track", TRACK, "-j" }
+      assert.equal(8, code)
+      local e = cjson.decode(err).error
+      assert.equal("rate_limited", e.kind)
+      assert.equal(3600, e.retry_after)
+    end)
+
+    it("stay plain text without --json", function()
+      local _, err = run { "album", UNKNOWN }
+      assert.matches("^spotify: not_found %(404%)", err)
+    end)
+  end)
+
+  describe("SPOTIFY_TOKEN_CACHE", function()
+    it("warns once on stderr when it cannot be used, and the command still works", function()
+      local blocker = dir .. "/not-a-directory"
+      local fh = assert(io.open(blocker, "w"))
+      fh:write "x"
+      fh:close()
+      local cache = blocker .. "/token.json"
+      for _ = 1, 2 do
+        local out, err, code = run({ "track", TRACK }, { SPOTIFY_TOKEN_CACHE = cache })
+        assert.equal(0, code, err)
+        assert.matches("Track%s+Austerity", out)
+        local rows = lines(err)
+        assert.equal(1, #rows, err)
+        local head = "spotify: warning: SPOTIFY_TOKEN_CACHE=" .. cache .. " is unusable ("
+        assert.equal(head, rows[1]:sub(1, #head))
+        assert.matches("Not a directory%); the token is not kept between runs$", rows[1])
+      end
+      assert.equal(2, #f:log_for("/api/token"))
+      local _, err = run({ "token", "--json" }, { SPOTIFY_TOKEN_CACHE = cache })
+      assert.matches("^SPOTIFY_TOKEN_CACHE=.* is unusable", cjson.decode(err).warning.message)
+      os.remove(blocker)
+    end)
+
+    it("says nothing when it works", function()
+      local cache = dir .. "/cli-quiet-token.json"
+      os.remove(cache)
+      local _, err, code = run({ "track", TRACK }, { SPOTIFY_TOKEN_CACHE = cache })
+      assert.equal(0, code, err)
+      assert.equal("", err)
+      os.remove(cache)
+    end)
+  end)
+
+  describe("sections", function()
+    it("leaves out a search type without results", function()
+      local out, err, code = run { "search", "Muse", "--type", "track,playlist" }
+      assert.equal(0, code, err)
+      assert.matches("^Tracks: 5 of 11113\n", out)
+      assert.not_matches("Playlists", out)
+      assert.not_matches("\n\n", out)
+    end)
+
+    it("says so when no type has results", function()
+      local empty = { href = "x", items = {}, limit = 5, offset = 0, total = 0 }
+      f:faults { { path = "/v1/search", body = cjson.encode { tracks = empty, artists = empty } } }
+      local out, err, code = run { "search", "zzzz", "-t", "track,artist" }
+      assert.equal(0, code, err)
+      assert.equal('No results for "zzzz".\n', out)
+    end)
+  end)
+
+  describe("output width", function()
+    local function widest(text)
+      local w = 0
+      for _, l in ipairs(lines(text)) do w = math.max(w, #l - select(2, l:gsub("[\128-\191]", ""))) end
+      return w
+    end
+
+    it("fits tables and fields into COLUMNS", function()
+      local out, err, code = run({ "search", "Muse", "-l", "3" }, { COLUMNS = "60" })
+      assert.equal(0, code, err)
+      assert.is_true(widest(out) <= 60, out)
+      local rows = lines(out)
+      assert.matches("…", rows[3])
+      assert.matches("%s3lPr8ghNDBLc2uZovNyLs9$", rows[3]) -- IDs and times are never cut
+      assert.matches("%s3:32%s", rows[3])
+      out = run({ "track", TRACK }, { COLUMNS = "40" })
+      assert.is_true(widest(out) <= 40, out)
+    end)
+
+    it("uses the whole width it is given, with a default of 100", function()
+      local wide = run({ "search", "Muse", "-l", "3" }, { COLUMNS = "200" })
+      assert.matches("Black Holes And Revelations", wide)
+      assert.not_matches("…", wide)
+      local default = run { "search", "Muse", "-l", "3" }
+      assert.is_true(widest(default) <= 100)
+      assert.equal(wide, default)
     end)
   end)
 

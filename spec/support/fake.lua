@@ -1,6 +1,6 @@
 --- Starts and steers the fake Spotify (fake_spotify.py) for a spec.
 --
---   local f = fake.start { tls = true }
+--   local f = fake.start { tls = true }   (demo = true: the answers `make demo` shows)
 --   f.api_base, f.token_url            plain HTTP on 127.0.0.1
 --   f.tls_api_base, f.tls_token_url    TLS on localhost, signed by f.ca_file
 --   f:config { expires_in = 5 }        f:faults { { path = "/v1/tracks", status = 500 } }
@@ -46,6 +46,7 @@ function fake.start(opts)
   opts = opts or {}
   local cmd = "exec python3 " .. here() .. "/fake_spotify.py"
   local cert, key
+  if opts.demo then cmd = cmd .. " --demo" end
   if opts.tls then
     cert, key = certificate()
     cmd = cmd .. " --tls-cert " .. cert .. " --tls-key " .. key

@@ -6,7 +6,14 @@ spec/support/fixtures, with the ID of each request put into the answer.
 Tests steer it through /_control/* (config, faults, reset, log). Standard
 library only, so it runs wherever python3 does.
 
-    fake_spotify.py [--port-file F] [--tls-cert C --tls-key K]
+    fake_spotify.py [--port-file F] [--tls-cert C --tls-key K] [--demo]
+
+--demo (config "demo") is for people looking at the answers (`make demo`):
+single objects come from every fixture that holds one (a track by its own
+ID, an unknown ID gets one of the captured tracks, so names vary), and every
+paging object's total is the number of items it really lists, so a playlist
+that says 4 items lists 4. Without it the answers keep the fixtures' totals
+and cycle their items, which the specs rely on.
 
 prints "<http port> [<tls port>]" (and writes it to F) once the listeners
 accept, and exits on /_control/stop or when its parent process ends.
@@ -14,6 +21,7 @@ accept, and exits on /_control/stop or when its parent process ends.
 import argparse
 import base64
 import copy
+import zlib
 import json
 import os
 import re
@@ -37,6 +45,7 @@ DEFAULT_CONFIG = {
     "devmode": False,       # single tracks answer the reduced 2026 dev-mode shape
     "totals": {},           # route name -> total of its paging object
     "max_ids": {},          # batch route -> IDs allowed per request (overrides)
+    "demo": False,          # varied objects and totals that match the items (--demo)
 }
 
 BATCH_MAX = {"tracks": 50, "albums": 20, "artists": 50, "shows": 50,
@@ -164,7 +173,10 @@ def int_param(query, name, default, low, high):
 
 
 def page(base, path, query, items, total, max_limit=50, default_limit=20):
-    """A paging object over `total` items, cycling the fixture's items."""
+    """A paging object over `total` items, cycling the fixture's items (in
+    demo mode `total` is at most the number of distinct items)."""
+    if STATE.config.get("demo"):
+        total = min(total, len(items))
     limit = int_param(query, "limit", default_limit, 1, max_limit)
     offset = int_param(query, "offset", 0, 0, 100000)
     end = min(offset + limit, total)
@@ -204,6 +216,36 @@ SINGLE = {  # route -> (fixture, type)
 }
 
 
+def demo_pool(route):
+    """Full objects of one type found anywhere in the fixtures, in a fixed order."""
+    out = [fixture(SINGLE[route][0])]
+    if route == "tracks":
+        out += [t for t in fixture("tracks_several.json")["tracks"] if t]
+        out += fixture("search_track_artist_album.json")["tracks"]["items"]
+        out += [i["track"] for i in fixture("playlist.json")["tracks"]["items"] if i.get("track")]
+    elif route == "artists":
+        out += fixture("search_track_artist_album.json")["artists"]["items"]
+    return out
+
+
+# IDs the examples and the README look up: the route's own fixture answers
+# them, as in the default mode.
+DEMO_EXAMPLE_IDS = {"tracks": "4iV5W9uYEdYUVa79Axb7Rh", "artists": "0TnOYISbd1XYRBk9myaseg"}
+
+
+def demo_single(route, item_id):
+    """The fixture object with this ID, else one picked by the ID (stable
+    across runs), renamed to it."""
+    pool = demo_pool(route)
+    if DEMO_EXAMPLE_IDS.get(route) == item_id:
+        return with_id(pool[0], route, item_id)
+    for obj in pool:
+        if obj.get("id") == item_id:
+            return copy.deepcopy(obj)
+    obj = pool[zlib.crc32(item_id.encode()) % len(pool)]
+    return with_id(obj, route, item_id)
+
+
 def single(route, item_id):
     check_id(item_id)
     if not known(item_id):
@@ -211,6 +253,11 @@ def single(route, item_id):
     name = SINGLE[route][0]
     if route == "tracks" and STATE.config.get("devmode"):
         name = "track_devmode_2026.json"
+    elif STATE.config.get("demo"):
+        obj = demo_single(route, item_id)
+        if route == "shows":  # the show's own count agrees with its episodes
+            obj["total_episodes"] = obj["episodes"]["total"] = len(obj["episodes"]["items"])
+        return obj
     return with_id(fixture(name), route, item_id)
 
 
@@ -256,6 +303,8 @@ def playlist_items(base, pid, path, query):
     if not known(pid):
         raise error(404, "error_404_resource_not_found.json")
     data = fixture("playlist_items.json")
+    if STATE.config.get("demo"):  # the playlist's own items, as many as it says
+        data = fixture("playlist.json")["tracks"]
     return page(base, path, query, data["items"], total_for("playlist_items", data["total"]),
                 max_limit=100, default_limit=100)
 
@@ -582,7 +631,11 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--demo", action="store_true")
     args = ap.parse_args()
+    if args.demo:
+        DEFAULT_CONFIG["demo"] = True
+        STATE.reset()
     servers = [Server()]
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

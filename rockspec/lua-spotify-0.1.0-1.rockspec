@@ -1,0 +1,78 @@
+rockspec_format = "3.0"
+package = "lua-spotify"
+version = "0.1.0-1"
+
+source = {
+  url = "git+https://github.com/lua-spotify/lua-spotify.git",
+  tag = "v0.1.0",
+}
+
+description = {
+  summary = "The Spotify Web API for Lua, app-only (client credentials)",
+  detailed = [[
+A client for the Spotify Web API with the client-credentials flow: catalog
+lookups, search, paging, token caching shared across processes, retries with
+backoff, and non-blocking use from game loops and OpenResty. A small C core
+on libcurl does the transport; the Lua layer holds the API.
+Includes the `spotify` command-line tool.
+]],
+  homepage = "https://github.com/lua-spotify/lua-spotify",
+  license = "MIT",
+  labels = { "spotify", "http", "api", "openresty" },
+}
+
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+
+-- Found by the library alone: Debian keeps curl/curl.h under the multiarch
+-- include directory, which the compiler searches but LuaRocks 3.8 does not.
+external_dependencies = {
+  CURL = {
+    library = "curl",
+  },
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    ["spotify"] = "lua/spotify/init.lua",
+    ["spotify.catalog"] = "lua/spotify/catalog.lua",
+    ["spotify.endpoints"] = "lua/spotify/endpoints.lua",
+    ["spotify.engine"] = "lua/spotify/engine.lua",
+    ["spotify.errors"] = "lua/spotify/errors.lua",
+    ["spotify.ngx"] = "lua/spotify/ngx.lua",
+    ["spotify.options"] = "lua/spotify/options.lua",
+    ["spotify.paging"] = "lua/spotify/paging.lua",
+    ["spotify.scheduler"] = "lua/spotify/scheduler.lua",
+    ["spotify.token"] = "lua/spotify/token.lua",
+    ["spotify.cache.file"] = "lua/spotify/cache/file.lua",
+    ["spotify.cache.memory"] = "lua/spotify/cache/memory.lua",
+    ["spotify.cache.redis"] = "lua/spotify/cache/redis.lua",
+    ["spotify.cache.shdict"] = "lua/spotify/cache/shdict.lua",
+    ["spotify.core"] = {
+      sources = {
+        "src/backoff.c", "src/client.c", "src/clock.c", "src/compat.c", "src/core.c",
+        "src/errors.c", "src/filecache.c", "src/http.c", "src/ids.c", "src/json.c",
+        "src/token.c",
+      },
+      defines = { "_GNU_SOURCE" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl" },
+    },
+  },
+  install = {
+    bin = { spotify = "bin/spotify" },
+  },
+  copy_directories = { "examples" },
+}
+
+test_dependencies = {
+  "busted",
+}
+
+test = {
+  type = "busted",
+}

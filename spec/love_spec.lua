@@ -1,0 +1,124 @@
+-- examples/love run by LÖVE 11 under Xvfb against the fake Spotify, whose
+-- search answers only after DELAY seconds: the results must arrive while
+-- frames keep coming, and no frame may have waited on the network. The
+-- example writes one line per frame and a screenshot (SPOTIFY_LOVE_REPORT).
+local fake = require "spec.support.fake"
+local files = require "spec.support.files"
+
+local DELAY = 1.5         -- the fake's delay on /v1/search
+local MAX_UPDATE = 0.25   -- seconds love.update (with client:poll) may take, a sixth of DELAY
+local MAX_GAP = 0.5       -- seconds between two frames while waiting, a third of DELAY
+local MIN_WAIT_FRAMES = 20
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function root()
+  return files.read_command "pwd"
+end
+
+--- Can Xvfb start here? nil when it can, else what it said.
+local function xvfb_problem()
+  if not files.run "command -v xvfb-run > /dev/null" then return "xvfb-run is not installed (package xvfb)" end
+  local out = files.read_command "timeout 20 xvfb-run -a -s '-screen 0 640x480x24' true 2>&1; echo \"exit:$?\""
+  if out:match "exit:0$" then return nil end
+  return out
+end
+
+--- Width and height from a PNG's IHDR, or nil when `data` is not a PNG.
+local function png_size(data)
+  if not data or data:sub(1, 8) ~= "\137PNG\r\n\26\n" or data:sub(13, 16) ~= "IHDR" then return nil end
+  local function u32(at)
+    local a, b, c, d = data:byte(at, at + 3)
+    return ((a * 256 + b) * 256 + c) * 256 + d
+  end
+  return u32(17), u32(21)
+end
+
+local problem = xvfb_problem()
+if problem then
+  describe("LÖVE example", function()
+    pending("skipped: Xvfb cannot start on this machine: " .. problem)
+  end)
+  return
+end
+
+describe("LÖVE example under Xvfb", function()
+  local f, dir, frames, report, exit_code, output
+
+  setup(function()
+    assert(files.run "command -v love > /dev/null", "love is not installed (package love, in the Makefile's DEBS)")
+    f = fake.start {}
+    f:faults { { path = "/v1/search", delay = DELAY } }
+    dir = fake.workdir() .. "/love"
+    assert(files.run("rm -rf " .. quote(dir) .. " && mkdir -p " .. quote(dir)))
+    local top = root()
+    -- LÖVE runs LuaJIT: the module from this tree with its LuaJIT build.
+    local path = top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"
+    local cpath = top .. "/build/luajit/?.so;;"
+    assert(io.open(top .. "/build/luajit/spotify/core.so"), "build/luajit/spotify/core.so is missing: make build")
+    local env = ("env -u LD_PRELOAD -u LUA_INIT LUA_PATH=%s LUA_CPATH=%s SPOTIFY_CLIENT_ID=test-id "
+      .. "SPOTIFY_CLIENT_SECRET=test-secret SPOTIFY_API_BASE=%s SPOTIFY_TOKEN_URL=%s SPOTIFY_LOVE_REPORT=%s")
+      :format(quote(path), quote(cpath), quote(f.api_base), quote(f.token_url), quote(dir))
+    local cmd = ("%s timeout 60 xvfb-run -a -s '-screen 0 640x480x24' love %s/examples/love > %s/out.txt 2>&1; echo $?")
+      :format(env, quote(top), quote(dir))
+    exit_code = tonumber(files.read_command(cmd))
+    output = files.read_file(dir .. "/out.txt") or ""
+    report = files.read_file(dir .. "/frames.txt") or ""
+    frames = {}
+    for n, t, dt, update, state in report:gmatch "frame (%d+) t=(%S+) dt=(%S+) update=(%S+) (%a+)\n" do
+      frames[#frames + 1] = { n = tonumber(n), t = tonumber(t), dt = tonumber(dt), update = tonumber(update),
+        state = state }
+    end
+  end)
+
+  teardown(function()
+    if f then f:stop() end
+  end)
+
+  it("runs, searches and quits by itself", function()
+    assert.equal(0, exit_code, output)
+    assert.matches("\ndone frames=%d+ took=", report, nil, false, output)
+    local searches = f:log_for "/v1/search"
+    assert.equal(1, #searches)
+    assert.matches("q=Muse", searches[1].query)
+  end)
+
+  it("shows the results", function()
+    local shown = {}
+    for line in report:gmatch "shown ([^\n]+)" do shown[#shown + 1] = line end
+    assert.equal(10, #shown, report)
+    assert.equal(" 1. Supermassive Black Hole - Muse (3:32)", shown[1])
+    assert.equal("10. Sing About It - The Wood Brothers (3:41)", shown[10])
+    local w, h = png_size(files.read_file(dir .. "/screenshot.png"))
+    assert.equal(640, w, "screenshot.png is missing or not a PNG")
+    assert.equal(480, h)
+  end)
+
+  it("keeps drawing while the search waits on the network", function()
+    local waiting, first_result = 0, nil
+    for _, fr in ipairs(frames) do
+      if fr.state == "waiting" then waiting = waiting + 1 end
+      if fr.state == "results" and not first_result then first_result = fr end
+    end
+    assert.truthy(first_result, report)
+    -- The fake really held the answer: the results came DELAY seconds in ...
+    assert.is_true(first_result.t >= DELAY * 0.9, ("results after %.3f s"):format(first_result.t))
+    -- ... and frames kept coming meanwhile.
+    assert.is_true(waiting >= MIN_WAIT_FRAMES, waiting .. " frames while waiting")
+    for i = 3, #frames do -- the first frames include LÖVE's own start-up
+      local gap = frames[i].t - frames[i - 1].t
+      assert.is_true(gap < MAX_GAP, ("frame %d came %.3f s after the one before"):format(i, gap))
+    end
+  end)
+
+  it("never spends a frame waiting on the network", function()
+    local worst, at = 0, nil
+    for _, fr in ipairs(frames) do
+      if fr.update > worst then worst, at = fr.update, fr.n end
+    end
+    assert.is_true(#frames > MIN_WAIT_FRAMES)
+    assert.is_true(worst < MAX_UPDATE, ("love.update took %.3f s in frame %s"):format(worst, tostring(at)))
+  end)
+end)
