@@ -134,6 +134,15 @@ describe("catalog", function()
     end)
   end
 
+  it("playlist_images GETs /v1/playlists/{id}/images and returns the array of images", function()
+    local images = assert(c:playlist_images(ID.playlist))
+    assert.is_true(#images >= 1)
+    assert_shape(fixture("playlist.json").images[1], images[1], "playlist_images[1]")
+    assert.equal("/v1/playlists/" .. ID.playlist .. "/images", last_api_request().path)
+    local _, err = c:playlist_images("not an id")
+    assert.equal("invalid_argument", err.kind)
+  end)
+
   it("search sends q and type (string or list) and returns paging objects", function()
     local r = assert(c:search("Muse band", { type = { "track", "artist" }, limit = 3, offset = 5 }))
     assert_shape(fixture("search_track_artist_album.json").tracks.items[1], r.tracks.items[1])
@@ -283,11 +292,13 @@ describe("catalog", function()
       end)
     end
 
-    it("splits albums, shows and audiobooks at 20", function()
-      for _, case in ipairs { { "albums", "/v1/albums" }, { "shows", "/v1/shows" },
-        { "audiobooks", "/v1/audiobooks" } } do
-        local out = assert(c[case[1]](c, ids(41)))
-        assert.equal(41, #out)
+    it("splits at Spotify's official limits: albums at 20, shows and audiobooks at 50, audio features at 100",
+      function()
+      for _, case in ipairs { { "albums", "/v1/albums", 20 }, { "shows", "/v1/shows", 50 },
+        { "audiobooks", "/v1/audiobooks", 50 }, { "audio_features", "/v1/audio-features", 100 } } do
+        local n = 2 * case[3] + 1
+        local out = assert(c[case[1]](c, ids(n)))
+        assert.equal(n, #out)
         local batches = 0
         for _, e in ipairs(f:log_for(case[2])) do
           if e.path == case[2] then batches = batches + 1 end
@@ -407,11 +418,11 @@ describe("catalog", function()
       { "tracks", "track", "/v1/tracks", "track.json", 50, true },
       { "albums", "album", "/v1/albums", "album.json", 20, true },
       { "artists", "artist", "/v1/artists", "artist.json", 50, false },
-      { "shows", "show", "/v1/shows", "show.json", 20, true },
+      { "shows", "show", "/v1/shows", "show.json", 50, true },
       { "episodes", "episode", "/v1/episodes", "episode.json", 50, true },
-      { "audiobooks", "audiobook", "/v1/audiobooks", "audiobook.json", 20, true },
+      { "audiobooks", "audiobook", "/v1/audiobooks", "audiobook.json", 50, true },
       { "chapters", "chapter", "/v1/chapters", "chapter.json", 50, true },
-      { "audio_features", "track", "/v1/audio-features", "audio_features.json", 50, false },
+      { "audio_features", "track", "/v1/audio-features", "audio_features.json", 100, false },
     }
     for _, case in ipairs(plurals) do
       local name, kind, path, file, max, market = unpack(case)

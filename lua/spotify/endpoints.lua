@@ -8,7 +8,8 @@
 --   id       ID kind the method's first argument must be (see core.parse_id)
 --   market   the endpoint takes `market` (the client's default applies)
 --   unwrap   return this field of the answer instead of the whole object
---   batch    plural method: {key = answer's array field, max = IDs per request,
+--   batch    plural method: {key = answer's array field, max = IDs per request
+--            (Spotify's official limits),
 --            single = path of the one-ID endpoint used as fallback}
 --   fallback path to try when `path` answers 403/404 (tier differences);
 --            kept for the client's life once it answers
@@ -35,6 +36,7 @@ return {
   { name = "playlist", path = "/playlists/{id}", id = "playlist", market = true },
   { name = "playlist_items", path = "/playlists/{id}/items", fallback = "/playlists/{id}/tracks",
     id = "playlist", market = true, pages = true },
+  { name = "playlist_images", path = "/playlists/{id}/images", id = "playlist" },
   { name = "user", path = "/users/{id}", id = "user" },
   { name = "user_playlists", path = "/users/{id}/playlists", id = "user", pages = true },
   { name = "categories", path = "/browse/categories", unwrap = "categories", pages = true },
@@ -46,14 +48,14 @@ return {
   { name = "markets", path = "/markets", unwrap = "markets" },
   { name = "show", path = "/shows/{id}", id = "show", market = true },
   { name = "shows", path = "/shows", id = "show", market = true,
-    batch = { key = "shows", max = 20, single = "/shows/{id}" } },
+    batch = { key = "shows", max = 50, single = "/shows/{id}" } },
   { name = "show_episodes", path = "/shows/{id}/episodes", id = "show", market = true, pages = true },
   { name = "episode", path = "/episodes/{id}", id = "episode", market = true },
   { name = "episodes", path = "/episodes", id = "episode", market = true,
     batch = { key = "episodes", max = 50, single = "/episodes/{id}" } },
   { name = "audiobook", path = "/audiobooks/{id}", id = "audiobook", market = true },
   { name = "audiobooks", path = "/audiobooks", id = "audiobook", market = true,
-    batch = { key = "audiobooks", max = 20, single = "/audiobooks/{id}" } },
+    batch = { key = "audiobooks", max = 50, single = "/audiobooks/{id}" } },
   { name = "audiobook_chapters", path = "/audiobooks/{id}/chapters", id = "audiobook", market = true,
     pages = true },
   { name = "chapter", path = "/chapters/{id}", id = "chapter", market = true },
@@ -61,7 +63,7 @@ return {
     batch = { key = "chapters", max = 50, single = "/chapters/{id}" } },
   { name = "audio_feature", path = "/audio-features/{id}", id = "track" },
   { name = "audio_features_batch", path = "/audio-features", id = "track",
-    batch = { key = "audio_features", max = 50, single = "/audio-features/{id}" } },
+    batch = { key = "audio_features", max = 100, single = "/audio-features/{id}" } },
   { name = "audio_analysis", path = "/audio-analysis/{id}", id = "track" },
   { name = "recommendations", path = "/recommendations", market = true },
   { name = "genre_seeds", path = "/recommendations/available-genre-seeds", unwrap = "genres" },

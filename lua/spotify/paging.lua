@@ -1,4 +1,5 @@
---- Walking paging objects: client:items, client:pages and client:all.
+--- Walking paging objects: client:items, client:pages, client:all,
+-- client:next and client:previous.
 local errors = require "spotify.errors"
 
 local paging = {}
@@ -125,7 +126,25 @@ local function all(ctx, self, first, opts)
   end
 end
 
+-- The page at one end of `page` ("next" or "previous"): nil at that end.
+local function neighbour(ctx, self, page, err, link)
+  if page == nil then
+    if errors.is(err) then return nil, err end -- client:next(client:x(...)) hands a failure on
+    return nil, ctx.invalid("expected a paging object, got nil")
+  end
+  local p = page_of(page)
+  if not p then return nil, ctx.invalid("expected a paging object (a table with items)") end
+  if type(p[link]) ~= "string" then return nil end
+  local env, eerr = ctx.env_of(self)
+  if not env then return nil, eerr end
+  return follow(ctx, self, env, p[link], p)
+end
+
 function paging.install(methods, ctx)
+  --- The next page, or nil at the last one. syntax: `page, err = client:next(page)`
+  methods.next = function(self, page, err) return neighbour(ctx, self, page, err, "next") end
+  --- The previous page, or nil at the first one. syntax: `page, err = client:previous(page)`
+  methods.previous = function(self, page, err) return neighbour(ctx, self, page, err, "previous") end
   methods.pages = function(self, first, err) return pages(ctx, self, first, err) end
   methods.items = function(self, first, err) return items(ctx, self, first, err) end
   methods.all = function(self, first, opts) return all(ctx, self, first, opts) end

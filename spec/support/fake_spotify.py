@@ -351,6 +351,11 @@ def route_catalog(base, path, query):
         if not known(rest[0]):
             raise error(404, "error_404_resource_not_found.json")
         return with_id(fixture("playlist.json"), "playlists", rest[0])
+    if head == "playlists" and rest[1:] == ["images"]:
+        check_id(rest[0])
+        if not known(rest[0]):
+            raise error(404, "error_404_resource_not_found.json")
+        return fixture("playlist.json")["images"]  # the endpoint answers a bare array
     if head == "playlists" and len(rest) == 2 and rest[1] in ("items", "tracks"):
         if rest[1] == "items" and STATE.config.get("no_items"):
             raise error(404, "error_404_resource_not_found.json")
