@@ -458,10 +458,10 @@ describe("examples/nginx", function()
     f = fake.start { tls = true }
     local conf = assert(io.open(nginx.root .. "/examples/nginx/nginx.conf")):read "*a"
     local api = assert(io.open(nginx.root .. "/examples/nginx/spotify_api.lua")):read "*a"
-    -- Only where things are: this tree instead of the luarocks tree, the
-    -- fake's certificate, a free port.
-    conf = conf:gsub("/usr/local/share/lua/5%.1", nginx.root .. "/lua")
-      :gsub("/usr/local/lib/lua/5%.1", nginx.root .. "/build/luajit")
+    -- Only where things are: the module's copy in the prefix instead of the
+    -- luarocks tree, the fake's certificate, a free port.
+    conf = conf:gsub("/usr/local/share/lua/5%.1", "${PREFIX}/lua")
+      :gsub("/usr/local/lib/lua/5%.1", "${PREFIX}/lib")
       :gsub("lua_ssl_trusted_certificate [^;]+;", "lua_ssl_trusted_certificate ${PREFIX}/ca.pem;")
       :gsub("listen 8080;", "listen 127.0.0.1:${PORT};")
     server = nginx.start {
