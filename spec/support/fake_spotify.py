@@ -373,7 +373,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n).decode("utf-8", "replace") if n else ""
 
     def base(self):
-        scheme = "https" if self.server.tls else "http"
+        # behind a TLS front (spec/support/h2.lua) links keep the front's scheme
+        scheme = self.headers.get("X-Forwarded-Proto") or ("https" if self.server.tls else "http")
         return "%s://%s/v1" % (scheme, self.headers.get("Host", "127.0.0.1"))
 
     def handle_any(self, method):
