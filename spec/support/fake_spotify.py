@@ -6,7 +6,7 @@ spec/support/fixtures, with the ID of each request put into the answer.
 Tests steer it through /_control/* (config, faults, reset, log). Standard
 library only, so it runs wherever python3 does.
 
-    fake_spotify.py [--port-file F] [--tls-cert C --tls-key K]
+    fake_spotify.py [--port-file F] [--port P] [--tls-cert C --tls-key K [--tls-port P]]
 
 prints "<http port> [<tls port>]" (and writes it to F) once the listeners
 accept, and exits on /_control/stop or when its parent process ends.
@@ -567,8 +567,8 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, tls_context=None):
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, tls_context=None, port=0):
+        super().__init__(("127.0.0.1", port), Handler)
         self.tls = tls_context is not None
         if tls_context:
             self.socket = tls_context.wrap_socket(self.socket, server_side=True,
@@ -583,12 +583,15 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    # the ports of a fake that was stopped: a restart takes them again
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-port", type=int, default=0)
     args = ap.parse_args()
-    servers = [Server()]
+    servers = [Server(port=args.port)]
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        servers.append(Server(ctx))
+        servers.append(Server(ctx, args.tls_port))
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     ports = " ".join(str(s.server_address[1]) for s in servers)
