@@ -14,6 +14,8 @@ DEBS      := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lu
              openssl curl python3 cmake make gcc pkg-config valgrind clang-format
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
 BENCH_DEBS := wrk nodejs linux-perf
+# Only `make soak-nginx` needs these (ab drives the load).
+SOAK_DEBS := apache2-utils
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
 FUZZ_DEBS := clang libclang-rt-14-dev
 SPECS     ?= spec
@@ -22,7 +24,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-valgrind lint format demo bench fuzz soak clean
+.PHONY: all deps build test test-asan test-valgrind lint format demo bench fuzz soak soak-nginx clean
 
 all: build
 
@@ -92,6 +94,12 @@ fuzz: deps
 
 soak: deps build
 	@sh spec/soak.sh
+
+# 100 000 requests through 2 nginx workers running the module; prints worker
+# RSS growth, error-log lines and token fetches (SOAK_REQUESTS to change).
+soak-nginx: deps build
+	@.ci/install-deps $(SOAK_DEBS)
+	@lua5.4 spec/soak_nginx.lua
 
 format:
 	@clang-format -i src/*.c src/*.h
