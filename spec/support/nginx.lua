@@ -5,7 +5,8 @@
 --   server.port, server.base, server.prefix
 --   server:get "/path"          -> status, body, headers (one request over luasocket)
 --   server:parallel(paths, n)   -> {status, body} list, seconds: n at once (curl --parallel)
---   server:complaints()         -> [warn] and worse lines of the error log
+--   server:complaints(mark)     -> [warn] and worse lines of the error log
+--                                  (after server:log_mark() when given)
 --   server:stop()
 --
 --   nginx.start { conf = text, files = {name = text}, env = {NAME = value} }
@@ -213,10 +214,16 @@ function Server:error_log()
   return read_file(self.prefix .. "/logs/error.log") or ""
 end
 
---- Lines of the error log at level warn or worse.
-function Server:complaints()
+--- Where the error log ends now: `complaints(mark)` reads only what
+-- nginx wrote after it.
+function Server:log_mark()
+  return #self:error_log()
+end
+
+--- Lines of the error log at level warn or worse, after byte `mark` if given.
+function Server:complaints(mark)
   local out = {}
-  for line in self:error_log():gmatch "[^\n]+" do
+  for line in self:error_log():sub((mark or 0) + 1):gmatch "[^\n]+" do
     if line:find "%[warn%]" or line:find "%[error%]" or line:find "%[crit%]" or line:find "%[alert%]"
         or line:find "%[emerg%]" then
       out[#out + 1] = line
