@@ -62,7 +62,8 @@ test-asan: deps build
 	  echo "== busted on $$lua under ASan+UBSan, leak detection on"; \
 	  SPOTIFY_BUILD=build-asan/$$lua LD_PRELOAD="$$asan $$ubsan" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:include_if_exists=$(CURDIR)/build-asan/leaks/%b \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $$lua $(BUSTED) --run=$$lua $(SPECS); \
 	done
 
