@@ -71,7 +71,7 @@ test-valgrind: deps build
 	@set -e; for lua in $(VALGRIND_LUAS); do \
 	  echo "== busted on $$lua under valgrind"; \
 	  SPOTIFY_BUILD=$(BUILD)/$$lua SPOTIFY_SLOW=1 valgrind -q --error-exitcode=1 --leak-check=full \
-	    --errors-for-leak-kinds=definite --show-leak-kinds=definite --suppressions=.ci/valgrind.supp \
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	    $$lua $(BUSTED) --run=$$lua $(SPECS); \
 	done
 
