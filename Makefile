@@ -1,23 +1,31 @@
 # Thin wrapper: CMake builds the C core once per interpreter; busted runs the
 # suite once per interpreter. `make test` installs missing Debian packages.
-LUAS      := lua5.1 lua5.4 luajit
+LUAS      := lua5.1 lua5.2 lua5.3 lua5.4 luajit
 INC_lua5.1 := /usr/include/lua5.1
+INC_lua5.2 := /usr/include/lua5.2
+INC_lua5.3 := /usr/include/lua5.3
 INC_lua5.4 := /usr/include/lua5.4
 INC_luajit := /usr/include/luajit-2.1
 BUSTED    := /usr/bin/busted
-DEBS      := lua5.1 liblua5.1-0-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
+DEBS      := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev \
+             luajit2 libluajit2-5.1-dev \
              lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
              nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis \
              openssl curl python3 cmake make gcc pkg-config valgrind clang-format \
              lua-ldoc lua-markdown love xvfb xauth
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
 BENCH_DEBS := wrk nodejs linux-perf
+# Only `make soak-nginx` needs these (ab drives the load).
+SOAK_DEBS := apache2-utils
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
 FUZZ_DEBS := clang libclang-rt-14-dev
 SPECS     ?= spec
 BUILD     ?= build
+# The slow runs, one busted run per interpreter; e.g. `make test-asan ASAN_LUAS=lua5.4`.
+ASAN_LUAS ?= $(LUAS)
+VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-valgrind lint format doc demo bench leak fuzz soak clean
+.PHONY: all deps build test test-asan test-valgrind lint format doc demo bench bench-pacing leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -39,18 +47,29 @@ test: deps build lint
 	  SPOTIFY_BUILD=$(BUILD)/$$lua $$lua $(BUSTED) --run=$$lua $(SPECS); \
 	done
 
+# Leak detection is on for the interpreters only: every program the specs
+# start inherits the preloaded runtime, and python3, sh or gcc leave leaks of
+# their own at exit. ASan reads build-asan/leaks/<program name> (%b) when it
+# exists, and only the interpreters have one. (The fleet specs' workers
+# always run on LuaJIT: its build is made too.) .ci/lsan.supp holds the
+# interpreters' own one-time allocations, each entry explained.
 test-asan: deps build
-	@$(MAKE) --no-print-directory build BUILD=build-asan CMAKE_FLAGS=-DSPOTIFY_SANITIZE=ON
+	@$(MAKE) --no-print-directory build BUILD=build-asan LUAS="$(sort $(ASAN_LUAS) luajit)" \
+	  CMAKE_FLAGS=-DSPOTIFY_SANITIZE=ON
 	@set -e; asan=$$(gcc -print-file-name=libasan.so); ubsan=$$(gcc -print-file-name=libubsan.so); \
-	for lua in lua5.4 lua5.1; do \
-	  echo "== busted on $$lua under ASan+UBSan"; \
+	mkdir -p build-asan/leaks; \
+	for lua in $(ASAN_LUAS); do echo detect_leaks=1 > build-asan/leaks/$$lua; done; \
+	for lua in $(ASAN_LUAS); do \
+	  echo "== busted on $$lua under ASan+UBSan, leak detection on"; \
 	  SPOTIFY_BUILD=build-asan/$$lua LD_PRELOAD="$$asan $$ubsan" \
-	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:include_if_exists=$(CURDIR)/build-asan/leaks/%b \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $$lua $(BUSTED) --run=$$lua $(SPECS); \
 	done
 
 test-valgrind: deps build
-	@set -e; for lua in lua5.4; do \
+	@set -e; for lua in $(VALGRIND_LUAS); do \
 	  echo "== busted on $$lua under valgrind"; \
 	  SPOTIFY_BUILD=$(BUILD)/$$lua SPOTIFY_SLOW=1 valgrind -q --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
@@ -91,6 +110,12 @@ fuzz: deps
 
 soak: deps build
 	@sh spec/soak.sh
+
+# 100 000 requests through 2 nginx workers running the module; prints worker
+# RSS growth, error-log lines and token fetches (SOAK_REQUESTS to change).
+soak-nginx: deps build
+	@.ci/install-deps $(SOAK_DEBS)
+	@lua5.4 spec/soak_nginx.lua
 
 format:
 	@clang-format -i src/*.c src/*.h

@@ -46,7 +46,9 @@ while [ "$https_port" = "$http_port" ]; do https_port=$(free_port); done
 token=$(cat "$out/www/token.json")
 
 # One worker without a master process, pinned to its own core. Keep-alive
-# limits are raised so that a connection serves a whole run.
+# limits are raised so that a connection serves a whole run. Without a master
+# nginx keeps the invoking user (no switch to nobody), so it reads bench/out
+# even in a tree inside a private (0700) folder.
 cat >"$out/nginx/nginx.conf" <<EOF
 worker_processes 1;
 pid $out/nginx/nginx.pid;

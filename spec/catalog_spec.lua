@@ -26,6 +26,16 @@ end
 local function id_of(n) return (("%022d"):format(n):gsub("0", "A", 1)) end
 local unpack = table.unpack or unpack -- luacheck: ignore
 
+-- `n` requests in `log`, all of which reached the fake before its first
+-- answer, which it sends `delay` after a request arrives: they ran at once.
+-- (Counts and the fake's own clock, not the wall time of a loaded machine.)
+local function assert_concurrent(log, n, delay)
+  assert.equal(n, #log)
+  local first, last = math.huge, -math.huge
+  for _, e in ipairs(log) do first, last = math.min(first, e.time), math.max(last, e.time) end
+  assert.is_true(last - first < delay, ("the %d requests arrived over %.2f s"):format(n, last - first))
+end
+
 local ID = {
   track = "4iV5W9uYEdYUVa79Axb7Rh", album = "4EcfbzCtbJDk2wMwhT4D1h", artist = "2CWWgbxApjbyByxBBCvGTm",
   playlist = "1h9q8vXXDl2vHOmwdsuXms", show = "38bS44xjbVVZ3No3ByF1dJ", episode = "512ojhOuo1ktJprKbVcKyQ",
@@ -309,30 +319,25 @@ describe("catalog", function()
 
     it("runs the batches of 120 IDs concurrently", function()
       assert(c:access_token())
-      f:faults { { path = "/v1/tracks", delay = 0.4, times = -1 } }
+      local delay = 0.5
+      f:faults { { path = "/v1/tracks", delay = delay, times = -1 } }
       local t0 = core.now()
       local out = assert(c:tracks(ids(120)))
       local took = core.now() - t0
       assert.equal(120, #out)
-      assert.is_true(took < 0.9, "took " .. took .. " s for three 0.4 s batches")
-      local log = f:log_for "/v1/tracks"
-      assert.equal(3, #log)
-      local first, last = math.huge, -math.huge
-      for _, e in ipairs(log) do
-        first, last = math.min(first, e.time), math.max(last, e.time)
-      end
-      assert.is_true(last - first < 0.3, "all three batches were asked for before the first answer")
+      -- one after another they would take 3 delays at least
+      assert.is_true(took < 3 * delay, "took " .. took .. " s for three " .. delay .. " s batches")
+      assert_concurrent(f:log_for "/v1/tracks", 3, delay)
     end)
 
     it("runs the single requests of the fallback concurrently too", function()
       assert(c:access_token())
       f:config { no_batch = true }
-      f:faults { { path = "/v1/albums/", delay = 0.4, times = -1 } }
-      local t0 = core.now()
+      local delay = 0.5
+      f:faults { { path = "/v1/albums/", delay = delay, times = -1 } }
       local out = assert(c:albums(ids(8)))
-      local took = core.now() - t0
       assert.equal(8, #out)
-      assert.is_true(took < 1.2, "took " .. took .. " s for eight 0.4 s requests")
+      assert_concurrent(f:log_for "/v1/albums/", 8, delay)
     end)
 
     it("runs batches inside a started request without blocking", function()
@@ -350,12 +355,20 @@ describe("catalog", function()
     it("keeps at most `concurrency` requests in flight", function()
       local two = spotify.client(fake.client_opts(f, { batch = false, concurrency = 2 }))
       assert(two:access_token())
-      f:faults { { path = "/v1/artists/", delay = 0.3, times = -1 } }
-      local t0 = core.now()
+      local delay = 0.5
+      f:faults { { path = "/v1/artists/", delay = delay, times = -1 } }
       assert.equal(4, #assert(two:artists(ids(4))))
-      local took = core.now() - t0
-      assert.is_true(took >= 0.55, "took " .. took .. " s: more than two at once")
-      assert.is_true(took < 1.1, "took " .. took .. " s: fewer than two at once")
+      -- The fake logs a request when it arrives and answers `delay` later.
+      -- Two at once: the first two arrive before either answer, and so do
+      -- the last two; never more: the third arrives only after an answer.
+      local t = {}
+      for i, e in ipairs(f:log_for "/v1/artists/") do t[i] = e.time end
+      table.sort(t)
+      assert.equal(4, #t)
+      assert.is_true(t[2] - t[1] < delay, "the first two did not run at once")
+      assert.is_true(t[4] - t[3] < delay, "the last two did not run at once")
+      assert.is_true(t[3] - t[1] >= delay - 0.01, "a third started before an answer")
+      assert.is_true(t[4] - t[2] >= delay - 0.01, "a fourth started before the second answer")
     end)
 
     it("falls back the same way when batch endpoints answer 404", function()

@@ -6,6 +6,15 @@ local fake = require "spec.support.fake"
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local ALBUM = "4EcfbzCtbJDk2wMwhT4D1h"
 
+-- `n` requests in `log`, all of which reached the fake before its first
+-- answer, which it sends `delay` after a request arrives: they ran at once.
+local function assert_concurrent(log, n, delay)
+  assert.equal(n, #log)
+  local first, last = math.huge, -math.huge
+  for _, e in ipairs(log) do first, last = math.min(first, e.time), math.max(last, e.time) end
+  assert.is_true(last - first < delay, ("the %d requests arrived over %.2f s"):format(n, last - first))
+end
+
 describe("non-blocking use", function()
   local f
   setup(function() f = fake.start {} end)
@@ -32,15 +41,17 @@ describe("non-blocking use", function()
 
   it("returns at once and finishes through poll", function()
     local c = client()
-    f:faults { { path = "/v1/tracks", delay = 0.3 } }
+    local delay = 2
+    f:faults { { path = "/v1/tracks", delay = delay } }
     local t0 = core.now()
     local req = c:start("track", ID)
-    assert.is_true(core.now() - t0 < 0.2)
+    -- a start that waited for the answer would take the whole delay
+    assert.is_true(core.now() - t0 < delay / 2, "start took " .. (core.now() - t0))
     assert.is_false(req:done())
     local v, err = req:result()
     assert.is_nil(v)
     assert.equal("invalid_argument", err.kind)
-    local n = frames(c, { req })
+    local n = frames(c, { req }, 10)
     assert.is_true(n > 1)
     local t = assert(req:result())
     assert.equal(ID, t.id)
@@ -49,12 +60,12 @@ describe("non-blocking use", function()
   it("runs several started requests at the same time", function()
     local c = client()
     assert(c:access_token())
-    f:faults { { path = "/v1/", delay = 0.4, times = -1 } }
-    local t0 = core.now()
+    local delay = 0.5
+    f:faults { { path = "/v1/", delay = delay, times = -1 } }
     local reqs = { c:start("track", ID), c:start("album", ALBUM), c:start("markets"),
       c:start("search", "Muse") }
     frames(c, reqs)
-    assert.is_true(core.now() - t0 < 1.2, "took " .. (core.now() - t0))
+    assert_concurrent(f:log_for "/v1/", 4, delay)
     assert.equal(ID, assert(reqs[1]:result()).id)
     assert.equal(ALBUM, assert(reqs[2]:result()).id)
     assert.is_table(assert(reqs[3]:result()))
@@ -86,7 +97,8 @@ describe("non-blocking use", function()
 
   it("cancels a request, and a cancelled renewal does not hold up the next", function()
     local c = client { timeout = 5 }
-    f:faults { { path = "/api/token", delay = 0.5 } }
+    local delay = 3 -- the cancelled renewal's answer comes this late
+    f:faults { { path = "/api/token", delay = delay } }
     local req = c:start("track", ID)
     c:poll(0.05)
     assert.is_false(req:done())
@@ -99,7 +111,9 @@ describe("non-blocking use", function()
     local again = c:start("track", ID)
     frames(c, { again })
     assert.equal(ID, assert(again:result()).id)
-    assert.is_true(core.now() - t0 < 2, "waited " .. (core.now() - t0))
+    -- a renewal of its own, not a wait for the cancelled one's answer
+    assert.equal(2, #f:log_for "/api/token")
+    assert.is_true(core.now() - t0 < delay, "waited " .. (core.now() - t0))
   end)
 
   it("shows its sockets to an external loop", function()
@@ -125,12 +139,28 @@ describe("non-blocking use", function()
   it("answers closed after close", function()
     local c = client()
     local req = c:start("track", ID)
+    c:poll(0.01) -- under way: the token request may be on the wire
     c:close()
+    -- the request started before close never yields a value
+    local v, err = req:result()
+    assert.is_nil(v)
+    assert.is_table(err)
     assert.equal(0, c:poll())
+    assert.equal(0, c:poll(0.01))
+    -- started after close: done at once, closed, and nothing is sent
+    local sent = #f:log()
     local late = c:start("track", ID)
     assert.is_true(late:done())
-    local _, err = late:result()
+    v, err = late:result()
+    assert.is_nil(v)
     assert.equal("closed", err.kind)
-    assert.is_table(req)
+    assert.is_false(late:cancel())
+    -- blocking calls answer closed too, and close stays idempotent
+    v, err = c:track(ID)
+    assert.is_nil(v)
+    assert.equal("closed", err.kind)
+    c:close()
+    assert.equal(sent, #f:log())
+    assert.equal(0, #f:log_for "/v1/") -- the request started before close never went out
   end)
 end)

@@ -5,6 +5,8 @@
 --   f.tls_api_base, f.tls_token_url    TLS on localhost, signed by f.ca_file
 --   f:config { expires_in = 5 }        f:faults { { path = "/v1/tracks", status = 500 } }
 --   f:log(), f:log_for "/v1/"          f:reset()       f:stop()
+--   f:kill()       SIGKILL, as a crash would; connections in flight break
+--   f:restart()    a new fake on the same ports (a fresh state: no tokens)
 local cjson = require "cjson"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -42,20 +44,31 @@ end
 
 fake.workdir = workdir
 
-function fake.start(opts)
-  opts = opts or {}
-  local cmd = "exec python3 " .. here() .. "/fake_spotify.py"
+local function launch(opts, port, tls_port)
+  local cmd = "echo $$; exec python3 " .. here() .. "/fake_spotify.py"
+  if port then cmd = cmd .. " --port " .. port end
   local cert, key
   if opts.demo then cmd = cmd .. " --demo" end
   if opts.tls then
     cert, key = certificate()
     cmd = cmd .. " --tls-cert " .. cert .. " --tls-key " .. key
+    if tls_port then cmd = cmd .. " --tls-port " .. tls_port end
   end
   local proc = assert(io.popen(cmd, "r"))
+  local pid = tonumber(proc:read "*l")
   local line = proc:read "*l"
-  assert(line, "spec/support/fake: fake_spotify.py did not start")
+  if not line then
+    proc:close()
+    error("spec/support/fake: fake_spotify.py did not start", 0)
+  end
+  return proc, pid, line, cert
+end
+
+function fake.start(opts)
+  opts = opts or {}
+  local proc, pid, line, cert = launch(opts)
   local port, tls_port = line:match "^(%d+)%s*(%d*)"
-  local self = setmetatable({ proc = proc, port = tonumber(port) }, Fake)
+  local self = setmetatable({ proc = proc, pid = pid, opts = opts, port = tonumber(port) }, Fake)
   self.base = "http://127.0.0.1:" .. port
   self.api_base = self.base .. "/v1"
   self.token_url = self.base .. "/api/token"
@@ -100,6 +113,26 @@ function Fake:log_for(prefix)
     if e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
   end
   return out
+end
+
+function Fake:kill()
+  if not self.proc then return end
+  os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+  self.proc:close() -- reaps it
+  self.proc = nil
+end
+
+function Fake:restart()
+  assert(not self.proc, "spec/support/fake: restart after kill or stop")
+  for _ = 1, 50 do -- the port is free again once the old process is gone
+    local ok, proc, pid = pcall(launch, self.opts, self.port, self.tls_port)
+    if ok then
+      self.proc, self.pid = proc, pid
+      return
+    end
+    require("socket").sleep(0.05)
+  end
+  error("spec/support/fake: could not restart on port " .. self.port)
 end
 
 function Fake:stop()

@@ -6,7 +6,7 @@ spec/support/fixtures, with the ID of each request put into the answer.
 Tests steer it through /_control/* (config, faults, reset, log). Standard
 library only, so it runs wherever python3 does.
 
-    fake_spotify.py [--port-file F] [--tls-cert C --tls-key K] [--demo]
+    fake_spotify.py [--port-file F] [--port P] [--tls-cert C --tls-key K [--tls-port P]] [--demo]
 
 --demo (config "demo") is for people looking at the answers (`make demo`):
 single objects come from every fixture that holds one (a track by its own
@@ -427,7 +427,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n).decode("utf-8", "replace") if n else ""
 
     def base(self):
-        scheme = "https" if self.server.tls else "http"
+        # behind a TLS front (spec/support/h2.lua) links keep the front's scheme
+        scheme = self.headers.get("X-Forwarded-Proto") or ("https" if self.server.tls else "http")
         return "%s://%s/v1" % (scheme, self.headers.get("Host", "127.0.0.1"))
 
     def handle_any(self, method):
@@ -620,8 +621,8 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, tls_context=None):
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, tls_context=None, port=0):
+        super().__init__(("127.0.0.1", port), Handler)
         self.tls = tls_context is not None
         if tls_context:
             self.socket = tls_context.wrap_socket(self.socket, server_side=True,
@@ -637,15 +638,18 @@ def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--demo", action="store_true")
+    # the ports of a fake that was stopped: a restart takes them again
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-port", type=int, default=0)
     args = ap.parse_args()
     if args.demo:
         DEFAULT_CONFIG["demo"] = True
         STATE.reset()
-    servers = [Server()]
+    servers = [Server(port=args.port)]
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        servers.append(Server(ctx))
+        servers.append(Server(ctx, args.tls_port))
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     ports = " ".join(str(s.server_address[1]) for s in servers)

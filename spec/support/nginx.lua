@@ -5,13 +5,16 @@
 --   server.port, server.base, server.prefix
 --   server:get "/path"          -> status, body, headers (one request over luasocket)
 --   server:parallel(paths, n)   -> {status, body} list, seconds: n at once (curl --parallel)
---   server:complaints()         -> [warn] and worse lines of the error log
+--   server:complaints(mark)     -> [warn] and worse lines of the error log
+--                                  (after server:log_mark() when given)
 --   server:stop()
 --
 --   nginx.start { conf = text, files = {name = text}, env = {NAME = value} }
 --   runs a complete nginx.conf as given, with the listen port substituted
 --   for "${PORT}" and the prefix directory for "${PREFIX}" (in `http` and
 --   `server` too), `files` written into the prefix and `env` set for nginx.
+--   The prefix holds a copy of the module (lua/, lib/spotify/core.so) that
+--   `nginx.package_paths()` points at.
 local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -70,11 +73,21 @@ local function answers(port)
 end
 
 --- The lua_package_path / lua_package_cpath that load Lua files in the
--- prefix and this tree's module (the C core built for LuaJIT, nginx's Lua).
+-- prefix and the copy of this tree's module that `nginx.start` puts there
+-- (lua/ and the C core built for LuaJIT, nginx's Lua, in lib/).
 function nginx.package_paths()
+  return 'lua_package_path "$prefix/?.lua;$prefix/lua/?.lua;$prefix/lua/?/init.lua;;";\n'
+    .. '  lua_package_cpath "$prefix/lib/?.so;;";'
+end
+
+-- The workers run as another user (nobody) when nginx starts as root, and
+-- the tree may sit in a folder only its owner can enter (a clone under
+-- `mktemp -d`, a home folder): so nginx reads the module from a copy in its
+-- prefix, which everyone may read, never from the tree.
+local function copy_module(prefix)
   local root = nginx.root
-  return ('lua_package_path "$prefix/?.lua;%s/lua/?.lua;%s/lua/?/init.lua;;";\n'
-    .. '  lua_package_cpath "%s/build/luajit/?.so;;";'):format(root, root, root)
+  assert(os.execute(("mkdir -p %s/lib/spotify && cp -R '%s/lua' %s/lua && cp '%s/build/luajit/spotify/core.so' "
+    .. "%s/lib/spotify/core.so"):format(prefix, root, prefix, root, prefix)))
 end
 
 local function main_conf(opts)
@@ -138,7 +151,10 @@ function nginx.start(opts)
   nginx.check()
   local prefix = read_command "mktemp -d /tmp/lua-spotify-nginx.XXXXXX"
   assert(os.execute(("mkdir -p %s/conf %s/logs %s/temp && chmod 755 %s"):format(prefix, prefix, prefix, prefix)))
+  copy_module(prefix)
   for name, text in pairs(opts.files or {}) do write_file(prefix .. "/" .. name, text) end
+  -- whatever the umask: the workers read all of it
+  assert(os.execute("chmod -R a+rX " .. prefix))
   local template = opts.conf or main_conf(opts)
   local self = setmetatable({ prefix = prefix }, Server)
   for _ = 1, 5 do -- another process may take the free port before nginx does
@@ -198,10 +214,16 @@ function Server:error_log()
   return read_file(self.prefix .. "/logs/error.log") or ""
 end
 
---- Lines of the error log at level warn or worse.
-function Server:complaints()
+--- Where the error log ends now: `complaints(mark)` reads only what
+-- nginx wrote after it.
+function Server:log_mark()
+  return #self:error_log()
+end
+
+--- Lines of the error log at level warn or worse, after byte `mark` if given.
+function Server:complaints(mark)
   local out = {}
-  for line in self:error_log():gmatch "[^\n]+" do
+  for line in self:error_log():sub((mark or 0) + 1):gmatch "[^\n]+" do
     if line:find "%[warn%]" or line:find "%[error%]" or line:find "%[crit%]" or line:find "%[alert%]"
         or line:find "%[emerg%]" then
       out[#out + 1] = line

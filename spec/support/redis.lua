@@ -5,6 +5,7 @@
 --   server.port, server.dir
 --   server:connect()       a lua-redis connection (require "redis")
 --   server:kill()          SIGKILL, as a crash would
+--   server:restart()       after kill: a new server on the same port
 --   server:pause() / server:resume()   SIGSTOP / SIGCONT: a server that hangs
 --   server:stop()
 --   redis_server.garbage() a server on a free port that answers every
@@ -85,6 +86,13 @@ end
 function Server:kill()
   signal(self, "KILL")
   wait_gone(self)
+end
+
+--- Start the server again on its port after `kill` (empty: no persistence).
+function Server:restart()
+  assert(not self.pid, "spec/support/redis: restart after kill")
+  self.pid = launch(self.dir, self.port)
+  assert(self.pid, "spec/support/redis: redis-server did not restart; see " .. self.dir .. "/redis.log")
 end
 
 --- Freeze the server: connections are accepted by the kernel, nothing answers.
