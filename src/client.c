@@ -101,7 +101,6 @@ static int take_options(lua_State *L, spotify_client *c) {
   c->limits.max_retry_after = opt_number(L, "max_retry_after", 0, 1e9);
   c->limits.deadline = opt_number(L, "deadline", 0, 1e9);
   c->refresh_buffer = opt_number(L, "refresh_buffer", 0, 1e9);
-  c->concurrency = (int)opt_number(L, "concurrency", 1, 1024);
   c->lock_ttl = timeout;
   c->token_url = opt_string(L, "token_url", &ok);
   lua_getfield(L, 1, "access_token");

@@ -23,7 +23,6 @@ typedef struct spotify_client {
   spotify_limits limits;
   double refresh_buffer;
   double lock_ttl; /* how long a renewal may hold others: the request timeout */
-  int concurrency;
   spotify_token token;
   double blocked_until; /* monotonic: an earlier 429's Retry-After ends then */
   spotify_stats stats;

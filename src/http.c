@@ -331,13 +331,12 @@ static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
   }
 }
 
-/* Start queued jobs, first come first served, while fewer than
- * `concurrency` are in flight. */
+/* Start queued jobs, first come first served. (Plural calls and pages
+ * keep `concurrency` in flight themselves, in lua/spotify/calls.lua; the
+ * started requests of a client are independent of each other.) */
 static void start_queued(lua_State *L, spotify_client *c) {
   spotify_multi *m = &c->multi;
   for (;;) {
-    int active = count_phase(m, SPOTIFY_JOB_SENDING) + count_phase(m, SPOTIFY_JOB_WAITING);
-    if (active >= c->concurrency) return;
     spotify_job *first = NULL;
     for (int i = 0; i < m->n; i++) {
       spotify_job *j = m->jobs[i];

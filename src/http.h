@@ -38,7 +38,7 @@ typedef struct spotify_http {
 /* One exchange on the multi handle. */
 typedef enum spotify_job_phase {
   SPOTIFY_JOB_FREE,
-  SPOTIFY_JOB_QUEUED, /* waits for a place under `concurrency` */
+  SPOTIFY_JOB_QUEUED, /* submitted, not started yet */
   SPOTIFY_JOB_SENDING,
   SPOTIFY_JOB_WAITING, /* a timer: backoff, Retry-After, a renewal elsewhere */
   SPOTIFY_JOB_FINISHED

@@ -20,36 +20,44 @@ local function closed_error()
   return setmetatable({ kind = "closed", message = "client is closed" }, core.error_mt)
 end
 
---- GET every URL on the multi driver and wait for all of them. Results of
--- started requests that finish meanwhile go to those requests.
+--- GET every URL on the multi driver, at most `concurrency` in flight,
+-- and wait for all of them. Results of started requests that finish
+-- meanwhile go to those requests.
 local function gather(self, env, urls)
-  local values, errs, tags, left = {}, {}, {}, 0
-  for i, url in ipairs(urls) do
-    local tag = tasks.tag(env)
-    local ok, err = submit(self, tag, "GET", url)
-    if ok then
-      tags[tag], left = i, left + 1
-    else
-      errs[i] = err
+  local values, errs, tags, left, nxt = {}, {}, {}, #urls, 1
+  local function submit_more(in_flight)
+    while nxt <= #urls and in_flight < env.concurrency do
+      local tag = tasks.tag(env)
+      local ok, err = submit(self, tag, "GET", urls[nxt])
+      if ok then
+        tags[tag], in_flight = nxt, in_flight + 1
+      else
+        errs[nxt], left = err, left - 1
+      end
+      nxt = nxt + 1
     end
+    return in_flight
   end
+  local in_flight = submit_more(0)
   while left > 0 do
     local done = run_multi(self, 1)
     for k = 1, #done do
       local r = done[k]
       local i = tags[r.tag]
       if i then
-        values[i], errs[i], left = r.value, r.err, left - 1
+        tags[r.tag] = nil
+        values[i], errs[i], left, in_flight = r.value, r.err, left - 1, in_flight - 1
       else
         tasks.deliver(env, r)
       end
     end
     if is_closed(self) then
-      for _, i in pairs(tags) do
+      for i = 1, #urls do
         if values[i] == nil and errs[i] == nil then errs[i] = closed_error() end
       end
       break
     end
+    in_flight = submit_more(in_flight)
   end
   return values, errs
 end

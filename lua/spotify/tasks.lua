@@ -63,24 +63,29 @@ function tasks.spawn(env, fn, ...)
   return task
 end
 
---- GET every URL from inside a started request: submit them all, park
--- until every result is in. Returns values and errs, by index.
+--- GET every URL from inside a started request: submit them (at most
+-- `concurrency` in flight), park until every result is in. Returns values
+-- and errs, by index.
 function tasks.get_all(self, env, urls)
   local s = env.tasks
   local task = s.by_co[running()]
   local values, errs = {}, {}
-  task.left = 0
-  for i, url in ipairs(urls) do
-    local tag = tasks.tag(env)
-    local ok, err = core.submit(self, tag, "GET", url)
-    if ok then
-      s.waiting[tag] = { task = task, values = values, errs = errs, i = i }
-      task.left = task.left + 1
-    else
-      errs[i] = err
+  local nxt = 1
+  task.left, task.in_flight = #urls, 0
+  while task.left > 0 do
+    while nxt <= #urls and task.in_flight < env.concurrency do
+      local tag = tasks.tag(env)
+      local ok, err = core.submit(self, tag, "GET", urls[nxt])
+      if ok then
+        s.waiting[tag] = { task = task, values = values, errs = errs, i = nxt }
+        task.in_flight = task.in_flight + 1
+      else
+        errs[nxt], task.left = err, task.left - 1
+      end
+      nxt = nxt + 1
     end
+    if task.left > 0 then yield() end
   end
-  while task.left > 0 do yield() end
   return values, errs
 end
 
@@ -93,8 +98,8 @@ function tasks.deliver(env, r)
   s.waiting[r.tag] = nil
   w.values[w.i], w.errs[w.i] = r.value, r.err
   local task = w.task
-  task.left = task.left - 1
-  if task.left == 0 and not task.done then run(s, task) end
+  task.left, task.in_flight = task.left - 1, task.in_flight - 1
+  if not task.done then run(s, task) end -- it submits more, or goes on once all are in
 end
 
 --- Advance every started request; wait at most `wait` seconds.
