@@ -104,6 +104,10 @@ leak: deps build
 	@for lua in $(LUAS); do SPOTIFY_BUILD=$(BUILD)/$$lua $$lua bench/leak.lua; done
 	@SPOTIFY_BUILD=$(BUILD)/lua5.1 lua5.1 bench/leak.lua nginx
 
+# What shared pacing and the shared 429 penalty cost per call (figures).
+bench-pacing: deps build
+	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/pacing.lua
+
 fuzz: deps
 	@.ci/install-deps $(FUZZ_DEBS)
 	@sh fuzz/run.sh

@@ -49,11 +49,8 @@ describe("cache contract", function()
   end
   backends.custom = custom_store
   backends.redis = function()
-    local lua_redis = require "redis"
     local prefix = "contract" .. tostring({}):match "0x(%x+)" .. ":"
-    return function()
-      return spotify.cache.redis(lua_redis.connect("127.0.0.1", redis.port), { prefix = prefix })
-    end
+    return function() return spotify.cache.redis(redis:connect(), { prefix = prefix }) end
   end
 
   for _, name in ipairs { "memory", "file", "custom", "redis" } do

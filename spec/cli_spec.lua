@@ -449,6 +449,22 @@ describe("spotify command", function()
       assert.is_true(ex.elapsed >= 0)
     end)
 
+    it("shows a wait for the app's rate limit, held by a penalty another process shared", function()
+      local tmp = io.popen("mktemp -d"):read "*l"
+      local path = tmp .. "/tokens.json"
+      local until_ = os.time() + 1.5
+      local file = assert(io.open(path, "w"))
+      file:write(cjson.encode { ["test-id:penalty"] = { value = ("%.3f"):format(until_), expires = until_ + 5 } })
+      file:close()
+      local out, err, code = run({ "track", TRACK, "-v" }, { SPOTIFY_TOKEN_CACHE = path })
+      os.execute("rm -rf '" .. tmp .. "'")
+      assert.equal(0, code, err)
+      assert.matches("Track%s+Austerity", out)
+      assert.matches("spotify: wait %d%.%d%d s %(rate limit: penalty%) before GET ", err)
+      assert.equal(1, #f:log_for "/v1/tracks")
+      assert.is_true(f:log_for("/v1/tracks")[1].time >= until_ - 0.05, "sent during the penalty")
+    end)
+
     it("is silent without -v", function()
       local _, err, code = run { "track", TRACK }
       assert.equal(0, code, err)

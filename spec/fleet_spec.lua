@@ -152,7 +152,8 @@ describe("a fleet of processes", function()
       assert_all_succeeded(summaries)
       for i, s in ipairs(summaries) do
         assert.is_true(s.cache_errors >= 1, "worker " .. i .. " reported no cache error")
-        assert.equal(s.cache_errors, s.cache_error_events)
+        -- on_request hears of the outage once, however many operations fail in it
+        assert.equal(1, s.cache_error_events, "worker " .. i)
       end
     end)
   end

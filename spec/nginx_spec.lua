@@ -206,6 +206,8 @@ describe("nginx with one worker", function()
         tls = fake.client_opts(f, { api_base = f.tls_api_base, token_url = f.tls_token_url }),
         short = fake.client_opts(f, { timeout = 0.5, max_retries = 0 }),
         retrying = fake.client_opts(f, { max_retries = 2 }),
+        -- holds a 3600 s penalty after its test, so no other test uses it
+        penalized = fake.client_opts(f),
         warm = fake.client_opts(f),
         proxied = fake.client_opts(f, { api_base = "http://api.spotify.invalid/v1",
           token_url = "http://accounts.spotify.invalid/api/token", proxy = f.base }),
@@ -297,11 +299,17 @@ describe("nginx with one worker", function()
     local want, want_err = curl_client:track(ID)
     assert.is_nil(want)
     f:faults { { path = "/v1/tracks/", status = 429, headers = { ["Retry-After"] = "3600" }, times = 1 } }
-    local got, err = remote(server, "plain", "track", { ID })
+    local got, err = remote(server, "penalized", "track", { ID })
     assert.is_nil(got)
     assert.same(error_fields(want_err), err)
     assert.equal("rate_limited", err.kind)
     assert.equal(3600, err.retry_after)
+    -- and the penalty holds the client's next call, which fails at once
+    local mark = #f:log()
+    local _, held = remote(server, "penalized", "track", { ID })
+    assert.equal("rate_limited", held.kind)
+    assert.is_true(held.retry_after > 3500)
+    assert.equal(0, #since(f, mark))
   end)
 
   it("gives up on a slow answer after the timeout with kind timeout", function()

@@ -22,6 +22,13 @@ describe("spotify.client options", function()
     assert.equal(require("cjson").null, spotify.null)
   end)
 
+  it("takes rate_limit = {requests, window} and counts its waits in stats", function()
+    local c = spotify.client(with { rate_limit = { requests = 100, window = 30 } })
+    assert.equal(0, c:stats().rate_limited_waits)
+    assert.equal(0, c:stats().rate_limited_wait_s)
+    c:close()
+  end)
+
   it("rejects unknown options, naming them", function()
     assert.has_error(function() spotify.client(with { timout = 3 }) end,
       "spotify.client: unknown option 'timout'")
@@ -34,6 +41,9 @@ describe("spotify.client options", function()
     { "token_url", "not a url" }, { "ca_file", 1 }, { "proxy", {} }, { "user_agent", 2 },
     { "on_request", "print" }, { "batch", "yes" }, { "concurrency", 0 }, { "max_body", 1.5 },
     { "deadline", 0 }, { "cache", 5 }, { "cache", {} }, { "market", "usa" }, { "client_id", 7 },
+    { "rate_limit", 10 }, { "rate_limit", { requests = 0, window = 1 } },
+    { "rate_limit", { requests = 1.5, window = 1 } }, { "rate_limit", { requests = 5 } },
+    { "rate_limit", { requests = 5, window = 0 } }, { "rate_limit", { requests = 5, window = 1, burst = 2 } },
   }
   for _, case in ipairs(bad) do
     it("rejects " .. case[1] .. " = " .. tostring(case[2]), function()

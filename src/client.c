@@ -44,7 +44,11 @@ static void free_resources(lua_State *L, spotify_client *c) {
   free(c->basic_auth);
   free(c->token_url);
   free(c->lock_key);
-  c->client_id = c->basic_auth = c->token_url = c->lock_key = NULL;
+  free(c->penalty_key);
+  free(c->pace_key);
+  free(c->pacing.ring);
+  c->pacing.ring = NULL;
+  c->client_id = c->basic_auth = c->token_url = c->lock_key = c->penalty_key = c->pace_key = NULL;
 }
 
 /* The one release: close, __gc and __close. Idempotent. */
@@ -87,6 +91,32 @@ static long milliseconds(double seconds) {
   return (long)ceil(seconds * 1000.0);
 }
 
+/* client_id .. suffix, malloc'd; NULL without a client ID. */
+static char *key_for(const char *client_id, const char *suffix) {
+  if (client_id == NULL) return NULL;
+  char *k = malloc(strlen(client_id) + strlen(suffix) + 1);
+  if (k) strcat(strcpy(k, client_id), suffix);
+  return k;
+}
+
+/* rate_limit = {requests, window}, checked in Lua. */
+static int take_pacing(lua_State *L, spotify_pacing *p) {
+  lua_getfield(L, 1, "rate_limit");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "requests");
+    lua_getfield(L, -2, "window");
+    double n = lua_tonumber(L, -2), w = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    if (n >= 1 && w > 0) {
+      p->requests = n > 100000 ? 100000 : (int)n;
+      p->window = w > 86400 ? 86400 : w;
+      p->ring = calloc((size_t)p->requests, sizeof *p->ring);
+    }
+  }
+  lua_pop(L, 1);
+  return p->requests == 0 || p->ring != NULL;
+}
+
 static int take_options(lua_State *L, spotify_client *c) {
   int ok = 1;
   spotify_http_options *o = &c->http.opt;
@@ -115,11 +145,13 @@ static int take_options(lua_State *L, spotify_client *c) {
     c->basic_auth = c->client_id && secret ? spotify_basic_auth(c->client_id, secret) : NULL;
     if (secret) memset(secret, 0, strlen(secret));
     free(secret);
-    c->lock_key = c->client_id ? malloc(strlen(c->client_id) + sizeof ":lock") : NULL;
-    if (c->lock_key) strcat(strcpy(c->lock_key, c->client_id), ":lock");
-    ok = ok && c->basic_auth && c->lock_key;
+    c->lock_key = key_for(c->client_id, ":lock");
+    c->penalty_key = key_for(c->client_id, ":penalty");
+    c->pace_key = key_for(c->client_id, ":pace");
+    ok = ok && c->basic_auth && c->lock_key && c->penalty_key && c->pace_key;
   }
   lua_pop(L, 1);
+  ok = ok && take_pacing(L, &c->pacing);
   lua_getfield(L, 1, "on_request");
   c->on_request_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
   if (c->on_request_ref == LUA_NOREF) lua_pop(L, 1);
@@ -355,7 +387,7 @@ static void stat_field(lua_State *L, const char *name, long long v) {
 /* core.stats(c) -> counters */
 static int l_stats(lua_State *L) {
   const spotify_stats *s = &spotify_check_client(L, 1)->stats;
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
   stat_field(L, "requests", s->requests);
   stat_field(L, "retries", s->retries);
   stat_field(L, "token_fetches", s->token_fetches);
@@ -363,6 +395,9 @@ static int l_stats(lua_State *L) {
   stat_field(L, "cache_errors", s->cache_errors);
   stat_field(L, "bytes_received", s->bytes_received);
   stat_field(L, "connections_opened", s->connections_opened);
+  stat_field(L, "rate_limited_waits", s->rate_limited_waits);
+  lua_pushnumber(L, s->rate_limited_wait_s);
+  lua_setfield(L, -2, "rate_limited_wait_s");
   return 1;
 }
 

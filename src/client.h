@@ -13,18 +13,36 @@
 typedef struct spotify_stats {
   long long requests, retries, token_fetches, cache_hits, cache_errors;
   long long bytes_received, connections_opened;
+  long long rate_limited_waits;
+  double rate_limited_wait_s;
 } spotify_stats;
+
+/* rate_limit = {requests = N, window = seconds}: at most N requests start
+ * in any window, across every client sharing the cache (its incr), else
+ * within this client (the ring of the last N start times). */
+typedef struct spotify_pacing {
+  int requests; /* 0: no pacing */
+  double window;
+  double *ring; /* wall-clock start times, for pacing without the cache */
+  long long served;
+} spotify_pacing;
 
 typedef struct spotify_client {
   int closed;
   int busy; /* drivers running now: the handles are freed once they return */
   /* options (validated and defaulted in Lua, options.lua) */
-  char *client_id, *basic_auth, *token_url, *lock_key;
+  char *client_id, *basic_auth, *token_url;
+  char *lock_key, *penalty_key, *pace_key; /* NULL without a client ID: nothing to share */
   spotify_limits limits;
   double refresh_buffer;
   double lock_ttl; /* how long a renewal may hold others: the request timeout */
   spotify_token token;
   double blocked_until; /* monotonic: an earlier 429's Retry-After ends then */
+  spotify_pacing pacing;
+  /* A cache that fails is left alone for sharing (penalty, pacing) for a
+   * moment, and reported once per outage. */
+  int cache_down;
+  double cache_retry_at; /* monotonic */
   spotify_stats stats;
   spotify_cache cache;
   int on_request_ref; /* LUA_NOREF when none */

@@ -12,15 +12,20 @@
 
 static struct {
   int on;
-  double skipped;
+  double skipped;      /* all the time skipped: the monotonic clock keeps it */
+  double skipped_wall; /* skipped since the virtual mode went on */
   double *waits;
   size_t n, cap;
 } virt;
 
+/* While the virtual mode is on, both clocks move on by what it skips, so
+ * what is kept in wall time (token expiry, a shared penalty, pacing) agrees
+ * with the waits. Off, the wall clock is the real one again: other
+ * processes read it. */
 double spotify_wall_time(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (virt.on ? virt.skipped_wall : 0);
 }
 
 double spotify_monotonic_time(void) {
@@ -43,7 +48,10 @@ static void record_wait(double s) {
 void spotify_sleep(double s) {
   if (virt.on) {
     record_wait(s);
-    if (s > 0) virt.skipped += s;
+    if (s > 0) {
+      virt.skipped += s;
+      virt.skipped_wall += s;
+    }
     return;
   }
   if (!(s > 0)) return;
@@ -77,6 +85,7 @@ static int l_sleep(lua_State *L) {
 /* core.virtual_clock(on): switch the virtual mode (specs only). */
 static int l_virtual_clock(lua_State *L) {
   virt.on = lua_toboolean(L, 1);
+  virt.skipped_wall = 0;
   return 0;
 }
 
@@ -101,6 +110,7 @@ static int l_virtual_reset(lua_State *L) {
  * clock never runs backwards. */
 void spotify_open_clock(lua_State *L) {
   virt.on = 0;
+  virt.skipped_wall = 0;
   static const luaL_Reg fns[] = {{"time", l_time},
                                  {"now", l_now},
                                  {"sleep", l_sleep},

@@ -12,12 +12,22 @@
 #define TOKEN_POLL 0.01    /* seconds between looks while another renews */
 #define TOKEN_POLL_MAX 0.2 /* backing off up to this while another process renews */
 #define TOKEN_BODY "grant_type=client_credentials"
+#define CACHE_RETRY 1.0  /* seconds a failed cache is left alone for sharing */
+#define PACE_MARGIN 0.05 /* seconds: network jitter between a start and its arrival */
+#define PACE_COUNTER_TTL 86400
+#define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
 
 enum state {
   S_BEGIN,
-  S_PENALTY,    /* an earlier 429 holds every request of the client */
-  S_TOKEN,      /* fresh token? else renew, or wait for the renewal under way */
-  S_TOKEN_WAIT, /* another exchange of this client renews */
+  S_PENALTY,        /* an earlier 429 holds every request of the client */
+  S_PENALTY_SHARED, /* ... or of every client sharing the cache */
+  S_PACE,           /* rate_limit: a place in the shared sliding window */
+  S_PACE_COUNTED,
+  S_PACE_SLOT,
+  S_PACE_WAIT,
+  S_SHARE_PENALTY, /* a 429 holds every client sharing the cache */
+  S_TOKEN,         /* fresh token? else renew, or wait for the renewal under way */
+  S_TOKEN_WAIT,    /* another exchange of this client renews */
   S_SEND,
   S_SENT,
   S_BACKOFF,
@@ -113,6 +123,9 @@ static void push_redacted(lua_State *L, const char *s, const char *secret) {
 static void cache_failed(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   c->stats.cache_errors++;
+  c->cache_retry_at = now() + CACHE_RETRY;
+  if (c->cache_down) return; /* reported once per outage */
+  c->cache_down = 1;
   if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
   const char *msg = x->cache_res.str ? x->cache_res.str : "cache: out of memory";
   lua_createtable(L, 0, 3);
@@ -127,6 +140,19 @@ static void cache_failed(lua_State *L, spotify_exchange *x) {
 
 /* ---- cache operations ---- */
 
+static void cache_answered(lua_State *L, spotify_exchange *x) {
+  if (x->cache_res.answer == SPOTIFY_ANSWER_FAILED)
+    cache_failed(L, x);
+  else if (x->cache_res.answer != SPOTIFY_ANSWER_UNSUPPORTED)
+    x->c->cache_down = 0;
+}
+
+/* May the penalty and the pacing go through the cache now? Not without a
+ * client ID, nor for a moment after the cache failed. */
+static int sharing(const spotify_client *c) {
+  return c->penalty_key && c->cache.vt && !(c->cache_down && now() < c->cache_retry_at);
+}
+
 /* Ask the cache; native caches (and Lua ones, where the driver allows)
  * answer at once, else the driver is asked to. */
 static spotify_action cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
@@ -139,12 +165,14 @@ static spotify_action cache_op(lua_State *L, spotify_exchange *x, spotify_cache_
   if (op == SPOTIFY_CACHE_SET) {
     rq->value = x->entry;
     rq->len = x->entry_len;
+  } else if (op == SPOTIFY_CACHE_INCR) {
+    rq->delta = 1;
   }
   x->state = next;
   spotify_cache_result_clear(&x->cache_res);
   if (x->c->cache.may_yield && !x->lua_caches_inline) return SPOTIFY_ACT_CACHE;
   spotify_cache_run(L, &x->c->cache, rq, &x->cache_res);
-  if (x->cache_res.answer == SPOTIFY_ANSWER_FAILED) cache_failed(L, x);
+  cache_answered(L, x);
   return 0;
 }
 
@@ -152,7 +180,7 @@ void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_ca
   spotify_cache_result_clear(&x->cache_res);
   x->cache_res = *r;
   memset(r, 0, sizeof *r);
-  if (x->cache_res.answer == SPOTIFY_ANSWER_FAILED) cache_failed(L, x);
+  cache_answered(L, x);
 }
 
 /* ---- the token ---- */
@@ -189,8 +217,10 @@ static void end_renewal(spotify_exchange *x) {
 }
 
 static spotify_action token_ready(spotify_exchange *x) {
-  x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_DONE : S_SEND;
-  return x->purpose == SPOTIFY_FOR_TOKEN ? SPOTIFY_ACT_DONE : 0;
+  if (x->purpose == SPOTIFY_FOR_TOKEN) return done(x);
+  /* Paced last, right before sending: a place is a start time. */
+  x->state = x->c->pacing.requests ? S_PACE : S_SEND;
+  return 0;
 }
 
 static spotify_action need_token(spotify_exchange *x) {
@@ -271,6 +301,181 @@ static void token_answered(lua_State *L, spotify_exchange *x, const spotify_outc
   x->state = x->entry ? T_STORE : T_UNLOCK;
 }
 
+/* ---- the app's rate limit: the 429 penalty and pacing ---- */
+
+static double wall(void) {
+  return spotify_wall_time();
+}
+
+/* x->key = prefix .. suffix: the key of the next cache operation. */
+static const char *set_key(spotify_exchange *x, const char *prefix, const char *suffix) {
+  char *k = malloc(strlen(prefix) + strlen(suffix) + 1);
+  if (k == NULL) return NULL;
+  strcat(strcpy(k, prefix), suffix);
+  free(x->key);
+  x->key = k;
+  return k;
+}
+
+/* x->entry = the number as text: the value of the next cache set. */
+static int set_entry_number(spotify_exchange *x, double v) {
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "%.17g", v); /* at most 24 characters, whatever v */
+  if (n < 0 || (size_t)n >= sizeof buf) return -1;
+  char *e = malloc((size_t)n + 1);
+  if (e == NULL) return -1;
+  memcpy(e, buf, (size_t)n + 1);
+  free(x->entry);
+  x->entry = e;
+  x->entry_len = (size_t)n;
+  return 0;
+}
+
+static double answer_number(const spotify_exchange *x) {
+  const spotify_cache_result *r = &x->cache_res;
+  if (r->answer == SPOTIFY_ANSWER_NUMBER) return r->number;
+  if (r->answer == SPOTIFY_ANSWER_STRING) return strtod(r->str, NULL);
+  return 0;
+}
+
+/* A wait for the app's rate limit: counted, and told to on_request as
+ * {event = "rate_limited_wait", reason = "penalty" | "pacing", wait = s}. */
+static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, const char *reason) {
+  spotify_client *c = x->c;
+  c->stats.rate_limited_waits++;
+  c->stats.rate_limited_wait_s += wait;
+  x->wait = wait;
+  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  lua_createtable(L, 0, 5);
+  set_string(L, "event", "rate_limited_wait");
+  set_string(L, "reason", reason);
+  set_number(L, "wait", wait);
+  set_string(L, "method", x->method);
+  set_string(L, "url", x->url);
+  call_hook(L, c);
+}
+
+/* Hold the call for an earlier 429, or fail it at once when the wait does
+ * not fit max_retry_after or the deadline. */
+static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait) {
+  spotify_client *c = x->c;
+  if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
+    fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
+    return done(x);
+  }
+  rate_limited_wait(L, x, wait, "penalty");
+  x->state = S_PENALTY;
+  return SPOTIFY_ACT_WAIT;
+}
+
+static spotify_action check_penalty(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  double wait = c->blocked_until - now();
+  if (wait > 0) return hold_for_penalty(L, x, wait);
+  if (!sharing(c)) {
+    x->state = S_TOKEN;
+    return 0;
+  }
+  return cache_op(L, x, SPOTIFY_CACHE_GET, c->penalty_key, 0, S_PENALTY_SHARED);
+}
+
+static spotify_action check_shared_penalty(lua_State *L, spotify_exchange *x) {
+  double wait = answer_number(x) - wall();
+  if (wait > 0.001) return hold_for_penalty(L, x, wait);
+  x->state = S_TOKEN;
+  return 0;
+}
+
+/* A 429 answered: every client sharing the cache holds its requests for
+ * as long as this one does. */
+static void share_penalty(spotify_exchange *x, const spotify_outcome *o, int retrying) {
+  spotify_client *c = x->c;
+  if (o->status != 429 || !sharing(c)) return;
+  double d = retrying ? x->wait : o->retry_after;
+  if (!(d > 0)) return;
+  if (d > PENALTY_MAX) d = PENALTY_MAX;
+  x->penalty_until = wall() + d;
+  x->after_share = x->state;
+  x->state = S_SHARE_PENALTY;
+}
+
+static spotify_action store_penalty(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (set_entry_number(x, x->penalty_until) != 0) {
+    x->state = x->after_share;
+    return 0;
+  }
+  return cache_op(L, x, SPOTIFY_CACHE_SET, c->penalty_key, ceil(x->penalty_until - wall()),
+                  x->after_share);
+}
+
+/* A place among the client's last N starts, without the cache. */
+static double local_place(spotify_pacing *p) {
+  double *slot = &p->ring[p->served++ % p->requests];
+  double start = wall();
+  if (*slot > 0 && *slot + p->window > start) start = *slot + p->window;
+  *slot = start;
+  return start;
+}
+
+/* Request k (the shared counter) starts once request k - N started at
+ * least a window ago: its start time is in slot k mod N. A sliding window,
+ * as Spotify's own, needing only incr, get and set. */
+static spotify_action pace(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  x->state = S_PACE_WAIT;
+  if (!sharing(c) || set_key(x, c->pace_key, ":n") == NULL) {
+    x->pace_start = local_place(&c->pacing);
+    return 0;
+  }
+  return cache_op(L, x, SPOTIFY_CACHE_INCR, x->key, PACE_COUNTER_TTL, S_PACE_COUNTED);
+}
+
+static spotify_action pace_counted(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  char slot[32];
+  if (x->cache_res.answer != SPOTIFY_ANSWER_NUMBER) { /* no incr, or down */
+    x->pace_start = local_place(&c->pacing);
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  long long k = (long long)x->cache_res.number;
+  snprintf(slot, sizeof slot, ":%lld",
+           (k % c->pacing.requests + c->pacing.requests) % c->pacing.requests);
+  if (set_key(x, c->pace_key, slot) == NULL) {
+    x->pace_start = local_place(&c->pacing);
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  return cache_op(L, x, SPOTIFY_CACHE_GET, x->key, 0, S_PACE_SLOT);
+}
+
+static spotify_action pace_slot(lua_State *L, spotify_exchange *x) {
+  spotify_pacing *p = &x->c->pacing;
+  double prev = answer_number(x), start = wall();
+  /* The margin covers the jitter between a start and its arrival. */
+  if (prev > 0 && prev + p->window + PACE_MARGIN > start) start = prev + p->window + PACE_MARGIN;
+  x->pace_start = start;
+  if (set_entry_number(x, start) != 0) {
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  return cache_op(L, x, SPOTIFY_CACHE_SET, x->key, ceil(2 * p->window) + 1, S_PACE_WAIT);
+}
+
+static spotify_action pace_wait(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  double wait = x->pace_start - wall();
+  x->state = S_SEND;
+  if (wait <= 0.001) return 0;
+  if (c->limits.deadline > 0 && now() + wait > x->started + c->limits.deadline) {
+    fail(x, "rate_limited", 0, "over the rate_limit budget until after the deadline", wait);
+    return done(x);
+  }
+  rate_limited_wait(L, x, wait, "pacing");
+  return SPOTIFY_ACT_WAIT;
+}
+
 /* ---- attempts ---- */
 
 /* After a failed attempt: wait and go on at `again`, or give up with
@@ -335,8 +540,12 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     x->state = S_TOKEN;
     return;
   }
-  if (v.retry && retry_later(x, x->attempt, o->retry_after, o->status, S_BACKOFF)) return;
+  if (v.retry && retry_later(x, x->attempt, o->retry_after, o->status, S_BACKOFF)) {
+    share_penalty(x, o, 1);
+    return;
+  }
   x->state = S_DONE;
+  share_penalty(x, o, 0);
 }
 
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
@@ -364,24 +573,29 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       x->started = now();
       x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN : S_PENALTY;
       return 0;
-    case S_PENALTY: {
-      double wait = c->blocked_until - now();
-      if (wait <= 0) {
-        x->state = S_TOKEN;
-        return 0;
-      }
-      if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
-        fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
-        return done(x);
-      }
-      x->wait = wait;
-      return SPOTIFY_ACT_WAIT;
-    }
+    case S_PENALTY:
+      return check_penalty(L, x);
+    case S_PENALTY_SHARED:
+      return check_shared_penalty(L, x);
+    case S_PACE:
+      return pace(L, x);
+    case S_PACE_COUNTED:
+      return pace_counted(L, x);
+    case S_PACE_SLOT:
+      return pace_slot(L, x);
+    case S_PACE_WAIT:
+      return pace_wait(L, x);
+    case S_SHARE_PENALTY:
+      return store_penalty(L, x);
     case S_TOKEN:
       return need_token(x);
     case S_TOKEN_WAIT:
       return wait_for_renewal(x);
     case S_SEND:
+      if (t->auth == NULL) { /* refused by another exchange while this one was paced */
+        x->state = S_TOKEN;
+        return 0;
+      }
       x->attempt++;
       c->stats.requests++;
       x->carried = t->serial;
@@ -531,6 +745,7 @@ void spotify_exchange_free(spotify_exchange *x) {
   free(x->method);
   free(x->url);
   free(x->entry);
+  free(x->key);
   spotify_cache_result_clear(&x->cache_res);
   spotify_error_clear(&x->error);
   memset(x, 0, sizeof *x);

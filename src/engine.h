@@ -52,7 +52,10 @@ typedef struct spotify_exchange {
   unsigned waited_round;
   double give_up, poll_step;
   int renewing, lock_held;
-  char *entry; /* the token entry being stored, owned */
+  char *key;                        /* the key of a penalty or pacing operation, owned */
+  double penalty_until, pace_start; /* wall clock */
+  int after_share;                  /* the state after sharing a 429's penalty */
+  char *entry; /* the value being stored (token entry, penalty, start time), owned */
   size_t entry_len;
   double entry_ttl;
   /* the pending action */

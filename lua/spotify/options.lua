@@ -30,6 +30,18 @@ local function cache(v)
   if not ok or get == nil or set == nil then return "a cache object (a table with get and set)" end
 end
 
+local function rate_limit(v)
+  local want = "a table {requests = N, window = seconds} (N a whole number of at least 1, seconds above 0)"
+  if type(v) ~= "table" then return want end
+  local n, w = v.requests, v.window
+  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 or type(w) ~= "number" or w ~= w or w <= 0 or w == math.huge then
+    return want
+  end
+  for k in pairs(v) do
+    if k ~= "requests" and k ~= "window" then return want end
+  end
+end
+
 local function market(v)
   if type(v) ~= "string" or not (v:match("^%u%u$") or v == "from_token") then
     return "an ISO 3166-1 alpha-2 country code such as \"US\""
@@ -45,7 +57,7 @@ options.checks = {
   ca_file = typed "string", proxy = typed "string", user_agent = typed "string",
   on_request = typed "function", batch = typed "boolean",
   concurrency = number_check(1, true), max_body = number_check(1, true),
-  deadline = number_check(0, false, true),
+  deadline = number_check(0, false, true), rate_limit = rate_limit,
 }
 
 options.defaults = {

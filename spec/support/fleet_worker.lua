@@ -3,11 +3,12 @@
 --
 --   luajit spec/support/fleet_worker.lua build=build/luajit api_base=URL token_url=URL \
 --     cache=redis|file|memory target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
---     [refresh_buffer=s] [redis_timeout=s]
+--     [refresh_buffer=s] [redis_timeout=s] [rate_requests=N rate_window=s] [max_retry_after=s]
 --
 -- Run from the project root. Summary: ok, failed, errors (first messages),
 -- token_fetches, cache_hits, cache_errors, cache_error_events, tokens (every
--- distinct token used, in order), last_token.
+-- distinct token used, in order), last_token, rate_limited_waits, started and
+-- finished (wall clock).
 local args = {}
 for _, a in ipairs(arg) do
   local k, v = a:match "^([%w_]+)=(.*)$"
@@ -47,6 +48,9 @@ local client = spotify.client {
   cache = make_cache(),
   refresh_buffer = tonumber(args.refresh_buffer) or 60,
   timeout = 5,
+  max_retry_after = tonumber(args.max_retry_after) or 60,
+  rate_limit = args.rate_requests and { requests = tonumber(args.rate_requests), window = tonumber(args.rate_window) }
+    or nil,
   on_request = function(info)
     if info.event == "cache_error" then cache_error_events = cache_error_events + 1 end
   end,
@@ -59,7 +63,7 @@ if start_at then
   if wait > 0 then core.sleep(wait) end
 end
 
-local summary = { ok = 0, failed = 0, errors = {}, tokens = {} }
+local summary = { ok = 0, failed = 0, errors = {}, tokens = {}, started = core.time() }
 local seen = {}
 local pause = tonumber(args.pause) or 0
 for _ = 1, tonumber(args.calls) or 50 do
@@ -79,7 +83,9 @@ for _ = 1, tonumber(args.calls) or 50 do
   if pause > 0 then core.sleep(pause) end
 end
 
+summary.finished = core.time()
 local stats = client:stats()
+summary.rate_limited_waits = stats.rate_limited_waits
 summary.token_fetches, summary.cache_hits = stats.token_fetches, stats.cache_hits
 summary.cache_errors, summary.cache_error_events = stats.cache_errors, cache_error_events
 io.write(cjson.encode(summary), "\n")

@@ -28,6 +28,16 @@ end
 return 0
 ]]
 
+-- INCRBYFLOAT, and a TTL only for a key that has none yet (one it just
+-- created): atomic, as the cache contract's incr.
+local INCR_SCRIPT = [[
+local v = redis.call("incrbyfloat", KEYS[1], ARGV[1])
+if redis.call("pttl", KEYS[1]) < 0 and tonumber(ARGV[2]) > 0 then
+  redis.call("pexpire", KEYS[1], ARGV[2])
+end
+return v
+]]
+
 local function has_commands(v)
   return type(v.get) == "function" and type(v.set) == "function" and type(v.eval) == "function"
 end
@@ -201,6 +211,15 @@ function Redis:lock(key, ttl)
   end
   if res == nil then return false end
   error("redis: SET NX answered " .. tostring(res), 0)
+end
+
+--- cache:incr(key, delta, ttl_seconds) -> new value; a missing key starts
+-- at 0 with that TTL, an existing one keeps its own. Raises when Redis fails.
+function Redis:incr(key, delta, ttl)
+  local ms = ttl and ttl > 0 and milliseconds(ttl) or 0
+  local v = tonumber(command(self, "eval", INCR_SCRIPT, 1, self.prefix .. key, tostring(delta or 1), tostring(ms)))
+  if v == nil then error("redis: INCRBYFLOAT answered something that is not a number", 0) end
+  return v
 end
 
 --- cache:unlock(key): releases the lock only if this cache still owns it;

@@ -37,6 +37,14 @@ function Shdict:set(key, value, ttl)
   if not ok then error("shared dict set: " .. tostring(err), 0) end
 end
 
+--- cache:incr(key, delta, ttl) -> new value; a missing key starts at 0
+-- with that TTL (shdict's init_ttl), an existing one keeps its own.
+function Shdict:incr(key, delta, ttl)
+  local v, err = self.dict:incr(key, delta, 0, ttl or 0)
+  if v == nil then error("shared dict incr: " .. tostring(err), 0) end
+  return v
+end
+
 -- A value no other holder of the lock can have: worker pid and a counter.
 local function lock_value()
   lock_serial = lock_serial + 1

@@ -1,0 +1,202 @@
+-- One rate limit for the whole fleet: a 429's Retry-After holds every
+-- process sharing the cache (Redis, a file, nginx's shared dict), and
+-- rate_limit paces them all in one sliding window.
+local cjson = require "cjson"
+local core = require "spotify.core"
+local fake = require "spec.support.fake"
+local files = require "spec.support.files"
+local nginx = require "spec.support.nginx"
+local redis_server = require "spec.support.redis"
+
+local ID = "4iV5W9uYEdYUVa79Axb7Rh"
+local PENALTY = 2
+-- Requests already on the wire when the 429 arrives cannot be called
+-- back: one per other process at most, arriving within this long.
+local IN_FLIGHT = 0.25
+
+local function worker_runtime()
+  local root = (os.getenv "SPOTIFY_BUILD" or "build/lua5.4"):match "^(.*)/[^/]+$" or "build"
+  for _, lua in ipairs { "luajit", "lua5.1" } do
+    local f = io.open(root .. "/" .. lua .. "/spotify/core.so")
+    if f then
+      f:close()
+      return lua, root .. "/" .. lua
+    end
+  end
+  error("spec/rate_limit: build luajit or lua5.1 first (make build)")
+end
+
+-- Run `workers` processes to the end; returns their summaries.
+local function fleet(dir, f, workers, params)
+  local lua, build = worker_runtime()
+  local common = { "build=" .. build, "api_base=" .. f.api_base, "token_url=" .. f.token_url,
+    ("start_at=%.3f"):format(core.time() + 1.5) }
+  for k, v in pairs(params) do common[#common + 1] = k .. "=" .. tostring(v) end
+  local cmd = {}
+  for i = 1, workers do
+    cmd[#cmd + 1] = ("%s spec/support/fleet_worker.lua %s > %s/out%d 2> %s/err%d &")
+      :format(lua, table.concat(common, " "), dir, i, dir, i)
+  end
+  local proc = assert(io.popen(table.concat(cmd, " ") .. " wait"))
+  return function()
+    proc:read "*a"
+    proc:close()
+    local out = {}
+    for i = 1, workers do
+      local text = files.read_file(dir .. "/out" .. i) or ""
+      local ok, summary = pcall(cjson.decode, text)
+      assert(ok and type(summary) == "table", "worker " .. i .. ": " .. text
+        .. (files.read_file(dir .. "/err" .. i) or ""))
+      out[i] = summary
+    end
+    return out
+  end
+end
+
+local function assert_all_succeeded(summaries)
+  for i, s in ipairs(summaries) do
+    assert.equal(0, s.failed, "worker " .. i .. ": " .. table.concat(s.errors, "; "))
+  end
+end
+
+-- Arrival times of API requests (not the token endpoint), sorted.
+local function api_times(f)
+  local t = {}
+  for _, e in ipairs(f:log_for "/v1/") do t[#t + 1] = e.time end
+  table.sort(t)
+  return t
+end
+
+-- After the first API request (answered 429), nothing but what was in
+-- flight arrives for PENALTY seconds.
+local function assert_held(f, others)
+  local t = api_times(f)
+  local first = t[1]
+  local in_flight, held = 0, 0
+  for i = 2, #t do
+    local dt = t[i] - first
+    if dt < IN_FLIGHT then
+      in_flight = in_flight + 1
+    elseif dt < PENALTY - 0.01 then
+      held = held + 1
+    end
+  end
+  assert.equal(0, held, held .. " API requests arrived during the penalty")
+  assert.is_true(in_flight <= others, in_flight .. " requests in flight at the 429")
+  assert.is_true(#t > others + 1, "nothing was sent after the penalty")
+end
+
+local function first_call_429(f)
+  f:faults { { path = "/v1/", status = 429, headers = { ["Retry-After"] = tostring(PENALTY) }, times = 1 } }
+end
+
+describe("one rate limit for the fleet", function()
+  local f, server, dir
+  setup(function()
+    f = fake.start {}
+    server = redis_server.start()
+  end)
+  teardown(function()
+    if f then f:stop() end
+    if server then server:stop() end
+  end)
+  before_each(function()
+    f:reset()
+    dir = files.read_command "mktemp -d"
+    server:connect():flushall()
+  end)
+  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  it("a 429 holds 8 processes sharing Redis for its Retry-After, then every call succeeds", function()
+    first_call_429(f)
+    local summaries = fleet(dir, f, 8, { cache = "redis", target = server.port, calls = 15, pause = 0.02 })()
+    assert_all_succeeded(summaries)
+    assert_held(f, 7)
+    local waits = 0
+    for _, s in ipairs(summaries) do waits = waits + s.rate_limited_waits end
+    assert.is_true(waits >= 7, "only " .. waits .. " calls waited")
+  end)
+
+  it("a 429 holds 4 processes sharing a file cache", function()
+    first_call_429(f)
+    local summaries = fleet(dir, f, 4, { cache = "file", target = dir .. "/tokens.json", calls = 15, pause = 0.02 })()
+    assert_all_succeeded(summaries)
+    assert_held(f, 3)
+  end)
+
+  it("rate_limit 20 per 2 s across 4 processes: never more than 20 in any 2 s, within 20% of the budget", function()
+    local run = fleet(dir, f, 4, { cache = "redis", target = server.port, calls = 50,
+      rate_requests = 20, rate_window = 2 })
+    local summaries = run()
+    assert_all_succeeded(summaries)
+    local t = api_times(f)
+    assert.equal(200, #t)
+    for i = 21, #t do
+      assert.is_true(t[i] - t[i - 20] >= 2,
+        ("requests %d and %d arrived %.3f s apart"):format(i - 20, i, t[i] - t[i - 20]))
+    end
+    local budget = (200 / 20 - 1) * 2 -- 18 s: ten windows of 20, the first at once
+    local took = t[#t] - t[1]
+    assert.is_true(took >= budget, ("took %.1f s"):format(took))
+    assert.is_true(took <= 1.2 * 20, ("took %.1f s, more than 20%% over the budget"):format(took))
+  end)
+
+  it("Redis stopped mid-run: no call fails, and pacing goes on within each process", function()
+    local doomed = redis_server.start()
+    finally(function() doomed:stop() end)
+    local run = fleet(dir, f, 4, { cache = "redis", target = doomed.port, calls = 30, pause = 0.02,
+      rate_requests = 40, rate_window = 1, redis_timeout = 0.3 })
+    local give_up = core.now() + 30
+    while #f:log_for "/v1/" < 20 and core.now() < give_up do core.sleep(0.05) end
+    doomed:kill()
+    local summaries = run()
+    assert_all_succeeded(summaries)
+    for i, s in ipairs(summaries) do
+      assert.is_true(s.cache_errors >= 1, "worker " .. i .. " saw no cache error")
+      assert.equal(1, s.cache_error_events, "worker " .. i .. ": one report per outage")
+    end
+  end)
+end)
+
+describe("one rate limit inside nginx", function()
+  local f, server
+  setup(function()
+    nginx.check()
+    f = fake.start {}
+    server = nginx.start {
+      workers = 2,
+      http = nginx.package_paths() .. "\n  lua_shared_dict tokens 1m;",
+      server = [[
+    location = /track { content_by_lua_block { require("rl_app").track() } }]],
+      -- one client per worker, made on its first request
+      files = { ["rl_app.lua"] = ([[
+local spotify = require "spotify"
+local client
+return { track = function()
+  client = client or spotify.client { client_id = "test-id", client_secret = "test-secret",
+    api_base = %q, token_url = %q, cache = spotify.cache.shdict(ngx.shared.tokens) }
+  local t, err = client:track(%q)
+  ngx.say(t and "ok" or tostring(err))
+end }
+]]):format(f.api_base, f.token_url, ID) },
+    }
+  end)
+  teardown(function()
+    if server then server:stop() end
+    if f then f:stop() end
+  end)
+
+  it("a 429 holds both workers sharing a shared dict", function()
+    f:reset()
+    first_call_429(f)
+    local paths = {}
+    for i = 1, 60 do paths[i] = "/track" end
+    local results = server:parallel(paths, 8)
+    for _, r in ipairs(results) do
+      assert.equal(200, r.status)
+      assert.matches("^ok", r.body)
+    end
+    assert_held(f, 7)
+    assert.same({}, server:complaints())
+  end)
+end)
