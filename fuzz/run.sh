@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds one libFuzzer binary per parser of untrusted input (clang,
+# Builds one libFuzzer binary per parser of untrusted input, and one for the
+# exchange machine (fuzz/engine.lua: random event sequences) (clang,
 # -fsanitize=fuzzer,address,undefined, src/*.c compiled in, Lua 5.4 linked
 # in) and runs each for FUZZ_SECONDS (default 60), printing its executions.
 # A crash, a sanitizer report or a broken invariant fails the run and leaves
@@ -10,7 +11,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"ids query classify token json filecache"}
+targets=${FUZZ_TARGETS:-"ids query classify token json filecache engine"}
 CC=${FUZZ_CC:-clang}
 mkdir -p "$out/tmp"
 
@@ -44,6 +45,10 @@ seed() {
       printf '{"access_token":"t","token_type":"bearer","expires_in":1e308}' > "$dir/big" ;;
     json)
       cp "$root/spec/support/fixtures/"*.json "$dir/" ;;
+    engine)
+      printf '\000' > "$dir/plain"
+      printf '\001\002\001\002\001\001\001\003\001\001\002\001' > "$dir/retries"
+      printf '\003\004\002\001\001\003\003\003\005\001\002\003\004\005' > "$dir/paced" ;;
     filecache)
       printf '{"test-id":{"value":"{\\"access_token\\":\\"t\\",\\"expires_at\\":9e9}","expires":9e9}}' \
         > "$dir/entry" ;;

@@ -72,4 +72,23 @@ describe("fuzz findings", function()
         ("m"):rep(n), tostring(n + 0.5)), text)
     end
   end)
+
+  it("a Retry-After of 1e308 is shared as at most a day, and a huge lock ttl stays in bounds", function()
+    -- fuzz_engine: the shared penalty's text overflowed a 64-byte buffer
+    -- (stack-buffer-overflow under ASan) for Retry-After: 1e308.
+    local f = fake.start {}
+    finally(function() f:stop() end)
+    f:faults { { path = "/v1/tracks", status = 429, headers = { ["Retry-After"] = "1e308" }, times = 1 } }
+    local cache = spotify.cache.memory()
+    local c = spotify.client(fake.client_opts(f, { cache = cache }))
+    local _, err = c:track("4iV5W9uYEdYUVa79Axb7Rh")
+    assert.equal("rate_limited", err.kind)
+    local until_ = tonumber(cache:get("test-id:penalty"))
+    assert.is_true(until_ > core.time() + 86000 and until_ <= core.time() + 86400, tostring(until_))
+    local dir = io.popen("mktemp -d"):read "*l"
+    local file = spotify.cache.file(dir .. "/t.json")
+    assert.is_true(file:lock("k", 1e308))
+    file:unlock("k")
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
 end)

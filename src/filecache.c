@@ -136,7 +136,7 @@ int spotify_file_lock(const char *path, int wait, double ttl, int *fd_out, char 
   }
   if (r == 1 && ttl > 0) {
     char buf[64];
-    int n = snprintf(buf, sizeof buf, "%.3f\n", spotify_wall_time() + ttl);
+    int n = snprintf(buf, sizeof buf, "%.17g\n", spotify_wall_time() + ttl); /* <= 25 bytes */
     if (ftruncate(*fd_out, 0) != 0 || pwrite(*fd_out, buf, (size_t)n, 0) != n) {
       /* Without its expiry the lock still works; it only cannot expire. */
     }

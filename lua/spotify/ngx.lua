@@ -144,7 +144,9 @@ local function connect(t, u, proxy, deadline)
       return nil, "timeout", "TLS handshake with " .. u.host .. " timed out"
     end
     local session
-    session, err = sock:sslhandshake(nil, u.host, true)
+    -- false: no session object is wanted back (lua-resty-core asserts on
+    -- fetching one after some failed handshakes)
+    session, err = sock:sslhandshake(false, u.host, true)
     if not session then
       sock:close()
       if err == "timeout" then return nil, "timeout", "TLS handshake with " .. u.host .. " timed out" end
