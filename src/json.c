@@ -7,6 +7,7 @@
 #include "spotify.h"
 
 static const char decode_key = 'j'; /* registry slot: private cjson decode */
+static const char strip_key = 's';  /* registry slot: the Lua null walk (LuaJIT) */
 static const char encode_key = 'e'; /* registry slot: private cjson encode */
 
 #if LUA_VERSION_NUM >= 503
@@ -87,6 +88,33 @@ static void shape_table(lua_State *L, const pass *p, int t) {
   }
 }
 
+/* Does the text hold "null" anywhere? memchr is much faster than memmem. */
+static int has_null(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  while (end - p >= 4 && (p = memchr(p, 'n', (size_t)(end - p - 3))) != NULL) {
+    if (p[1] == 'u' && p[2] == 'l' && p[3] == 'l') return 1;
+    p++;
+  }
+  return 0;
+}
+
+/* The null walk for LuaJIT, in Lua: its compiler turns this loop into
+ * machine code that costs a quarter of walking through the C API there.
+ * The interpreters (5.1, and 5.3+ with integers to fix too) walk in C. */
+static const char strip_chunk[] =
+    "local null, next, type = ...\n"
+    "local function strip(t)\n"
+    "  local n = #t\n"
+    "  if n > 0 then\n"
+    "    for i = 1, n do local v = t[i]; if type(v) == 'table' then strip(v) end end\n"
+    "    return\n"
+    "  end\n"
+    "  for k, v in next, t do\n"
+    "    if v == null then t[k] = nil elseif type(v) == 'table' then strip(v) end\n"
+    "  end\n"
+    "end\n"
+    "return strip\n";
+
 /* The text at index 1; the pass runs only when it has something to do. */
 static int decode_protected(lua_State *L) {
   size_t len;
@@ -95,12 +123,20 @@ static int decode_protected(lua_State *L) {
   lua_rawget(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
-  pass p = {memmem(s, len, "null", 4) != NULL, HAS_INTEGERS};
-  if (lua_type(L, -1) == LUA_TTABLE && (p.nulls || p.integers)) shape_table(L, &p, lua_gettop(L));
 #if HAS_INTEGERS
-  else if (lua_type(L, -1) == LUA_TNUMBER)
-    integral_on_top(L);
+  if (lua_type(L, -1) == LUA_TNUMBER) integral_on_top(L);
 #endif
+  pass p = {lua_type(L, -1) == LUA_TTABLE && has_null(s, len), HAS_INTEGERS};
+  if (lua_type(L, -1) != LUA_TTABLE || !(p.nulls || p.integers)) return 1;
+  lua_pushlightuserdata(L, (void *)&strip_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!p.integers && lua_isfunction(L, -1)) {
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);
+  } else {
+    lua_pop(L, 1);
+    shape_table(L, &p, lua_gettop(L));
+  }
   return 1;
 }
 
@@ -141,6 +177,19 @@ void spotify_open_json(lua_State *L) {
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "null");
   lua_setfield(L, -3, "null");
+  lua_getglobal(L, "jit");
+  int luajit = lua_istable(L, -1);
+  lua_pop(L, 1);
+  if (luajit) {
+    lua_pushlightuserdata(L, (void *)&strip_key);
+    if (luaL_loadbuffer(L, strip_chunk, sizeof strip_chunk - 1, "=spotify.core strip") != 0)
+      lua_error(L);
+    lua_getfield(L, -3, "null");
+    lua_getglobal(L, "next");
+    lua_getglobal(L, "type");
+    lua_call(L, 3, 1);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
   lua_getfield(L, -1, "new");
   lua_call(L, 0, 1);
   lua_pushlightuserdata(L, (void *)&decode_key);
