@@ -48,11 +48,12 @@ static double expiry(double now, double ttl) {
   return ttl > 0 ? now + ttl : HUGE_VAL;
 }
 
-/* ---- memory: entries in one array; expired slots are reused ---- */
+/* ---- memory: a hash table of entries; an expired one goes when met ---- */
 
 typedef enum entry_kind { ENTRY_VALUE, ENTRY_LOCK, ENTRY_COUNTER } entry_kind;
 
 typedef struct mem_entry {
+  struct mem_entry *next;
   entry_kind kind;
   char *key, *value;
   size_t len;
@@ -60,45 +61,79 @@ typedef struct mem_entry {
 } mem_entry;
 
 typedef struct memory_cache {
-  mem_entry *e;
-  size_t n, cap;
+  mem_entry **buckets;
+  size_t nbuckets, count;
 } memory_cache;
 
+static size_t entry_hash(entry_kind kind, const char *key) {
+  size_t h = 2166136261u ^ (size_t)kind; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 16777619u;
+  return h;
+}
+
+static void free_entry(mem_entry *e) {
+  free(e->key);
+  free(e->value);
+  free(e);
+}
+
+/* The live entry for (kind, key); expired entries met on the way go. */
 static mem_entry *mem_find(memory_cache *m, entry_kind kind, const char *key, double now) {
-  for (size_t i = 0; i < m->n; i++) {
-    mem_entry *e = &m->e[i];
-    if (e->kind == kind && e->expires > now && strcmp(e->key, key) == 0) return e;
+  if (m->nbuckets == 0) return NULL;
+  mem_entry **link = &m->buckets[entry_hash(kind, key) & (m->nbuckets - 1)];
+  while (*link) {
+    mem_entry *e = *link;
+    if (e->expires <= now) {
+      *link = e->next;
+      free_entry(e);
+      m->count--;
+    } else if (e->kind == kind && strcmp(e->key, key) == 0) {
+      return e;
+    } else {
+      link = &e->next;
+    }
   }
   return NULL;
 }
 
-/* A live entry for (kind, key) if there is one, else a fresh slot. */
+static int mem_grow(memory_cache *m) {
+  size_t n = m->nbuckets ? m->nbuckets * 2 : 16;
+  mem_entry **b = calloc(n, sizeof *b);
+  if (b == NULL) return -1;
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    mem_entry *e = m->buckets[i];
+    while (e) {
+      mem_entry *next = e->next;
+      size_t h = entry_hash(e->kind, e->key) & (n - 1);
+      e->next = b[h];
+      b[h] = e;
+      e = next;
+    }
+  }
+  free(m->buckets);
+  m->buckets = b;
+  m->nbuckets = n;
+  return 0;
+}
+
+/* A live entry for (kind, key) if there is one, else a new one. */
 static mem_entry *mem_slot(memory_cache *m, entry_kind kind, const char *key, double now) {
   mem_entry *e = mem_find(m, kind, key, now);
   if (e) return e;
+  if (m->count >= m->nbuckets && mem_grow(m) != 0) return NULL;
+  e = calloc(1, sizeof *e);
   char *k = strdup(key);
-  if (k == NULL) return NULL;
-  for (size_t i = 0; i < m->n && e == NULL; i++)
-    if (m->e[i].expires <= now) e = &m->e[i];
-  if (e == NULL) {
-    if (m->n == m->cap) {
-      size_t cap = m->cap ? m->cap * 2 : 8;
-      mem_entry *p = realloc(m->e, cap * sizeof *p);
-      if (p == NULL) {
-        free(k);
-        return NULL;
-      }
-      m->e = p;
-      m->cap = cap;
-    }
-    e = &m->e[m->n++];
-    memset(e, 0, sizeof *e);
+  if (e == NULL || k == NULL) {
+    free(e);
+    free(k);
+    return NULL;
   }
-  free(e->key);
-  free(e->value);
-  memset(e, 0, sizeof *e);
   e->kind = kind;
   e->key = k;
+  size_t h = entry_hash(kind, key) & (m->nbuckets - 1);
+  e->next = m->buckets[h];
+  m->buckets[h] = e;
+  m->count++;
   return e;
 }
 
@@ -559,8 +594,11 @@ static int native_method(lua_State *L, spotify_cache_op op) {
     case SPOTIFY_ANSWER_FALSE:
       lua_pushboolean(L, r.answer == SPOTIFY_ANSWER_TRUE);
       break;
-    case SPOTIFY_ANSWER_NUMBER:
-      lua_pushnumber(L, r.number);
+    case SPOTIFY_ANSWER_NUMBER: /* a counter: an integer where Lua has them */
+      if (r.number == floor(r.number) && fabs(r.number) < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)r.number);
+      else
+        lua_pushnumber(L, r.number);
       break;
     default:
       n = 0;
@@ -589,11 +627,15 @@ static int l_incr(lua_State *L) {
 
 static int memory_gc(lua_State *L) {
   memory_cache *m = luaL_checkudata(L, 1, MEMORY_MT);
-  for (size_t i = 0; i < m->n; i++) {
-    free(m->e[i].key);
-    free(m->e[i].value);
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    mem_entry *e = m->buckets[i];
+    while (e) {
+      mem_entry *next = e->next;
+      free_entry(e);
+      e = next;
+    }
   }
-  free(m->e);
+  free(m->buckets);
   memset(m, 0, sizeof *m);
   return 0;
 }
