@@ -154,6 +154,79 @@ describe("started requests of a closed client", function()
   end)
 end)
 
+describe("a client's own hook", function()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function() f:reset() end)
+
+  it("cannot make requests on its client: the hook's call raises, the call itself goes on", function()
+    local c, raised
+    c = spotify.client(fake.client_opts(f, { on_request = function(info)
+      if info.url and info.url:find("/v1/markets", 1, true) then
+        local ok, err = pcall(c.search, c, "a", { limit = 50 })
+        raised = not ok and tostring(err)
+      end
+    end }))
+    local markets = assert(c:markets())
+    assert.is_table(markets)
+    assert.matches("from inside its own on_request", raised)
+  end)
+
+  it("cannot cancel the started request it is called for", function()
+    local c, req, raised
+    c = spotify.client(fake.client_opts(f, { on_request = function(info)
+      if info.url and info.url:find("/v1/", 1, true) then
+        local ok, err = pcall(req.cancel, req)
+        raised = not ok and tostring(err)
+      end
+    end }))
+    req = c:start("track", ID)
+    local give_up = core.now() + 5
+    while not req:done() and core.now() < give_up do c:poll(0.05) end
+    assert.equal(ID, assert(req:result()).id)
+    assert.matches("from inside its own on_request", raised)
+  end)
+end)
+
+describe("a slow renewal", function()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function() f:reset() end)
+
+  it("is not taken over while it retries: 8 started requests, one attempt per retry", function()
+    f:faults { { path = "/api/token", delay = 1.5, times = -1 } }
+    local c = spotify.client(fake.client_opts(f, { timeout = 1, max_retries = 3 }))
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = c:start("track", IDS[i]) end
+    local give_up = core.now() + 60
+    local function all_done()
+      for _, r in ipairs(reqs) do if not r:done() then return false end end
+      return true
+    end
+    while not all_done() and core.now() < give_up do c:poll(0.05) end
+    assert.is_true(all_done())
+    for _, r in ipairs(reqs) do assert.equal("timeout", select(2, r:result()).kind) end
+    assert.equal(4, #f:log_for "/api/token")
+  end)
+
+  it("closed mid-renewal releases the file cache's renewal lock", function()
+    local dir = io.popen("mktemp -d"):read "*l"
+    finally(function() os.execute("rm -rf '" .. dir .. "'") end)
+    local cache = spotify.cache.file(dir .. "/tokens.json")
+    f:faults { { path = "/api/token", delay = 0.5, times = 1 } }
+    local a = spotify.client(fake.client_opts(f, { cache = cache, timeout = 3 }))
+    a:start("track", ID)
+    a:poll(0.05) -- the token request is on the wire, the lock held
+    a:close()
+    local b = spotify.client(fake.client_opts(f, { cache = cache, timeout = 3 }))
+    local t0 = core.now()
+    assert(b:access_token())
+    assert.is_true(core.now() - t0 < 1.5, ("waited %.1f s for a lock nobody holds"):format(core.now() - t0))
+  end)
+end)
+
 describe("numbers", function()
   local f
   setup(function() f = fake.start {} end)

@@ -60,12 +60,25 @@ static void release(lua_State *L, spotify_client *c) {
 
 /* Drivers bracket their work: a close from a hook meanwhile frees the
  * handles only once the driver is out. */
-static void enter(spotify_client *c) {
+void spotify_client_enter(spotify_client *c) {
   c->busy++;
 }
 
-static void leave(lua_State *L, spotify_client *c) {
+void spotify_client_leave(lua_State *L, spotify_client *c) {
   if (--c->busy == 0 && c->closed) free_resources(L, c);
+}
+
+#define enter spotify_client_enter
+#define leave spotify_client_leave
+
+/* While a driver runs, the only Lua that runs is the client's own hook and
+ * Lua cache: a request from there would drive the same transfers and the
+ * same exchange from inside themselves. */
+static void refuse_reentry(lua_State *L, const spotify_client *c) {
+  if (c->busy > 0)
+    luaL_error(L,
+               "spotify: a client cannot make requests from inside its own on_request hook "
+               "or cache; make them once the call has returned");
 }
 
 /* ---- options ---- */
@@ -241,6 +254,7 @@ static int closed_result(lua_State *L) {
 /* A per-call exchange in a userdata: collected even if something raises. */
 static int exchange_gc(lua_State *L) {
   spotify_exchange *x = lua_touserdata(L, 1);
+  if (x->c) spotify_exchange_abandon(L, x); /* after a raise: the renewal and its lock go */
   spotify_exchange_free(x);
   return 0;
 }
@@ -272,6 +286,7 @@ static int l_call(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *method = luaL_checkstring(L, 2), *url = luaL_checkstring(L, 3);
   if (c->closed) return closed_result(L);
+  refuse_reentry(L, c);
   return blocking(L, c, SPOTIFY_FOR_API, method, url);
 }
 
@@ -286,6 +301,7 @@ static int l_access_token(lua_State *L) {
     lua_pushnumber(L, c->token.expires_at - now);
     return 2;
   }
+  refuse_reentry(L, c);
   return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "");
 }
 
@@ -295,6 +311,7 @@ static int l_submit(lua_State *L) {
   lua_Integer tag = luaL_checkinteger(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   if (c->closed) return closed_result(L);
+  refuse_reentry(L, c);
   if (spotify_multi_submit(L, c, tag, method, url) != 0)
     return luaL_error(L, "spotify: cannot start a transfer (out of memory)");
   lua_pushboolean(L, 1);
@@ -333,6 +350,7 @@ static int l_run(lua_State *L) {
     lua_pushinteger(L, 0);
     return 2;
   }
+  refuse_reentry(L, c);
   collect k = {lua_gettop(L), 0};
   enter(c);
   int pending = spotify_multi_run(L, c, wait, collect_job, &k);
@@ -345,6 +363,7 @@ static int l_run(lua_State *L) {
 static int l_cancel(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
+  refuse_reentry(L, c);
   lua_pushboolean(L, !c->closed && spotify_multi_cancel(L, c, tag));
   return 1;
 }

@@ -52,6 +52,9 @@ typedef struct spotify_client {
 
 spotify_client *spotify_check_client(lua_State *L, int i);
 int spotify_push_result(lua_State *L, const spotify_exchange *x);
+/* Around a driver's work: a close meanwhile frees the handles on leave. */
+void spotify_client_enter(spotify_client *c);
+void spotify_client_leave(lua_State *L, spotify_client *c);
 /* Make the libcurl handles if they are not there yet; -1 when it fails. */
 int spotify_client_http(lua_State *L, spotify_client *c);
 

@@ -5,17 +5,21 @@
  * wait and moves the monotonic clock on instead of blocking, so real
  * backoff values run in no time while network time stays real. */
 #include <errno.h>
-#include <stdlib.h>
 #include <time.h>
 
 #include "spotify.h"
+
+/* Waits recorded between two resets: a spec asks for a handful. A fixed
+ * array, since memory malloc'd here would outlive the module once Lua
+ * unloads it. */
+#define MAX_WAITS 4096
 
 static struct {
   int on;
   double skipped;      /* all the time skipped: the monotonic clock keeps it */
   double skipped_wall; /* skipped since the virtual mode went on */
-  double *waits;
-  size_t n, cap;
+  double waits[MAX_WAITS];
+  size_t n;
 } virt;
 
 /* While the virtual mode is on, both clocks move on by what it skips, so
@@ -35,14 +39,7 @@ double spotify_monotonic_time(void) {
 }
 
 static void record_wait(double s) {
-  if (virt.n == virt.cap) {
-    size_t cap = virt.cap ? virt.cap * 2 : 64;
-    double *p = realloc(virt.waits, cap * sizeof *p);
-    if (p == NULL) return; /* the record is for specs; the skip still happens */
-    virt.waits = p;
-    virt.cap = cap;
-  }
-  virt.waits[virt.n++] = s;
+  if (virt.n < MAX_WAITS) virt.waits[virt.n++] = s;
 }
 
 void spotify_sleep(double s) {

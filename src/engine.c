@@ -170,6 +170,10 @@ static spotify_action cache_op(lua_State *L, spotify_exchange *x, spotify_cache_
   }
   x->state = next;
   spotify_cache_result_clear(&x->cache_res);
+  if (x->c->cache.vt == NULL) { /* no cache bound (core.new without one) */
+    x->cache_res.answer = SPOTIFY_ANSWER_UNSUPPORTED;
+    return 0;
+  }
   if (x->c->cache.may_yield && !x->lua_caches_inline) return SPOTIFY_ACT_CACHE;
   spotify_cache_run(L, &x->c->cache, rq, &x->cache_res);
   cache_answered(L, x);
@@ -223,6 +227,14 @@ static spotify_action token_ready(spotify_exchange *x) {
   return 0;
 }
 
+/* The renewer says how long it may go without news: a waiter takes over
+ * only from a renewer that has gone quiet for longer than that (a started
+ * request nobody polls while a blocking call waits for its token). */
+static void renewer_alive(spotify_exchange *x, double seconds) {
+  spotify_token *t = &x->c->token;
+  if (t->renewer == x) t->renewer_alive_until = now() + seconds + 1;
+}
+
 static spotify_action need_token(spotify_exchange *x) {
   spotify_client *c = x->c;
   spotify_token *t = &c->token;
@@ -230,11 +242,11 @@ static spotify_action need_token(spotify_exchange *x) {
   if (t->fixed) return token_ready(x);
   if (t->renewer && t->renewer != x) {
     x->waited_round = t->round;
-    x->give_up = now() + c->lock_ttl;
     x->state = S_TOKEN_WAIT;
     return 0;
   }
   t->renewer = x;
+  renewer_alive(x, c->lock_ttl);
   x->renewing = 1;
   x->state = T_LOOK;
   return 0;
@@ -250,7 +262,7 @@ static spotify_action wait_for_renewal(spotify_exchange *x) {
     spotify_error_copy(&x->error, &t->failure);
     return done(x);
   }
-  if (t->renewer == NULL || now() >= x->give_up) {
+  if (t->renewer == NULL || now() >= t->renewer_alive_until) {
     /* The renewer went away (cancelled) or hangs: take over. */
     if (t->renewer) t->renewer = NULL;
     x->state = S_TOKEN;
@@ -264,6 +276,7 @@ static spotify_action send_token_request(spotify_exchange *x) {
   spotify_client *c = x->c;
   x->token_attempt++;
   c->stats.requests++;
+  renewer_alive(x, c->lock_ttl);
   x->send.method = "POST";
   x->send.url = c->token_url;
   x->send.auth = c->basic_auth;
@@ -551,6 +564,7 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_client *c = x->c;
   if (x->state != S_SENT && x->state != T_SENT) return;
+  if (c->closed) return; /* the next step answers closed; nothing is adopted */
   int token = x->state == T_SENT;
   c->stats.bytes_received += (long long)o->len;
   c->stats.connections_opened += o->connections;
@@ -652,6 +666,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
         return 0;
       }
       x->wait = x->poll_step;
+      renewer_alive(x, x->wait + c->lock_ttl);
       x->state = T_OTHER_LOOK;
       return SPOTIFY_ACT_WAIT;
     case T_OTHER_LOOK:
@@ -672,6 +687,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
     case T_SEND:
       return send_token_request(x);
     case T_BACKOFF:
+      renewer_alive(x, x->wait + c->lock_ttl);
       x->state = T_SEND;
       return SPOTIFY_ACT_WAIT;
     case T_STORE:
@@ -724,7 +740,7 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
     x->lock_held = 0;
     /* A Lua cache may yield, so only a native one is unlocked here; the
      * lock's TTL frees the other. */
-    if (!c->closed && c->cache.vt && (!c->cache.may_yield || x->lua_caches_inline)) {
+    if (c->cache.vt && (!c->cache.may_yield || x->lua_caches_inline)) {
       spotify_cache_req rq = {SPOTIFY_CACHE_UNLOCK, c->lock_key, NULL, 0, 0, 0};
       spotify_cache_result r;
       memset(&r, 0, sizeof r);

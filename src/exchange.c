@@ -49,7 +49,7 @@ static int push_cache_action(lua_State *L, const spotify_cache_req *rq) {
 static int next_action(lua_State *L, lua_exchange *e) {
   spotify_exchange *x = &e->x;
   spotify_client *c = x->c;
-  c->busy++;
+  spotify_client_enter(c);
   spotify_action a = spotify_exchange_next(L, x);
   int n;
   switch (a) {
@@ -79,13 +79,16 @@ static int next_action(lua_State *L, lua_exchange *e) {
       lua_pushliteral(L, "done");
       n = 1 + spotify_push_result(L, x);
   }
-  c->busy--;
+  spotify_client_leave(L, c);
   return n;
 }
 
 /* core.exchange(client, purpose, method, url) -> exchange */
 static int l_exchange(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
+  if (c->busy > 0)
+    return luaL_error(L,
+                      "spotify: a client cannot make requests from inside its own on_request hook");
   const char *purpose = luaL_checkstring(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   lua_exchange *e = lua_newuserdata(L, sizeof *e);
@@ -120,9 +123,9 @@ static int l_response(lua_State *L) {
   o.elapsed = luaL_optnumber(L, 5, 0);
   o.connections = (int)luaL_optinteger(L, 6, 0);
   if (o.status < 100 || o.status > 999) o.status = 999;
-  e->x.c->busy++;
+  spotify_client_enter(e->x.c);
   spotify_exchange_outcome(L, &e->x, &o);
-  e->x.c->busy--;
+  spotify_client_leave(L, e->x.c);
   return next_action(L, e); /* the body stays on the stack meanwhile */
 }
 
@@ -136,9 +139,9 @@ static int l_failure(lua_State *L) {
   o.retry_after = -1;
   o.elapsed = luaL_optnumber(L, 4, 0);
   o.connections = (int)luaL_optinteger(L, 5, 0);
-  e->x.c->busy++;
+  spotify_client_enter(e->x.c);
   spotify_exchange_outcome(L, &e->x, &o);
-  e->x.c->busy--;
+  spotify_client_leave(L, e->x.c);
   return next_action(L, e);
 }
 

@@ -17,9 +17,10 @@ typedef struct spotify_token {
   char *refused;     /* the token the API last refused, owned */
   double refused_expires_at;
   /* single flight */
-  const void *renewer;   /* the exchange renewing now, or NULL */
-  unsigned round;        /* bumps when a renewal ends */
-  spotify_error failure; /* the last round's error; kind NULL: it succeeded */
+  const void *renewer;        /* the exchange renewing now, or NULL */
+  double renewer_alive_until; /* monotonic: past it, a waiter takes over (a lost renewer) */
+  unsigned round;             /* bumps when a renewal ends */
+  spotify_error failure;      /* the last round's error; kind NULL: it succeeded */
 } spotify_token;
 
 int spotify_token_fresh(const spotify_token *t, double refresh_buffer, double now);

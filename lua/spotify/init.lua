@@ -127,7 +127,11 @@ function Request:cancel()
   return tasks.cancel(self.client, env, self.task)
 end
 
-local not_startable = { start = true, poll = true, close = true, items = true, pages = true, fd_info = true }
+-- Not API methods: nothing to start. (access_token: its renewal would block.)
+local not_startable = {
+  start = true, poll = true, close = true, items = true, pages = true, fd_info = true, access_token = true,
+  stats = true,
+}
 
 --- Start any API method without blocking.
 -- syntax: `req = client:start(method_name, ...)`; advance with client:poll()

@@ -144,9 +144,12 @@ local function connect(t, u, proxy, deadline)
       return nil, "timeout", "TLS handshake with " .. u.host .. " timed out"
     end
     local session
-    -- false: no session object is wanted back (lua-resty-core asserts on
-    -- fetching one after some failed handshakes)
-    session, err = sock:sslhandshake(false, u.host, true)
+    -- lua-resty-core raises ("assertion failed!") where a handshake that
+    -- completed at once then reports an error, as a refused certificate
+    -- does: that is a refused handshake too, never one to go on with.
+    local ok_call
+    ok_call, session, err = pcall(sock.sslhandshake, sock, nil, u.host, true)
+    if not ok_call then session, err = nil, "certificate verify failed (" .. tostring(session) .. ")" end
     if not session then
       sock:close()
       if err == "timeout" then return nil, "timeout", "TLS handshake with " .. u.host .. " timed out" end
@@ -180,7 +183,8 @@ local function read_chunked(sock, deadline, max_body)
   while true do
     local line, err = receive(sock, deadline, "*l")
     if not line then return nil, err end
-    local size = tonumber(line:match "^%s*(%x+)", 16)
+    local hex = line:match "^%s*(%x+)"
+    local size = hex and tonumber(hex, 16)
     if not size then return nil, "malformed chunk size" end
     if size == 0 then break end
     total = total + size
@@ -212,7 +216,7 @@ local function read_body(sock, deadline, head, method, max_body)
   end
   local length = h["content-length"]
   if length then
-    local n = tonumber(length)
+    local n = length:match "^%d+$" and tonumber(length)
     if not n then return nil, "malformed Content-Length" end
     if n > max_body then return nil, "too big" end
     if n == 0 then return "", true end
@@ -316,7 +320,14 @@ local function drive(self, x)
       if not env then
         act, a, b, c, d = x:failure("unusable", "client is closed", 0, 0)
       else
-        act, a, b, c, d = send(x, env.transport, a, b, c, d)
+        -- Whatever the peer sends, the machine hears of it as a failure:
+        -- an answer this code cannot read must not leave it waiting.
+        local ok, r1, r2, r3, r4, r5 = pcall(send, x, env.transport, a, b, c, d)
+        if ok then
+          act, a, b, c, d = r1, r2, r3, r4, r5
+        else
+          act, a, b, c, d = x:failure("broken", "unreadable answer: " .. tostring(r1), 0, 0)
+        end
       end
     elseif act == "wait" then
       ngx.sleep(a)

@@ -121,12 +121,14 @@ end
 function tasks.cancel(self, env, task)
   local s = env.tasks
   if not s or task.done then return false end
+  local tags = {}
   for tag, w in pairs(s.waiting) do
-    if w.task == task then
-      s.waiting[tag] = nil
-      core.cancel(self, tag)
-    end
+    if w.task == task then tags[#tags + 1] = tag end
   end
+  -- The core refuses (raises) from inside the client's own hook: then
+  -- nothing here has changed.
+  for _, tag in ipairs(tags) do core.cancel(self, tag) end
+  for _, tag in ipairs(tags) do s.waiting[tag] = nil end
   finish(s, task, true, nil, setmetatable({ kind = "closed", message = "request was cancelled" },
     core.error_mt))
   task.cancelled = true
