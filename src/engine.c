@@ -16,6 +16,7 @@
 #define PACE_MARGIN 0.05 /* seconds: network jitter between a start and its arrival */
 #define PACE_COUNTER_TTL 86400
 #define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
+#define MIN_WAIT 0.001    /* shorter is no wait: timers count milliseconds */
 
 enum state {
   S_BEGIN,
@@ -384,7 +385,7 @@ static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double
 static spotify_action check_penalty(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   double wait = c->blocked_until - now();
-  if (wait > 0) return hold_for_penalty(L, x, wait);
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait);
   if (!sharing(c)) {
     x->state = S_TOKEN;
     return 0;
@@ -394,7 +395,7 @@ static spotify_action check_penalty(lua_State *L, spotify_exchange *x) {
 
 static spotify_action check_shared_penalty(lua_State *L, spotify_exchange *x) {
   double wait = answer_number(x) - wall();
-  if (wait > 0.001) return hold_for_penalty(L, x, wait);
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait);
   x->state = S_TOKEN;
   return 0;
 }
@@ -480,7 +481,7 @@ static spotify_action pace_wait(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   double wait = x->pace_start - wall();
   x->state = S_SEND;
-  if (wait <= 0.001) return 0;
+  if (wait <= MIN_WAIT) return 0;
   if (c->limits.deadline > 0 && now() + wait > x->started + c->limits.deadline) {
     fail(x, "rate_limited", 0, "over the rate_limit budget until after the deadline", wait);
     return done(x);

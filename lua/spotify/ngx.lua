@@ -330,7 +330,7 @@ local function drive(self, x)
         end
       end
     elseif act == "wait" then
-      ngx.sleep(a)
+      ngx.sleep(math.max(a, 0.001)) -- nginx's timers count milliseconds; 0 would warn
       act, a, b, c, d = x:step()
     elseif act == "cache" then
       -- a: the operation, b, c, d: its arguments. Lua caches (shdict,
