@@ -4,27 +4,12 @@
 local cjson = require "cjson"
 local core = require "spotify.core"
 local fake = require "spec.support.fake"
+local fleet = require "spec.support.fleet"
 local redis_server = require "spec.support.redis"
 
 local WORKERS, CALLS = 16, 50
 
 local read = require("spec.support.files").read_file
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
--- The interpreter for the workers and its build directory, a sibling of
--- the one under test (build/lua5.4 -> build/luajit).
-local function worker_runtime()
-  local root = (os.getenv "SPOTIFY_BUILD" or "build/lua5.4"):match "^(.*)/[^/]+$" or "build"
-  for _, lua in ipairs { "luajit", "lua5.1" } do
-    if exists(root .. "/" .. lua .. "/spotify/core.so") then return lua, root .. "/" .. lua end
-  end
-  error("spec/fleet: build " .. root .. "/luajit or " .. root .. "/lua5.1 first (make build)")
-end
 
 local function tmpdir()
   local p = io.popen "mktemp -d /tmp/lua-spotify-fleet.XXXXXX"
@@ -36,29 +21,9 @@ end
 --- Starts the fleet in the background; returns a function that waits for
 -- it and returns every worker's summary.
 local function launch(dir, f, params)
-  local lua, build = worker_runtime()
-  local common = { "build=" .. build, "api_base=" .. f.api_base, "token_url=" .. f.token_url,
-    "calls=" .. CALLS, ("start_at=%.3f"):format(core.time() + 1.5) }
-  for k, v in pairs(params) do common[#common + 1] = k .. "=" .. tostring(v) end
-  local cmd = {}
-  for i = 1, WORKERS do
-    cmd[#cmd + 1] = ("%s spec/support/fleet_worker.lua %s > %s/out%d 2> %s/err%d &")
-      :format(lua, table.concat(common, " "), dir, i, dir, i)
-  end
-  local proc = assert(io.popen(table.concat(cmd, " ") .. " wait"))
-  return function()
-    proc:read "*a"
-    proc:close()
-    local out = {}
-    for i = 1, WORKERS do
-      local text = read(dir .. "/out" .. i) or ""
-      local ok, summary = pcall(cjson.decode, text)
-      assert(ok and type(summary) == "table",
-        "worker " .. i .. " printed no summary: " .. text .. (read(dir .. "/err" .. i) or ""))
-      out[i] = summary
-    end
-    return out
-  end
+  local all = { calls = CALLS }
+  for k, v in pairs(params) do all[k] = v end
+  return fleet.launch(dir, f, WORKERS, all)
 end
 
 local function api_calls(f) return #f:log_for "/v1/" end

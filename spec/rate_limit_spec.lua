@@ -1,10 +1,10 @@
 -- One rate limit for the whole fleet: a 429's Retry-After holds every
 -- process sharing the cache (Redis, a file, nginx's shared dict), and
 -- rate_limit paces them all in one sliding window.
-local cjson = require "cjson"
 local core = require "spotify.core"
 local fake = require "spec.support.fake"
 local files = require "spec.support.files"
+local fleet_runner = require "spec.support.fleet"
 local nginx = require "spec.support.nginx"
 local redis_server = require "spec.support.redis"
 
@@ -14,44 +14,7 @@ local PENALTY = 2
 -- back: one per other process at most, arriving within this long.
 local IN_FLIGHT = 0.25
 
-local function worker_runtime()
-  local root = (os.getenv "SPOTIFY_BUILD" or "build/lua5.4"):match "^(.*)/[^/]+$" or "build"
-  for _, lua in ipairs { "luajit", "lua5.1" } do
-    local f = io.open(root .. "/" .. lua .. "/spotify/core.so")
-    if f then
-      f:close()
-      return lua, root .. "/" .. lua
-    end
-  end
-  error("spec/rate_limit: build luajit or lua5.1 first (make build)")
-end
-
--- Run `workers` processes to the end; returns their summaries.
-local function fleet(dir, f, workers, params)
-  local lua, build = worker_runtime()
-  local common = { "build=" .. build, "api_base=" .. f.api_base, "token_url=" .. f.token_url,
-    ("start_at=%.3f"):format(core.time() + 1.5) }
-  for k, v in pairs(params) do common[#common + 1] = k .. "=" .. tostring(v) end
-  local cmd = {}
-  for i = 1, workers do
-    cmd[#cmd + 1] = ("%s spec/support/fleet_worker.lua %s > %s/out%d 2> %s/err%d &")
-      :format(lua, table.concat(common, " "), dir, i, dir, i)
-  end
-  local proc = assert(io.popen(table.concat(cmd, " ") .. " wait"))
-  return function()
-    proc:read "*a"
-    proc:close()
-    local out = {}
-    for i = 1, workers do
-      local text = files.read_file(dir .. "/out" .. i) or ""
-      local ok, summary = pcall(cjson.decode, text)
-      assert(ok and type(summary) == "table", "worker " .. i .. ": " .. text
-        .. (files.read_file(dir .. "/err" .. i) or ""))
-      out[i] = summary
-    end
-    return out
-  end
-end
+local fleet = fleet_runner.launch
 
 local function assert_all_succeeded(summaries)
   for i, s in ipairs(summaries) do

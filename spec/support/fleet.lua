@@ -1,0 +1,55 @@
+--- Runs a fleet of worker processes (spec/support/fleet_worker.lua) against
+-- the fake Spotify, all starting at the same moment.
+--
+--   local finish = fleet.launch(dir, f, 8, { cache = "redis", target = port, calls = 15 })
+--   local summaries = finish()   -- waits; one decoded summary per worker
+local cjson = require "cjson"
+local core = require "spotify.core"
+local files = require "spec.support.files"
+
+local fleet = {}
+
+--- The interpreter for the workers and its build directory, a sibling of
+-- the one under test (build/lua5.4 -> build/luajit).
+function fleet.runtime()
+  local root = (os.getenv "SPOTIFY_BUILD" or "build/lua5.4"):match "^(.*)/[^/]+$" or "build"
+  for _, lua in ipairs { "luajit", "lua5.1" } do
+    local f = io.open(root .. "/" .. lua .. "/spotify/core.so", "rb")
+    if f then
+      f:close()
+      return lua, root .. "/" .. lua
+    end
+  end
+  error("spec/support/fleet: build " .. root .. "/luajit or " .. root .. "/lua5.1 first (make build)")
+end
+
+--- Start `workers` processes in the background with `params` (see
+-- fleet_worker.lua); returns a function that waits for them and returns
+-- every worker's summary, raising when one printed none.
+function fleet.launch(dir, f, workers, params)
+  local lua, build = fleet.runtime()
+  local common = { "build=" .. build, "api_base=" .. f.api_base, "token_url=" .. f.token_url,
+    ("start_at=%.3f"):format(core.time() + 1.5) }
+  for k, v in pairs(params) do common[#common + 1] = k .. "=" .. tostring(v) end
+  local cmd = {}
+  for i = 1, workers do
+    cmd[#cmd + 1] = ("%s spec/support/fleet_worker.lua %s > %s/out%d 2> %s/err%d &")
+      :format(lua, table.concat(common, " "), dir, i, dir, i)
+  end
+  local proc = assert(io.popen(table.concat(cmd, " ") .. " wait"))
+  return function()
+    proc:read "*a"
+    proc:close()
+    local out = {}
+    for i = 1, workers do
+      local text = files.read_file(dir .. "/out" .. i) or ""
+      local ok, summary = pcall(cjson.decode, text)
+      assert(ok and type(summary) == "table",
+        "worker " .. i .. " printed no summary: " .. text .. (files.read_file(dir .. "/err" .. i) or ""))
+      out[i] = summary
+    end
+    return out
+  end
+end
+
+return fleet
