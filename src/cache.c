@@ -462,7 +462,7 @@ static int adapter_call(lua_State *L) {
   return 1;
 }
 
-static int push_request_args(lua_State *L, const spotify_cache_req *rq) {
+int spotify_cache_push_args(lua_State *L, const spotify_cache_req *rq) {
   lua_pushstring(L, rq->key);
   switch (rq->op) {
     case SPOTIFY_CACHE_SET:
@@ -516,7 +516,7 @@ static void adapter_run(lua_State *L, const spotify_cache *c, const spotify_cach
   lua_pushcfunction(L, adapter_call);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
   lua_pushstring(L, spotify_cache_op_names[rq->op]);
-  int n = push_request_args(L, rq);
+  int n = spotify_cache_push_args(L, rq);
   int ok = lua_pcall(L, 2 + n, 1, 0) == 0;
   spotify_cache_result_from_lua(L, rq->op, ok, -1, out);
   lua_settop(L, top);

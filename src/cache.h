@@ -69,6 +69,10 @@ void spotify_cache_bind(lua_State *L, spotify_cache *c, int i);
 void spotify_cache_unbind(lua_State *L, spotify_cache *c);
 void spotify_cache_run(lua_State *L, const spotify_cache *c, const spotify_cache_req *rq,
                        spotify_cache_result *out);
+/* Push the key and the arguments of rq as the cache method takes them
+ * (get(key), set(key, value, ttl), lock(key, ttl), unlock(key),
+ * incr(key, delta, ttl)); returns how many. */
+int spotify_cache_push_args(lua_State *L, const spotify_cache_req *rq);
 /* The Lua driver's half of the adapter: what a Lua cache call gave
  * (pcall's ok and first result at index i) as a result. */
 void spotify_cache_result_from_lua(lua_State *L, spotify_cache_op op, int ok, int i,

@@ -70,11 +70,12 @@ void spotify_client_leave(lua_State *L, spotify_client *c) {
 
 #define enter spotify_client_enter
 #define leave spotify_client_leave
+#define refuse_reentry spotify_client_refuse_reentry
 
 /* While a driver runs, the only Lua that runs is the client's own hook and
  * Lua cache: a request from there would drive the same transfers and the
  * same exchange from inside themselves. */
-static void refuse_reentry(lua_State *L, const spotify_client *c) {
+void spotify_client_refuse_reentry(lua_State *L, const spotify_client *c) {
   if (c->busy > 0)
     luaL_error(L,
                "spotify: a client cannot make requests from inside its own on_request hook "

@@ -55,6 +55,9 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x);
 /* Around a driver's work: a close meanwhile frees the handles on leave. */
 void spotify_client_enter(spotify_client *c);
 void spotify_client_leave(lua_State *L, spotify_client *c);
+/* Raises when called while a driver of c runs: from inside its own hook
+ * or Lua cache, a request would drive the same transfers from within. */
+void spotify_client_refuse_reentry(lua_State *L, const spotify_client *c);
 /* Make the libcurl handles if they are not there yet; -1 when it fails. */
 int spotify_client_http(lua_State *L, spotify_client *c);
 

@@ -27,22 +27,7 @@ static lua_exchange *check(lua_State *L) {
 static int push_cache_action(lua_State *L, const spotify_cache_req *rq) {
   lua_pushliteral(L, "cache");
   lua_pushstring(L, spotify_cache_op_names[rq->op]);
-  lua_pushstring(L, rq->key);
-  switch (rq->op) {
-    case SPOTIFY_CACHE_SET:
-      lua_pushlstring(L, rq->value, rq->len);
-      lua_pushnumber(L, rq->ttl);
-      return 5;
-    case SPOTIFY_CACHE_LOCK:
-      lua_pushnumber(L, rq->ttl);
-      return 4;
-    case SPOTIFY_CACHE_INCR:
-      lua_pushnumber(L, rq->delta);
-      lua_pushnumber(L, rq->ttl);
-      return 5;
-    default:
-      return 3;
-  }
+  return 2 + spotify_cache_push_args(L, rq);
 }
 
 /* Run the machine to its next action and push it. */
@@ -86,9 +71,7 @@ static int next_action(lua_State *L, lua_exchange *e) {
 /* core.exchange(client, purpose, method, url) -> exchange */
 static int l_exchange(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  if (c->busy > 0)
-    return luaL_error(L,
-                      "spotify: a client cannot make requests from inside its own on_request hook");
+  spotify_client_refuse_reentry(L, c);
   const char *purpose = luaL_checkstring(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   lua_exchange *e = lua_newuserdata(L, sizeof *e);

@@ -6,6 +6,7 @@
 --   * a started request (client:start) submits and yields to client:poll;
 --   * inside nginx, the Lua driver (spotify.ngx) runs over cosockets.
 local core = require "spotify.core"
+local errors = require "spotify.errors"
 local tasks = require "spotify.tasks"
 
 local call, submit, run_multi, is_closed = core.call, core.submit, core.run, core.is_closed
@@ -16,9 +17,6 @@ calls.in_nginx = type(rawget(_G, "ngx")) == "table" and type(ngx.get_phase) == "
 
 local function nginx_driver() return require "spotify.ngx" end
 
-local function closed_error()
-  return setmetatable({ kind = "closed", message = "client is closed" }, core.error_mt)
-end
 
 --- GET every URL on the multi driver, at most `concurrency` in flight,
 -- and wait for all of them. Results of started requests that finish
@@ -53,7 +51,7 @@ local function gather(self, env, urls)
     end
     if is_closed(self) then
       for i = 1, #urls do
-        if values[i] == nil and errs[i] == nil then errs[i] = closed_error() end
+        if values[i] == nil and errs[i] == nil then errs[i] = errors.new("closed", { message = "client is closed" }) end
       end
       break
     end

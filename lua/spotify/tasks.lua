@@ -3,6 +3,7 @@
 -- driver, retries, waits and token renewal included; the coroutine only
 -- waits for their results, which `poll` hands over.
 local core = require "spotify.core"
+local errors = require "spotify.errors"
 
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local running, status = coroutine.running, coroutine.status
@@ -112,10 +113,6 @@ function tasks.poll(self, env, wait)
   return s.count
 end
 
-local function closed_error()
-  return setmetatable({ kind = "closed", message = "client is closed" }, core.error_mt)
-end
-
 --- Drop a request: its exchanges are cancelled and it never finishes
 -- on its own.
 function tasks.cancel(self, env, task)
@@ -129,8 +126,7 @@ function tasks.cancel(self, env, task)
   -- nothing here has changed.
   for _, tag in ipairs(tags) do core.cancel(self, tag) end
   for _, tag in ipairs(tags) do s.waiting[tag] = nil end
-  finish(s, task, true, nil, setmetatable({ kind = "closed", message = "request was cancelled" },
-    core.error_mt))
+  finish(s, task, true, nil, errors.new("closed", { message = "request was cancelled" }))
   task.cancelled = true
   return true
 end
@@ -140,7 +136,9 @@ function tasks.close_all(env)
   local s = env.tasks
   if not s then return end
   s.waiting = {}
-  for _, task in pairs(s.by_co) do finish(s, task, true, nil, closed_error()) end
+  for _, task in pairs(s.by_co) do
+    finish(s, task, true, nil, errors.new("closed", { message = "client is closed" }))
+  end
 end
 
 --- The task's return values; raises again what was raised inside it.
