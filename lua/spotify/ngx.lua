@@ -94,6 +94,23 @@ local function verify_failure(err)
   return err:match "^%d+:" ~= nil or err:find("certificate", 1, true) ~= nil
 end
 
+-- lua-resty-core (0.1.25) raises "assertion failed!" where a handshake that
+-- finished at once failed, as a refused certificate does: it asks nginx for
+-- the result a second time. nginx still holds the failure on the socket, so
+-- it is read from there, and the error reads as any refused handshake does.
+local function recorded_handshake_failure(sock, raised)
+  local ok, detail = pcall(function()
+    local ffi, base = require "ffi", require "resty.core.base"
+    local session, message, code = ffi.new "void *[1]", ffi.new "char *[1]", ffi.new "int[1]"
+    local rc = ffi.C.ngx_http_lua_ffi_socket_tcp_get_sslhandshake_result(base.get_request(), sock[1],
+      session, message, code)
+    if rc ~= base.FFI_ERROR or message[0] == nil then return nil end
+    local text = ffi.string(message[0])
+    return code[0] ~= 0 and (code[0] .. ": " .. text) or text
+  end)
+  return ok and detail or "certificate verify failed (" .. tostring(raised) .. ")"
+end
+
 local read_head
 
 -- Ask the proxy for a tunnel to u. Returns true or nil, failure, detail.
@@ -144,12 +161,9 @@ local function connect(t, u, proxy, deadline)
       return nil, "timeout", "TLS handshake with " .. u.host .. " timed out"
     end
     local session
-    -- lua-resty-core raises ("assertion failed!") where a handshake that
-    -- completed at once then reports an error, as a refused certificate
-    -- does: that is a refused handshake too, never one to go on with.
     local ok_call
     ok_call, session, err = pcall(sock.sslhandshake, sock, nil, u.host, true)
-    if not ok_call then session, err = nil, "certificate verify failed (" .. tostring(session) .. ")" end
+    if not ok_call then session, err = nil, recorded_handshake_failure(sock, session) end
     if not session then
       sock:close()
       if err == "timeout" then return nil, "timeout", "TLS handshake with " .. u.host .. " timed out" end
