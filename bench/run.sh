@@ -1,8 +1,9 @@
 #!/bin/sh
 # `make bench`: starts nginx on loopback with static Spotify-like answers
 # (HTTP/1.1, and HTTPS with HTTP/2 under a self-signed certificate made
-# here), installs the official TypeScript SDK into bench/node_modules, runs
-# every driver interleaved (bench/bench.py) and prints one table.
+# here), builds the C binding floor (bench/floor.c) per interpreter, installs
+# the official TypeScript SDK into bench/node_modules, runs every driver
+# interleaved (bench/bench.py) and prints one table.
 #
 # Environment:
 #   BENCH_ROUNDS=3      rounds of the interleaved runs (medians are reported)
@@ -30,6 +31,14 @@ rm -rf "$out/nginx" "$out/logs"
 mkdir -p "$out/www" "$out/nginx" "$out/logs"
 
 python3 "$here/make_fixtures.py" "$root/spec/support/fixtures" "$out/www"
+
+# The C binding floor (bench/floor.c), one build per interpreter it covers,
+# with the module's optimisation level.
+for lua in lua5.1 lua5.4; do
+  mkdir -p "$out/floor/$lua"
+  cc -O2 -g -shared -fPIC -Wall -Wextra -Werror -I"/usr/include/$lua" \
+    -o "$out/floor/$lua/floor.so" "$here/floor.c" -lcurl
+done
 
 if [ ! -s "$out/cert.pem" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
