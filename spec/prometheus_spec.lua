@@ -536,3 +536,43 @@ describe("spotify.prometheus(ngx.shared.NAME) across two nginx workers", functio
     assert.same({}, server:complaints())
   end)
 end)
+
+describe("examples/nginx serves /metrics", function()
+  local f, server
+  setup(function()
+    nginx.check()
+    f = fake.start { tls = true }
+    local conf = assert(io.open(nginx.root .. "/examples/nginx/nginx.conf")):read "*a"
+    local api = assert(io.open(nginx.root .. "/examples/nginx/spotify_api.lua")):read "*a"
+    -- as spec/nginx_spec.lua runs it: only where things are changes
+    conf = conf:gsub("/usr/local/share/lua/5%.1", "${PREFIX}/lua")
+      :gsub("/usr/local/lib/lua/5%.1", "${PREFIX}/lib")
+      :gsub("lua_ssl_trusted_certificate [^;]+;", "lua_ssl_trusted_certificate ${PREFIX}/ca.pem;")
+      :gsub("listen 8080;", "listen 127.0.0.1:${PORT};")
+      :gsub("worker_processes auto;", "worker_processes 2;")
+    server = nginx.start {
+      conf = conf, files = { ["spotify_api.lua"] = api, ["ca.pem"] = assert(io.open(f.ca_file)):read "*a" },
+      env = { SPOTIFY_CLIENT_ID = "test-id", SPOTIFY_CLIENT_SECRET = "test-secret",
+        SPOTIFY_API_BASE = f.tls_api_base, SPOTIFY_TOKEN_URL = f.tls_token_url },
+    }
+  end)
+  teardown(function()
+    if server then server:stop() end
+    if f then f:stop() end
+  end)
+
+  it("with the requests of both workers", function()
+    local paths = {}
+    for i = 1, 40 do paths[i] = "/track/" .. (i % 4 == 0 and UNKNOWN or ID) end
+    for _, r in ipairs(server:parallel(paths, 10)) do assert.is_true(r.status == 200 or r.status == 404) end
+    local status, body = server:get "/metrics"
+    assert.equal(200, status)
+    local families = parse(body)
+    local by, total = requests_by_outcome(families, "test-id")
+    assert.equal(#f:log_for "/v1/", total)
+    assert.equal(30, by["2xx"])
+    assert.equal(10, by["4xx"])
+    assert.equal(#f:log_for "/api/token", value(families, "spotify_token_fetches_total",
+      "spotify_token_fetches_total", { app = "test-id" }))
+  end)
+end)
