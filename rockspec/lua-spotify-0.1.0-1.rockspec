@@ -45,6 +45,7 @@ build = {
     ["spotify.ngx"] = "lua/spotify/ngx.lua",
     ["spotify.options"] = "lua/spotify/options.lua",
     ["spotify.paging"] = "lua/spotify/paging.lua",
+    ["spotify.prometheus"] = "lua/spotify/prometheus.lua",
     ["spotify.tasks"] = "lua/spotify/tasks.lua",
     ["spotify.cache.file"] = "lua/spotify/cache/file.lua",
     ["spotify.cache.memory"] = "lua/spotify/cache/memory.lua",

@@ -4,6 +4,7 @@
 #include "client.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
@@ -141,6 +142,7 @@ static int take_options(lua_State *L, spotify_client *c) {
   o->ca_file = opt_string(L, "ca_file", &ok);
   o->proxy = opt_string(L, "proxy", &ok);
   o->user_agent = opt_string(L, "user_agent", &ok);
+  o->language = opt_string(L, "language", &ok);
   c->limits.max_retries = (int)opt_number(L, "max_retries", 0, 1000);
   c->limits.max_retry_after = opt_number(L, "max_retry_after", 0, 1e9);
   c->limits.deadline = opt_number(L, "deadline", 0, 1e9);
@@ -399,6 +401,36 @@ static int l_fd_info(lua_State *L) {
   return 1;
 }
 
+/* ---- metrics ---- */
+
+/* Upper bounds (seconds) of the request-time histogram's buckets. */
+static const double bucket_le[SPOTIFY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                  0.5,   1,    2.5,   5,    10};
+static const char *const outcome_names[SPOTIFY_OUT_COUNT] = {"2xx", "4xx",     "429",
+                                                             "5xx", "network", "timeout"};
+
+/* An answer by its status class (one that is neither 2xx, 429 nor 5xx
+ * counts as 4xx: the API sends no other); no answer as the policy names
+ * the failure. */
+static int outcome_of(const spotify_outcome *o) {
+  if (o->status == 0)
+    return strcmp(spotify_policy_failure(o->failure).kind, "timeout") == 0 ? SPOTIFY_OUT_TIMEOUT
+                                                                           : SPOTIFY_OUT_NETWORK;
+  if (o->status >= 200 && o->status < 300) return SPOTIFY_OUT_2XX;
+  if (o->status == 429) return SPOTIFY_OUT_429;
+  return o->status >= 500 ? SPOTIFY_OUT_5XX : SPOTIFY_OUT_4XX;
+}
+
+void spotify_client_count(spotify_client *c, const spotify_outcome *o) {
+  spotify_metrics *m = &c->metrics;
+  double t = o->elapsed >= 0 ? o->elapsed : 0;
+  int b = 0;
+  while (b < SPOTIFY_BUCKETS && t > bucket_le[b]) b++;
+  m->outcomes[outcome_of(o)]++;
+  m->buckets[b]++;
+  m->seconds += t;
+}
+
 static void stat_field(lua_State *L, const char *name, long long v) {
   lua_pushinteger(L, (lua_Integer)v);
   lua_setfield(L, -2, name);
@@ -418,6 +450,26 @@ static int l_stats(lua_State *L) {
   stat_field(L, "rate_limited_waits", s->rate_limited_waits);
   lua_pushnumber(L, s->rate_limited_wait_s);
   lua_setfield(L, -2, "rate_limited_wait_s");
+  return 1;
+}
+
+/* core.metrics(c) -> {outcome_2xx = n, ..., duration_1 = n (bucket 1, not
+ * cumulative), ..., duration_inf = n, duration_sum = seconds} */
+static int l_metrics(lua_State *L) {
+  const spotify_metrics *m = &spotify_check_client(L, 1)->metrics;
+  char name[32];
+  lua_createtable(L, 0, SPOTIFY_OUT_COUNT + SPOTIFY_BUCKETS + 2);
+  for (int i = 0; i < SPOTIFY_OUT_COUNT; i++) {
+    snprintf(name, sizeof name, "outcome_%s", outcome_names[i]);
+    stat_field(L, name, m->outcomes[i]);
+  }
+  for (int b = 0; b < SPOTIFY_BUCKETS; b++) {
+    snprintf(name, sizeof name, "duration_%d", b + 1);
+    stat_field(L, name, m->buckets[b]);
+  }
+  stat_field(L, "duration_inf", m->buckets[SPOTIFY_BUCKETS]);
+  lua_pushnumber(L, m->seconds);
+  lua_setfield(L, -2, "duration_sum");
   return 1;
 }
 
@@ -454,12 +506,19 @@ static int l_tostring(lua_State *L) {
 void spotify_open_exchange(lua_State *L);
 
 void spotify_open_client(lua_State *L) {
-  static const luaL_Reg fns[] = {{"new", l_new},       {"env", l_env},
-                                 {"call", l_call},     {"access_token", l_access_token},
-                                 {"submit", l_submit}, {"run", l_run},
-                                 {"cancel", l_cancel}, {"fd_info", l_fd_info},
-                                 {"stats", l_stats},   {"cache", l_cache},
-                                 {"close", l_close},   {"is_closed", l_is_closed},
+  static const luaL_Reg fns[] = {{"new", l_new},
+                                 {"env", l_env},
+                                 {"call", l_call},
+                                 {"access_token", l_access_token},
+                                 {"submit", l_submit},
+                                 {"run", l_run},
+                                 {"cancel", l_cancel},
+                                 {"fd_info", l_fd_info},
+                                 {"stats", l_stats},
+                                 {"metrics", l_metrics},
+                                 {"cache", l_cache},
+                                 {"close", l_close},
+                                 {"is_closed", l_is_closed},
                                  {NULL, NULL}};
   curl_global_init(CURL_GLOBAL_DEFAULT);
   luaL_newmetatable(L, "spotify.call");
@@ -477,5 +536,11 @@ void spotify_open_client(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "client_mt");
   spotify_setfuncs(L, fns);
+  lua_createtable(L, SPOTIFY_BUCKETS, 0);
+  for (int b = 0; b < SPOTIFY_BUCKETS; b++) {
+    lua_pushnumber(L, bucket_le[b]);
+    lua_rawseti(L, -2, b + 1);
+  }
+  lua_setfield(L, -2, "duration_buckets");
   spotify_open_exchange(L);
 }

@@ -17,6 +17,25 @@ typedef struct spotify_stats {
   double rate_limited_wait_s;
 } spotify_stats;
 
+/* What Prometheus reads besides the stats: API exchanges by outcome and a
+ * histogram of their times (fixed buckets, so counting allocates nothing). */
+enum {
+  SPOTIFY_OUT_2XX,
+  SPOTIFY_OUT_4XX,
+  SPOTIFY_OUT_429,
+  SPOTIFY_OUT_5XX,
+  SPOTIFY_OUT_NETWORK,
+  SPOTIFY_OUT_TIMEOUT,
+  SPOTIFY_OUT_COUNT
+};
+#define SPOTIFY_BUCKETS 11
+
+typedef struct spotify_metrics {
+  long long outcomes[SPOTIFY_OUT_COUNT];
+  long long buckets[SPOTIFY_BUCKETS + 1]; /* per bucket, not cumulative; the last: above all */
+  double seconds;                         /* the histogram's sum */
+} spotify_metrics;
+
 /* rate_limit = {requests = N, window = seconds}: at most N requests start
  * in any window, across every client sharing the cache (its incr), else
  * within this client (the ring of the last N start times). */
@@ -44,6 +63,7 @@ typedef struct spotify_client {
   int cache_down;
   double cache_retry_at; /* monotonic */
   spotify_stats stats;
+  spotify_metrics metrics;
   spotify_cache cache;
   int on_request_ref; /* LUA_NOREF when none */
   spotify_http http;  /* libcurl handles, made on first use */
@@ -58,6 +78,9 @@ void spotify_client_leave(lua_State *L, spotify_client *c);
 /* Raises when called while a driver of c runs: from inside its own hook
  * or Lua cache, a request would drive the same transfers from within. */
 void spotify_client_refuse_reentry(lua_State *L, const spotify_client *c);
+/* One API exchange's outcome, counted by outcome and time (engine.c calls
+ * it where the outcome is known). */
+void spotify_client_count(spotify_client *c, const spotify_outcome *o);
 /* Make the libcurl handles if they are not there yet; -1 when it fails. */
 int spotify_client_http(lua_State *L, spotify_client *c);
 

@@ -572,6 +572,7 @@ void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_o
   /* The hook may close the client: the handles live on until the driver
    * returns, and the next step answers closed. */
   observe(L, x, o, token);
+  if (!token) spotify_client_count(c, o);
   if (token)
     token_outcome(L, x, o);
   else

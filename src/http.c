@@ -145,13 +145,32 @@ void spotify_http_release(spotify_http *h) {
   free(h->opt.ca_file);
   free(h->opt.proxy);
   free(h->opt.user_agent);
+  free(h->opt.language);
   memset(&h->opt, 0, sizeof h->opt);
 }
 
-/* Builds the header list for `auth`; on failure the list is left empty so
- * nothing is ever sent without the Authorization it was asked to carry. */
-static int set_auth(spotify_xfer *x, const char *auth) {
-  if (x->headers &&
+/* Appends "Accept-Language: value" to l; NULL when out of memory (l is
+ * then freed). */
+static struct curl_slist *append_language(struct curl_slist *l, const char *value) {
+  size_t n = strlen(value);
+  char *line = malloc(n + sizeof "Accept-Language: ");
+  struct curl_slist *l2 = NULL;
+  if (line) {
+    memcpy(line, "Accept-Language: ", 17);
+    memcpy(line + 17, value, n + 1);
+    l2 = curl_slist_append(l, line);
+  }
+  free(line);
+  if (l2 == NULL) curl_slist_free_all(l);
+  return l2;
+}
+
+/* Builds the header list for `auth` (and `language`, API requests only); on
+ * failure the list is left empty so nothing is ever sent without the
+ * Authorization it was asked to carry. */
+static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
+  int with_language = language != NULL;
+  if (x->headers && x->language == with_language &&
       ((x->auth == NULL && auth == NULL) || (x->auth && auth && strcmp(x->auth, auth) == 0)))
     return 0;
   curl_slist_free_all(x->headers);
@@ -159,6 +178,7 @@ static int set_auth(spotify_xfer *x, const char *auth) {
   x->headers = NULL;
   x->auth = NULL;
   struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
+  if (l && language) l = append_language(l, language);
   if (l == NULL) return -1;
   if (auth) {
     size_t n = strlen(auth);
@@ -180,12 +200,15 @@ static int set_auth(spotify_xfer *x, const char *auth) {
     x->auth = copy;
   }
   x->headers = l;
+  x->language = with_language;
   return 0;
 }
 
 static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   if (x->easy == NULL && setup_easy(h, x) != 0) return -1;
-  if (set_auth(x, s->auth) != 0) return -1;
+  /* The token endpoint's POST is the one request that is not the API's. */
+  int api = strcmp(s->method, "POST") != 0;
+  if (set_auth(x, s->auth, api ? h->opt.language : NULL) != 0) return -1;
   CURL *e = x->easy;
   x->len = 0;
   x->retry_after = -1;

@@ -15,6 +15,7 @@ typedef struct spotify_http_options {
   long timeout_ms, connect_timeout_ms;
   size_t max_body;
   char *ca_file, *proxy, *user_agent; /* owned, may be NULL */
+  char *language;                     /* Accept-Language of API requests, owned, may be NULL */
 } spotify_http_options;
 
 typedef struct spotify_xfer {
@@ -26,6 +27,7 @@ typedef struct spotify_xfer {
   double retry_after; /* -1: no usable Retry-After */
   int header_count, too_big, too_many_headers, in_multi;
   char errbuf[CURL_ERROR_SIZE];
+  int language; /* `headers` carry Accept-Language */
 } spotify_xfer;
 
 typedef struct spotify_http {

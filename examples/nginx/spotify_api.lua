@@ -24,6 +24,7 @@ local function get_client()
       api_base = os.getenv "SPOTIFY_API_BASE",
       token_url = os.getenv "SPOTIFY_TOKEN_URL",
       cache = spotify.cache.shdict(ngx.shared.spotify_tokens),
+      metrics = ngx.shared.spotify_metrics, -- counters for GET /metrics
       timeout = 5,
     }
   end

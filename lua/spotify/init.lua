@@ -8,6 +8,7 @@ local core = require "spotify.core"
 local calls = require "spotify.calls"
 local errors = require "spotify.errors"
 local options = require "spotify.options"
+local prometheus = require "spotify.prometheus"
 local tasks = require "spotify.tasks"
 
 local spotify = {
@@ -23,7 +24,18 @@ local function invalid(message)
   return errors.new("invalid_argument", { message = message })
 end
 
-local context = { env_of = env_of, get = calls.get, get_all = calls.get_all, invalid = invalid }
+-- With the `metrics` option, what a call counted goes to the shared dict
+-- as it returns: every method reaches the drivers through these two.
+local function counted(fn)
+  return function(self, env, arg)
+    local a, b = fn(self, env, arg)
+    if env.metrics then prometheus.flush(self, env) end
+    return a, b
+  end
+end
+local get, get_all = counted(calls.get), counted(calls.get_all)
+
+local context = { env_of = env_of, get = get, get_all = get_all, invalid = invalid }
 
 --- Make a client. See the README for every option.
 -- @tparam[opt] table opts options
@@ -31,14 +43,18 @@ local context = { env_of = env_of, get = calls.get, get_all = calls.get_all, inv
 function spotify.client(opts)
   local o = options.resolve(opts, spotify.VERSION)
   o.cache = o.cache or core.memory_cache()
-  return core.new(o, {
+  local client = core.new(o, {
     api_base = o.api_base, market = o.market, batch = o.batch, concurrency = o.concurrency,
     -- what the nginx driver needs to move bytes (libcurl has them in C)
     transport = {
       timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
-      user_agent = o.user_agent, proxy = o.proxy,
+      user_agent = o.user_agent, proxy = o.proxy, language = o.language,
     },
+    -- metrics: the `app` label (never a secret) and the shared dict, if any
+    app = o.budget_key or o.client_id or "", metrics = o.metrics,
   })
+  prometheus.track(client)
+  return client
 end
 
 -- An absolute URL for `path`: a path below api_base, or a full URL that
@@ -74,14 +90,17 @@ function methods.get(self, path, query)
     qs = qs and qs ~= "" and (qs .. "&" .. more) or more
   end
   if qs and qs ~= "" then url = url .. "?" .. qs end
-  return calls.get(self, env, url)
+  return get(self, env, url)
 end
 
 --- The current access token, fetched or renewed as needed.
 -- syntax: `token, seconds_left = client:access_token()`
 -- @return token, seconds_left (nil for a fixed access_token), or nil, err
 function methods.access_token(self)
-  return calls.access_token(self)
+  local token, left = calls.access_token(self)
+  local env = env_of(self)
+  if env and env.metrics then prometheus.flush(self, env) end
+  return token, left
 end
 
 --- Counters. syntax: `stats = client:stats()`
@@ -182,6 +201,16 @@ spotify.cache.memory = require("spotify.cache.memory").new
 spotify.cache.file = require("spotify.cache.file").new
 spotify.cache.shdict = function(...) return require("spotify.cache.shdict").new(...) end
 spotify.cache.redis = function(...) return require("spotify.cache.redis").new(...) end
+
+--- Prometheus text exposition format (0.0.4) of the clients' counters.
+-- syntax: `text = spotify.prometheus([dict])`
+-- @param[opt] dict a shared dict (ngx.shared.NAME) that clients made with
+-- `metrics = dict` count into (every nginx worker's clients); without it,
+-- every live client of this process
+-- @treturn string the exposition text (raises for a `dict` that is not one)
+function spotify.prometheus(dict)
+  return prometheus.text(dict)
+end
 
 --- Is `v` an error returned by this module?
 spotify.is_error = errors.is

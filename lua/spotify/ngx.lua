@@ -66,6 +66,7 @@ local function request_text(t, method, u, auth, body, proxy)
   }
   if t.user_agent then lines[#lines + 1] = "User-Agent: " .. t.user_agent end
   if auth then lines[#lines + 1] = "Authorization: " .. auth end
+  if t.language and method ~= "POST" then lines[#lines + 1] = "Accept-Language: " .. t.language end -- API only
   if method == "POST" then
     body = body or ""
     lines[#lines + 1] = "Content-Type: application/x-www-form-urlencoded"

@@ -48,6 +48,23 @@ local function market(v)
   end
 end
 
+-- A language tag as Accept-Language carries it ("de", "es-ES", "de, en;q=0.5"):
+-- printable ASCII only, so it can never break the request's header lines.
+local function language(v)
+  if type(v) ~= "string" or v == "" or #v > 200 or v:find("[^\32-\126]") then
+    return "a language tag such as \"de\" or \"es-ES\" (printable ASCII, no control characters)"
+  end
+end
+
+-- A shared dict (ngx.shared.NAME) or anything with its get, incr and get_keys.
+local function metrics(v)
+  local want = "a shared dict (ngx.shared.NAME)"
+  local t = type(v)
+  if t ~= "table" and t ~= "userdata" then return want end
+  local ok, get, incr, get_keys = pcall(function() return v.get, v.incr, v.get_keys end)
+  if not ok or get == nil or incr == nil or get_keys == nil then return want end
+end
+
 options.checks = {
   client_id = typed "string", client_secret = typed "string",
   access_token = typed "string", cache = cache, market = market,
@@ -58,6 +75,7 @@ options.checks = {
   on_request = typed "function", batch = typed "boolean",
   concurrency = number_check(1, true), max_body = number_check(1, true),
   deadline = number_check(0, false, true), rate_limit = rate_limit,
+  language = language, metrics = metrics,
 }
 
 options.defaults = {

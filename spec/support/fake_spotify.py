@@ -441,6 +441,7 @@ class Handler(BaseHTTPRequestHandler):
             "method": method, "path": path, "query": raw_query, "body": body,
             "authorization": self.headers.get("Authorization"),
             "user_agent": self.headers.get("User-Agent"),
+            "accept_language": self.headers.get("Accept-Language"),
             "conn": self.conn_id, "tls": self.server.tls, "time": time.time(),
             "target": self.path, "host": self.headers.get("Host"),
         }
