@@ -205,6 +205,7 @@ describe("spotify.client endpoint defaults from the environment", function()
       local ok, err = pcall(require("spotify").client, {})
       io.write(tostring(ok), " ", err)
     ]])
-    assert.matches("false .*SPOTIFY_API_BASE %(the default of option 'api_base'%) must be an http:// or https:// URL, got \"ftp://x\"", out)
+    assert.matches("false .*SPOTIFY_API_BASE %(the default of option 'api_base'%) must be "
+      .. "an http:// or https:// URL, got \"ftp://x\"", out)
   end)
 end)
