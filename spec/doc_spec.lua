@@ -66,6 +66,29 @@ describe("API reference", function()
     assert.matches("@field null", text)
   end)
 
+  it("has a row in the options table for every option the constructor takes", function()
+    local text = files.read_file(SOURCE)
+    local options = require "spotify.options"
+    for name in pairs(options.checks) do
+      assert.truthy(text:find("<tr><td><code>" .. name .. "</code></td>", 1, true),
+        "option " .. name .. " has no row in " .. SOURCE)
+    end
+  end)
+
+  it("names the error kinds of every method that can return nil, err", function()
+    for name, block in pairs(docs) do
+      local returns = block:match "@treturn%[2%] error ([^\n]*)"
+      if returns then
+        assert.truthy(returns:find("`%l[%l_]+`") or returns:find "request kind",
+          name .. " does not name its error kinds")
+      end
+    end
+    local text = files.read_file(SOURCE)
+    for _, field in ipairs { "kind", "status", "message", "retry_after", "method", "url" } do
+      assert.matches("@field " .. field .. "\n", text)
+    end
+  end)
+
   it("gives both return forms of every method that can return nil, err", function()
     -- A closed client answers every API method with nil, err: those methods
     -- must document the value and the nil, err form.
