@@ -81,16 +81,14 @@ run_cli playlist 3cEYpjA9oz9GiPac4AsH4n
 run_cli items playlist 3cEYpjA9oz9GiPac4AsH4n --max 5
 run_cli token
 
-cat << END
-
-== Next steps
-  make fake                     the fake Spotify in the foreground, with the lines to
-                                export so your own code and the command talk to it
-  export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/$LUA/?.so;;"
-                                this tree's module for your own scripts on $LUA
-  $LUA bin/spotify help         the command (bin/spotify search Muse -t artist)
-  make doc                      the reference: build/doc/index.html
-  SPOTIFY_DEMO=live make demo   the same against Spotify, with SPOTIFY_CLIENT_ID and
-                                SPOTIFY_CLIENT_SECRET of an app from
-                                https://developer.spotify.com/dashboard
-END
+step() { printf '  %-30s  %s\n' "$1" "$2"; }
+echo
+echo "== Next steps"
+step "make fake" "the fake Spotify in the foreground, with the lines to export"
+step "" "so your own code and the command talk to it"
+echo "  export LUA_PATH=\"$root/lua/?.lua;$root/lua/?/init.lua;;\" LUA_CPATH=\"$root/build/$LUA/?.so;;\""
+step "" "this tree's module for your own scripts on $LUA"
+step "$LUA bin/spotify help" "the command; e.g. $LUA bin/spotify search Muse -t artist"
+step "make doc" "the reference: build/doc/index.html"
+step "SPOTIFY_DEMO=live make demo" "the same against Spotify, with SPOTIFY_CLIENT_ID and"
+step "" "SPOTIFY_CLIENT_SECRET of an app from https://developer.spotify.com/dashboard"
