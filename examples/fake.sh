@@ -8,7 +8,7 @@
 set -e
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/lua-spotify-fake.XXXXXX)
-python3 spec/support/fake_spotify.py --demo --port "${FAKE_PORT:-0}" --port-file "$work/port" > /dev/null &
+python3 spec/support/fake_spotify.py --demo --port "${FAKE_PORT:-0}" --port-file "$work/port" > /dev/null 2> "$work/err" &
 pid=$!
 trap 'kill "$pid" 2> /dev/null || true; rm -rf "$work"' EXIT
 trap 'exit 0' INT TERM
@@ -17,6 +17,7 @@ while [ ! -s "$work/port" ]; do
   tries=$((tries + 1))
   if [ "$tries" -gt 100 ] || ! kill -0 "$pid" 2> /dev/null; then
     echo "fake: the fake Spotify did not start (is port ${FAKE_PORT:-0} taken?)" >&2
+    tail -n 3 "$work/err" >&2
     exit 1
   fi
   sleep 0.1
