@@ -115,7 +115,7 @@ demo:
 	    Lua\ 5.[1-4]*) lua=lua$$(echo "$$v" | cut -c5-7) ;; \
 	    *) echo "demo: unknown interpreter LUA=$$lua; use one of: $(LUAS)" >&2; exit 2 ;; \
 	  esac; \
-	  echo "== LUA=$(LUA) is $$v: using $$lua" ;; \
+	  echo "== LUA=$(LUA) is $$(echo "$$v" | cut -d' ' -f1-2): using $$lua" ;; \
 	esac; \
 	$(MAKE) --no-print-directory demo-run LUA=$$lua
 
