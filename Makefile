@@ -19,13 +19,22 @@ BENCH_DEBS := wrk nodejs linux-perf
 SOAK_DEBS := apache2-utils
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
 FUZZ_DEBS := clang libclang-rt-14-dev
+# `make demo` installs only these, plus one interpreter's (DEBS_<lua>);
+# `make doc` only DOC_DEBS; `make fake` only python3.
+DEMO_DEBS := cmake make gcc pkg-config libcurl4-openssl-dev lua-cjson python3
+DEBS_lua5.1 := lua5.1 liblua5.1-0-dev
+DEBS_lua5.2 := lua5.2 liblua5.2-dev
+DEBS_lua5.3 := lua5.3 liblua5.3-dev
+DEBS_lua5.4 := lua5.4 liblua5.4-dev
+DEBS_luajit := luajit2 libluajit2-5.1-dev
+DOC_DEBS  := lua5.1 lua-ldoc lua-markdown
 SPECS     ?= spec
 BUILD     ?= build
 # The slow runs, one busted run per interpreter; e.g. `make test-asan ASAN_LUAS=lua5.4`.
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-valgrind lint format doc demo bench bench-pacing leak fuzz soak soak-nginx clean
+.PHONY: all deps build test test-asan test-valgrind lint format doc demo demo-run fake bench bench-pacing leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -85,14 +94,45 @@ lint:
 # The HTML API reference (config.ld: doc/spotify.luadoc) in build/doc/; any
 # ldoc warning fails. lua5.1 runs ldoc because Debian's lua-markdown is 5.1's.
 LDOC_CONFIG ?= config.ld
-doc: deps
+doc:
+	@.ci/install-deps $(DOC_DEBS)
 	@out=$$(lua5.1 /usr/bin/ldoc --fatalwarnings -c $(LDOC_CONFIG) . 2>&1) || { echo "$$out"; exit 1; }; \
 	if echo "$$out" | grep -qi warning; then echo "$$out"; exit 1; fi; \
 	echo "doc: build/doc/index.html"
 
-# Builds, starts the bundled fake Spotify on loopback, runs the example.
-demo: deps build
-	@sh examples/demo.sh
+# One interpreter: LUA, else the first of LUAS installed, else lua5.4. `lua`
+# (or any other name) is taken for the version it reports, so LUA=lua works.
+demo:
+	@lua="$(LUA)"; \
+	if [ -z "$$lua" ]; then \
+	  for l in $(LUAS); do if command -v $$l > /dev/null; then lua=$$l; break; fi; done; \
+	  lua=$${lua:-lua5.4}; \
+	fi; \
+	case " $(LUAS) " in *" $$lua "*) ;; *) \
+	  v=$$("$$lua" -v 2>&1 < /dev/null) || v=; \
+	  case "$$v" in \
+	    LuaJIT\ 2.1*) lua=luajit ;; \
+	    Lua\ 5.[1-4]*) lua=lua$$(echo "$$v" | cut -c5-7) ;; \
+	    *) echo "demo: unknown interpreter LUA=$$lua; use one of: $(LUAS)" >&2; exit 2 ;; \
+	  esac; \
+	  echo "== LUA=$(LUA) is $$(echo "$$v" | cut -d' ' -f1-2): using $$lua" ;; \
+	esac; \
+	$(MAKE) --no-print-directory demo-run LUA=$$lua
+
+# Builds the C core quietly (the log is shown only when the build fails),
+# then starts the bundled fake Spotify on loopback and runs the examples.
+demo-run:
+	@.ci/install-deps $(DEMO_DEBS) $(DEBS_$(LUA))
+	@echo "== Building the C core for $(LUA): $(BUILD)/$(LUA)/spotify/core.so"
+	@mkdir -p $(BUILD) && $(MAKE) --no-print-directory build LUAS=$(LUA) > $(BUILD)/demo-build.log 2>&1 \
+	  || { cat $(BUILD)/demo-build.log; exit 1; }
+	@LUA=$(LUA) sh examples/demo.sh
+
+# The fake Spotify in the foreground, with the settings to export in another
+# shell; Ctrl-C stops it. FAKE_PORT=8000 keeps the port across restarts.
+fake:
+	@.ci/install-deps python3
+	@sh examples/fake.sh
 
 # Benchmarks print figures; they never fail on a number.
 bench: deps build
@@ -124,5 +164,7 @@ soak-nginx: deps build
 format:
 	@clang-format -i src/*.c src/*.h
 
+# Also what an in-tree `luarocks make` leaves: its objects next to the
+# sources, the C core it built in ./spotify/, and its build directories.
 clean:
-	rm -rf build build-asan spotify
+	rm -rf build build-asan build-fuzz spotify build.luarocks src/*.o

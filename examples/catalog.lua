@@ -2,16 +2,14 @@
 --
 --   SPOTIFY_CLIENT_ID=... SPOTIFY_CLIENT_SECRET=... lua examples/catalog.lua
 --
--- SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL, when set, point the client at
--- another server (`make demo` uses them for the bundled fake Spotify).
+-- SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL, when set, point every client at
+-- another server (`make demo` and `make fake` use them for the bundled fake).
 local spotify = require "spotify"
 
 local TRACK = "spotify:track:4iV5W9uYEdYUVa79Axb7Rh"
 local ALBUM = "https://open.spotify.com/album/4EcfbzCtbJDk2wMwhT4D1h"
 
 local client = spotify.client {
-  api_base = os.getenv "SPOTIFY_API_BASE", -- nil: the real https://api.spotify.com/v1
-  token_url = os.getenv "SPOTIFY_TOKEN_URL",
   market = "SE",
 }
 

@@ -5,7 +5,7 @@
 # runs examples/catalog.lua, examples/game_loop.lua and the `spotify` command
 # against it, then stops it.
 #
-#   LUA=luajit make demo              another interpreter (lua5.1, lua5.4, luajit)
+#   LUA=luajit make demo              another interpreter (lua5.1 ... lua5.4, luajit)
 #   SPOTIFY_DEMO=live make demo       the real Spotify, with SPOTIFY_CLIENT_ID and
 #                                     SPOTIFY_CLIENT_SECRET from the environment
 set -e
@@ -19,7 +19,7 @@ LUA_CPATH="$root/build/$LUA/?.so;;"
 export LUA_PATH LUA_CPATH
 unset LUA_PATH_5_4 LUA_CPATH_5_4 LUA_INIT LUA_INIT_5_4
 if [ ! -f "build/$LUA/spotify/core.so" ]; then
-  echo "demo: build/$LUA/spotify/core.so is missing; run make build" >&2
+  echo "demo: build/$LUA/spotify/core.so is missing; run make build LUAS=$LUA" >&2
   exit 1
 fi
 
@@ -80,4 +80,15 @@ run_cli search "Muse" --type track,artist --limit 3
 run_cli playlist 3cEYpjA9oz9GiPac4AsH4n
 run_cli items playlist 3cEYpjA9oz9GiPac4AsH4n --max 5
 run_cli token
+
+step() { printf '  %-30s  %s\n' "$1" "$2"; }
 echo
+echo "== Next steps"
+step "make fake" "the fake Spotify in the foreground, with the lines to export"
+step "" "so your own code and the command talk to it"
+echo "  export LUA_PATH=\"$root/lua/?.lua;$root/lua/?/init.lua;;\" LUA_CPATH=\"$root/build/$LUA/?.so;;\""
+step "" "this tree's module for your own scripts on $LUA"
+step "$LUA bin/spotify help" "the command; e.g. $LUA bin/spotify search Muse -t artist"
+step "make doc" "the reference: build/doc/index.html"
+step "SPOTIFY_DEMO=live make demo" "the same against Spotify, with SPOTIFY_CLIENT_ID and"
+step "" "SPOTIFY_CLIENT_SECRET of an app from https://developer.spotify.com/dashboard"

@@ -3,16 +3,13 @@
 --
 --   SPOTIFY_CLIENT_ID=... SPOTIFY_CLIENT_SECRET=... lua examples/game_loop.lua
 --
--- SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL, when set, point the client at
--- another server (`make demo` uses them for the bundled fake Spotify).
+-- SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL, when set, point every client at
+-- another server (`make demo` and `make fake` use them for the bundled fake).
 local spotify = require "spotify"
 
 local FRAME = 1 / 60 -- seconds one frame may spend waiting on the network
 
-local client = spotify.client {
-  api_base = os.getenv "SPOTIFY_API_BASE",
-  token_url = os.getenv "SPOTIFY_TOKEN_URL",
-}
+local client = spotify.client()
 
 -- Each started request returns at once; the token fetch, retries and
 -- backoff all happen inside it while the loop keeps running.

@@ -46,6 +46,7 @@ build = {
     ["spotify.paging"] = "lua/spotify/paging.lua",
     ["spotify.prometheus"] = "lua/spotify/prometheus.lua",
     ["spotify.tasks"] = "lua/spotify/tasks.lua",
+    ["spotify.types"] = "lua/spotify/types.lua",
     ["spotify.cache.file"] = "lua/spotify/cache/file.lua",
     ["spotify.cache.memory"] = "lua/spotify/cache/memory.lua",
     ["spotify.cache.redis"] = "lua/spotify/cache/redis.lua",

@@ -298,6 +298,8 @@ describe("spotify command", function()
       fails(2, "spotify: items takes <playlist|album|show>", { "items", "artist", TRACK })
       fails(2, "spotify: SPOTIFY_TIMEOUT must be a number", { "token" }, { SPOTIFY_TIMEOUT = "soon" })
       fails(2, "spotify: --limit does not apply to 'track'", { "track", TRACK, "--limit", "3" })
+      fails(2, "spotify: unknown --type song (one of: track, artist, album, playlist, show, episode, audiobook)",
+        { "search", "x", "-t", "song" })
       fails(2, "spotify: --max needs a value", { "items", "album", ALBUM, "--max" })
       assert.equal(0, #f:log())
     end)
@@ -426,11 +428,13 @@ describe("spotify command", function()
       assert.equal(0, code, err)
       assert.matches("Track%s+Austerity", out)
       local rows = lines(err)
-      assert.equal(3, #rows, err)
+      assert.equal(4, #rows, err)
       assert.matches("^spotify: POST " .. f.token_url:gsub("%p", "%%%0") .. " %-> 200 %(attempt 1, %d+ ms", rows[1])
       local url = (f.api_base .. "/tracks/" .. TRACK):gsub("%p", "%%%0")
       assert.matches("^spotify: GET " .. url .. " %-> 502 %(attempt 1, %d+ ms", rows[2])
-      assert.matches("^spotify: GET " .. url .. " %-> 200 %(attempt 2, %d+ ms, %d+ bytes%)$", rows[3])
+      assert.matches("^spotify: wait %d+%.%d%d s %(backoff%) before retrying GET " .. url
+        .. " %(attempt 1 failed%)$", rows[3])
+      assert.matches("^spotify: GET " .. url .. " %-> 200 %(attempt 2, %d+ ms, %d+ bytes%)$", rows[4])
       for _, secret in ipairs { "test%-secret", "tok%-", BASIC, "Bearer", "Basic" } do
         assert.not_matches(secret, err)
       end
@@ -572,7 +576,20 @@ describe("spotify command", function()
       assert.matches("%s3lPr8ghNDBLc2uZovNyLs9$", rows[3]) -- IDs and times are never cut
       assert.matches("%s3:32%s", rows[3])
       out = run({ "track", TRACK }, { COLUMNS = "40" })
-      assert.is_true(widest(out) <= 40, out)
+      local fields_seen = 0
+      for _, l in ipairs(lines(out)) do
+        -- a cut URI or URL is a broken link: those two are printed whole
+        if l:match "^URI " then
+          assert.matches("^URI%s+spotify:track:" .. TRACK .. "$", l)
+          fields_seen = fields_seen + 1
+        elseif l:match "^URL " then
+          assert.matches("^URL%s+https://open%.spotify%.com/track/" .. TRACK .. "$", l)
+          fields_seen = fields_seen + 1
+        else
+          assert.is_true(widest(l .. "\n") <= 40, l)
+        end
+      end
+      assert.equal(2, fields_seen, out)
     end)
 
     it("uses the whole width it is given, with a default of 100", function()

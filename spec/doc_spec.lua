@@ -54,6 +54,30 @@ describe("API reference", function()
     end
   end)
 
+  it("annotates every method of a client and of a started request for lua-language-server", function()
+    local text = assert(files.read_file "lua/spotify/types.lua")
+    assert.matches("^%-%-%-@meta spotify\n", text)
+    local annotated = {}
+    for class, name in text:gmatch "\nfunction (%a+):([%w_]+)%(" do annotated[class .. ":" .. name] = true end
+    for _, name in ipairs(public_names(client)) do
+      assert.truthy(annotated["Client:" .. name], "client:" .. name .. " has no annotation in lua/spotify/types.lua")
+    end
+    for _, name in ipairs(public_names(request)) do
+      assert.truthy(annotated["Request:" .. name], "request:" .. name .. " has no annotation in lua/spotify/types.lua")
+    end
+    for name in pairs(annotated) do
+      local class, method = name:match "^(%a+):(.*)$"
+      local object = class == "Client" and client or request
+      assert.truthy(getmetatable(object).__index[method], "lua/spotify/types.lua annotates " .. name
+        .. ", which does not exist")
+    end
+    for name in pairs(require("spotify.options").checks) do
+      assert.truthy(text:find("\n---@field " .. name .. " ", 1, true), "option " .. name .. " is not annotated")
+    end
+    -- a meta file: loading it changes nothing and touches no real module
+    assert.is_nil(package.loaded["spotify.types"])
+  end)
+
   it("documents the module's functions and caches", function()
     for name, v in pairs(spotify) do
       if type(v) == "function" then assert.truthy(docs[name], name .. " is missing from " .. SOURCE) end
@@ -64,6 +88,29 @@ describe("API reference", function()
     local text = files.read_file(SOURCE)
     assert.matches("@field VERSION", text)
     assert.matches("@field null", text)
+  end)
+
+  it("has a row in the options table for every option the constructor takes", function()
+    local text = files.read_file(SOURCE)
+    local options = require "spotify.options"
+    for name in pairs(options.checks) do
+      assert.truthy(text:find("<tr><td><code>" .. name .. "</code></td>", 1, true),
+        "option " .. name .. " has no row in " .. SOURCE)
+    end
+  end)
+
+  it("names the error kinds of every method that can return nil, err", function()
+    for name, block in pairs(docs) do
+      local returns = block:match "@treturn%[2%] error ([^\n]*)"
+      if returns then
+        assert.truthy(returns:find("`%l[%l_]+`") or returns:find "request kind",
+          name .. " does not name its error kinds")
+      end
+    end
+    local text = files.read_file(SOURCE)
+    for _, field in ipairs { "kind", "status", "message", "retry_after", "method", "url" } do
+      assert.matches("@field " .. field .. "\n", text)
+    end
   end)
 
   it("gives both return forms of every method that can return nil, err", function()

@@ -53,6 +53,32 @@ describe("spotify.client options", function()
     end)
   end
 
+  it("shows the rejected value in the message", function()
+    local shown = {
+      { "timeout", -1, "option 'timeout' must be a number above 0, got -1" },
+      { "timeout", "10", "option 'timeout' must be a number, got \"10\"" },
+      { "batch", "yes", "option 'batch' must be a boolean, got \"yes\"" },
+      { "max_retries", 1.5, "option 'max_retries' must be an integer, got 1.5" },
+      { "connect_timeout", false, "option 'connect_timeout' must be a number, got false" },
+      { "proxy", {}, "option 'proxy' must be a string, got table" },
+    }
+    for _, case in ipairs(shown) do
+      local ok, err = pcall(spotify.client, with { [case[1]] = case[2] })
+      assert.is_false(ok)
+      assert.matches(case[3], err, 1, true)
+    end
+  end)
+
+  it("never shows the value of a secret option", function()
+    local ok, err = pcall(spotify.client, with { client_secret = 424242 })
+    assert.is_false(ok)
+    assert.matches("option 'client_secret' must be a string, got number", err, 1, true)
+    assert.not_matches("424242", err, 1, true)
+    ok, err = pcall(spotify.client, { access_token = 777111 })
+    assert.is_false(ok)
+    assert.not_matches("777111", err, 1, true)
+  end)
+
   it("rejects a non-table", function()
     assert.has_error(function() spotify.client("x") end)
   end)
@@ -127,5 +153,59 @@ describe("client:close", function()
     collectgarbage()
     collectgarbage()
     assert.is_nil(next(seen))
+  end)
+end)
+
+-- SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL are read by a fresh process (Lua
+-- cannot set its own environment), so a client made without api_base and
+-- token_url talks to the fake the variables point at.
+describe("spotify.client endpoint defaults from the environment", function()
+  local fake = require "spec.support.fake"
+  local files = require "spec.support.files"
+  local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match "%d+%.%d+")
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+
+  local function run(env, code)
+    local dir = fake.workdir()
+    local script = dir .. "/env_default.lua"
+    local out = assert(io.open(script, "w"))
+    out:write('package.path = "lua/?.lua;lua/?/init.lua;" .. package.path\n',
+      'package.cpath = os.getenv "SPOTIFY_BUILD" .. "/?.so;" .. package.cpath\n', code)
+    out:close()
+    local cmd = ("env SPOTIFY_CLIENT_ID=test-id SPOTIFY_CLIENT_SECRET=test-secret %s %s %s 2>&1")
+      :format(env, LUA, script)
+    return files.read_command(cmd)
+  end
+
+  it("uses them as api_base and token_url", function()
+    f:reset()
+    local out = run(("SPOTIFY_API_BASE=%s SPOTIFY_TOKEN_URL=%s"):format(f.api_base, f.token_url), [[
+      local c = require("spotify").client {}
+      local t = assert(c:track "4iV5W9uYEdYUVa79Axb7Rh")
+      io.write(t.id)
+    ]])
+    assert.equal("4iV5W9uYEdYUVa79Axb7Rh", out)
+    assert.equal(1, #f:log_for "/v1/tracks/")
+    assert.equal(1, #f:log_for "/api/token")
+  end)
+
+  it("lets a given option win over them", function()
+    f:reset()
+    local out = run("SPOTIFY_API_BASE=http://127.0.0.1:9/v1 SPOTIFY_TOKEN_URL=http://127.0.0.1:9/t", ([[
+      local c = require("spotify").client { api_base = %q, token_url = %q }
+      io.write(assert(c:track "4iV5W9uYEdYUVa79Axb7Rh").id)
+    ]]):format(f.api_base, f.token_url))
+    assert.equal("4iV5W9uYEdYUVa79Axb7Rh", out)
+  end)
+
+  it("names the variable when its value is not a URL", function()
+    local out = run("SPOTIFY_API_BASE=ftp://x", [[
+      local ok, err = pcall(require("spotify").client, {})
+      io.write(tostring(ok), " ", err)
+    ]])
+    assert.matches("false .*SPOTIFY_API_BASE %(the default of option 'api_base'%) must be "
+      .. "an http:// or https:// URL, got \"ftp://x\"", out)
   end)
 end)

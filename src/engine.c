@@ -492,10 +492,25 @@ static spotify_action pace_wait(lua_State *L, spotify_exchange *x) {
 
 /* ---- attempts ---- */
 
+/* A backoff before a retry, told to on_request as {event = "retry_wait",
+ * wait = s, attempt = n (the attempt that failed), method, url}. */
+static void retry_wait(lua_State *L, spotify_exchange *x, double wait, int attempt, int token) {
+  spotify_client *c = x->c;
+  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  lua_createtable(L, 0, 5);
+  set_string(L, "event", "retry_wait");
+  set_number(L, "wait", wait);
+  lua_pushinteger(L, attempt);
+  lua_setfield(L, -2, "attempt");
+  set_string(L, "method", token ? "POST" : x->method);
+  set_string(L, "url", token ? c->token_url : x->url);
+  call_hook(L, c);
+}
+
 /* After a failed attempt: wait and go on at `again`, or give up with
  * x->error as it is. Returns whether it goes on. */
-static int retry_later(spotify_exchange *x, int attempt, double retry_after, long status,
-                       int backoff_state) {
+static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double retry_after,
+                       long status, int backoff_state) {
   spotify_client *c = x->c;
   double t = now();
   double delay = spotify_retry_delay(&c->limits, attempt, retry_after, t, x->started);
@@ -507,6 +522,7 @@ static int retry_later(spotify_exchange *x, int attempt, double retry_after, lon
   x->wait = delay;
   x->state = backoff_state;
   spotify_error_clear(&x->error);
+  retry_wait(L, x, delay, attempt, backoff_state == T_BACKOFF);
   return 1;
 }
 
@@ -532,7 +548,7 @@ static void token_outcome(lua_State *L, spotify_exchange *x, const spotify_outco
     return;
   }
   spotify_verdict v = judge(L, x, o, 1);
-  if (v.retry && retry_later(x, x->token_attempt, o->retry_after, o->status, T_BACKOFF)) return;
+  if (v.retry && retry_later(L, x, x->token_attempt, o->retry_after, o->status, T_BACKOFF)) return;
   x->state = T_UNLOCK; /* the renewal failed: x->error is what its waiters get */
 }
 
@@ -554,7 +570,7 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     x->state = S_TOKEN;
     return;
   }
-  if (v.retry && retry_later(x, x->attempt, o->retry_after, o->status, S_BACKOFF)) {
+  if (v.retry && retry_later(L, x, x->attempt, o->retry_after, o->status, S_BACKOFF)) {
     share_penalty(x, o, 1);
     return;
   }

@@ -15,6 +15,13 @@
 --   SPOTIFY_LOVE_QUERY                   the first search (default "Muse")
 --   SPOTIFY_LOVE_REPORT=DIR              write DIR/frames.txt (one line per frame) and,
 --                                        once results are shown, DIR/screenshot.png; then quit
+-- A shipped game: lua-spotify's Lua files may sit inside the game, even in
+-- its .love archive (LÖVE's require reads those), but a C module cannot be
+-- loaded from inside an archive. So the C core is looked for as a real
+-- file: in the game's folder when it is unpacked, else beside the .love
+-- file or the fused executable (see README.md here).
+package.cpath = love.filesystem.getSource() .. "/?.so;" .. love.filesystem.getSourceBaseDirectory() .. "/?.so;"
+  .. package.cpath
 local spotify = require "spotify"
 
 local REPORT = os.getenv "SPOTIFY_LOVE_REPORT"
@@ -38,10 +45,7 @@ local function start_search(q)
 end
 
 function love.load()
-  client = spotify.client {
-    api_base = os.getenv "SPOTIFY_API_BASE",
-    token_url = os.getenv "SPOTIFY_TOKEN_URL",
-  }
+  client = spotify.client() -- credentials, SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL from the environment
   love.keyboard.setKeyRepeat(true)
   started_at = love.timer.getTime()
   if REPORT then report_file = assert(io.open(REPORT .. "/frames.txt", "w")) end

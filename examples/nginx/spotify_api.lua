@@ -7,6 +7,11 @@
 --   GET /tracks?ids=a,b,...   the tracks, in the order asked
 --   GET /album/{id}/tracks    every track of the album (all pages)
 --   GET /search?q=...         tracks matching q (limit, market optional)
+--   GET /health               200 {"token_expires_in": s} once a token is held, else 503
+--
+-- Settings come from the environment (nginx.conf lists them with `env`):
+-- the credentials, SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL (read by the
+-- module itself) and SPOTIFY_TIMEOUT (seconds per attempt, default 5).
 local spotify = require "spotify"
 local cjson = require "cjson.safe"
 
@@ -19,13 +24,9 @@ local client -- made on first use in each worker, after nginx forked it
 local function get_client()
   if not client then
     client = spotify.client {
-      client_id = os.getenv "SPOTIFY_CLIENT_ID",
-      client_secret = os.getenv "SPOTIFY_CLIENT_SECRET",
-      api_base = os.getenv "SPOTIFY_API_BASE",
-      token_url = os.getenv "SPOTIFY_TOKEN_URL",
       cache = spotify.cache.shdict(ngx.shared.spotify_tokens),
       metrics = ngx.shared.spotify_metrics, -- counters for GET /metrics
-      timeout = 5,
+      timeout = tonumber(os.getenv "SPOTIFY_TIMEOUT" or "") or 5,
     }
   end
   return client
@@ -45,6 +46,10 @@ end
 
 local function answer(value, err)
   if value == nil then
+    if err.kind == "rate_limited" and err.retry_after then
+      -- whole seconds, rounded up: a client that waits this long finds Spotify ready
+      ngx.header["Retry-After"] = tostring(math.ceil(err.retry_after))
+    end
     return reply(STATUS[err.kind] or 502, {
       error = { kind = err.kind, status = err.status, message = err.message, retry_after = err.retry_after },
     })
@@ -88,6 +93,21 @@ function api.search()
   })
   if not found then return answer(nil, err) end
   return answer(found.tracks)
+end
+
+--- GET /health
+function api.health()
+  local token, left = get_client():access_token()
+  if not token then
+    return reply(503, { error = { kind = left.kind, status = left.status, message = left.message } })
+  end
+  return reply(200, { token_expires_in = math.floor(left) })
+end
+
+--- From init_worker, in a timer: the token before the first request.
+function api.warm()
+  local token, err = get_client():access_token()
+  if not token then ngx.log(ngx.WARN, "spotify: warm-up: ", tostring(err)) end
 end
 
 return api

@@ -85,6 +85,25 @@ options.defaults = {
   concurrency = 8, max_body = 64 * 1024 * 1024,
 }
 
+-- The rejected value as the message shows it: strings quoted, numbers and
+-- booleans as written, anything else by its type (a table's content or a
+-- function's address would say nothing useful). The value of a secret
+-- option is never shown, only its type.
+local secret = { client_secret = true, access_token = true }
+local function shown(v, k)
+  local t = type(v)
+  if secret[k] then return t end
+  if t == "string" then return ("%q"):format(v) end
+  if t == "number" or t == "boolean" then return tostring(v) end
+  return t
+end
+
+-- Where the environment supplies a default: the credentials, and the two
+-- endpoints, so a local fake Spotify is reached without editing code.
+local from_env = {
+  api_base = "SPOTIFY_API_BASE", token_url = "SPOTIFY_TOKEN_URL",
+}
+
 --- Check `given` and return a new table with defaults filled in.
 function options.resolve(given, version)
   if given ~= nil and type(given) ~= "table" then
@@ -98,10 +117,20 @@ function options.resolve(given, version)
     end
     local want = check(v)
     if want then
-      error(("spotify.client: option '%s' must be %s, got %s"):format(k, want,
-        type(v) == "string" and ("%q"):format(v) or type(v)), 3)
+      error(("spotify.client: option '%s' must be %s, got %s"):format(k, want, shown(v, k)), 3)
     end
     o[k] = v
+  end
+  for k, var in pairs(from_env) do
+    local v = o[k] == nil and os.getenv(var)
+    if v and v ~= "" then
+      local want = options.checks[k](v)
+      if want then
+        error(("spotify.client: %s (the default of option '%s') must be %s, got %s"):format(
+          var, k, want, shown(v)), 3)
+      end
+      o[k] = v
+    end
   end
   for k, v in pairs(options.defaults) do
     if o[k] == nil then o[k] = v end

@@ -634,14 +634,26 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port-file")
-    ap.add_argument("--tls-cert")
-    ap.add_argument("--tls-key")
-    ap.add_argument("--demo", action="store_true")
+    ap = argparse.ArgumentParser(
+        description="A fake Spotify Web API on 127.0.0.1 for trying lua-spotify without an "
+        "account and for its specs: canned catalog answers, a token endpoint that takes "
+        "client ID test-id with secret test-secret, and fault injection. Prints the "
+        "port(s) it listens on; the API is at http://127.0.0.1:PORT/v1 and the token "
+        "endpoint at http://127.0.0.1:PORT/api/token. It stops when the process that "
+        "started it exits (`make fake` prints the settings to export).")
+    ap.add_argument("--port-file", metavar="PATH",
+                    help="also write the port(s) to PATH (written whole, then renamed into place)")
+    ap.add_argument("--tls-cert", metavar="PEM",
+                    help="certificate for a second, TLS listener (needs --tls-key)")
+    ap.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    ap.add_argument("--demo", action="store_true",
+                    help="the answers `make demo` shows: varied tracks, totals that match "
+                    "what the pages list (the specs use the default answers)")
     # the ports of a fake that was stopped: a restart takes them again
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--tls-port", type=int, default=0)
+    ap.add_argument("--port", type=int, default=0,
+                    help="port of the plain HTTP listener (default 0: any free port)")
+    ap.add_argument("--tls-port", type=int, default=0,
+                    help="port of the TLS listener (default 0: any free port)")
     args = ap.parse_args()
     if args.demo:
         DEFAULT_CONFIG["demo"] = True
