@@ -96,6 +96,7 @@ local spotify = {}
 ---@field batch_window number? seconds; single lookups made within it go out as one batch GET
 ---@field language string? Accept-Language for localized names, e.g. "de" or "es-ES"
 ---@field scopes string[]? sent as `scope` with the token request
+---@field metrics table? inside nginx: ngx.shared.NAME the client adds its counters to (see spotify.prometheus)
 
 ---A token cache: the built-in ones, or any table with get and set.
 ---@class spotify.Cache
@@ -157,6 +158,11 @@ function spotify.client(opts) end
 ---@param v any
 ---@return boolean
 function spotify.is_error(v) end
+
+---Prometheus' text exposition format (0.0.4) of the clients' counters.
+---@param dict table? ngx.shared.NAME that clients made with `metrics = dict` count into; without it, every live client of this process
+---@return string text
+function spotify.prometheus(dict) end
 
 ---Counters of `client:stats()`.
 ---@class spotify.Stats
