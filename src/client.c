@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "responses.h"
 #include "spotify.h"
 
 #define MAX_WAIT 86400.0 /* the longest poll wait taken as asked */
@@ -38,6 +39,9 @@ static void free_resources(lua_State *L, spotify_client *c) {
   spotify_http_release(&c->http);
   spotify_token_release(&c->token);
   spotify_cache_unbind(L, &c->cache);
+  if (c->responses_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->responses_ref);
+  c->responses_ref = LUA_NOREF;
+  c->responses = NULL;
   if (c->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->on_request_ref);
   c->on_request_ref = LUA_NOREF;
   free(c->client_id);
@@ -172,6 +176,12 @@ static int take_options(lua_State *L, spotify_client *c) {
   lua_getfield(L, 1, "cache");
   if (!lua_isnil(L, -1)) spotify_cache_bind(L, &c->cache, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "responses");
+  c->responses = spotify_testudata(L, -1, SPOTIFY_RESPONSES_MT);
+  if (c->responses)
+    c->responses_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
   return ok;
 }
 
@@ -185,6 +195,7 @@ static int l_new(lua_State *L) {
   memset(c, 0, sizeof *c);
   c->on_request_ref = LUA_NOREF;
   c->cache.ref = LUA_NOREF;
+  c->responses_ref = LUA_NOREF;
   c->token.failure.retry_after = -1;
   luaL_getmetatable(L, SPOTIFY_CLIENT_MT);
   lua_setmetatable(L, -2);
@@ -270,10 +281,11 @@ static spotify_exchange *new_exchange(lua_State *L) {
 }
 
 static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const char *method,
-                    const char *url) {
+                    const char *url, const char *name) {
   spotify_exchange *x = new_exchange(L);
   if (spotify_exchange_init(x, c, p, method, url, 1) != 0)
     return luaL_error(L, "spotify: out of memory");
+  if (name) spotify_exchange_named(x, name);
   enter(c);
   spotify_drive_blocking(L, c, x);
   int n = spotify_push_result(L, x);
@@ -282,13 +294,15 @@ static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const ch
   return n;
 }
 
-/* core.call(c, method, url) -> value | nil, err: the blocking driver. */
+/* core.call(c, method, url[, name]) -> value | nil, err: the blocking
+ * driver. name: the API method's, for the response cache's ttl. */
 static int l_call(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *method = luaL_checkstring(L, 2), *url = luaL_checkstring(L, 3);
+  const char *name = luaL_optstring(L, 4, NULL);
   if (c->closed) return closed_result(L);
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_API, method, url);
+  return blocking(L, c, SPOTIFY_FOR_API, method, url, name);
 }
 
 /* core.access_token(c) -> token, seconds_left | nil, err */
@@ -303,17 +317,18 @@ static int l_access_token(lua_State *L) {
     return 2;
   }
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "");
+  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "", NULL);
 }
 
-/* core.submit(c, tag, method, url) -> true | nil, err */
+/* core.submit(c, tag, method, url[, name]) -> true | nil, err */
 static int l_submit(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
+  const char *name = luaL_optstring(L, 5, NULL);
   if (c->closed) return closed_result(L);
   refuse_reentry(L, c);
-  if (spotify_multi_submit(L, c, tag, method, url) != 0)
+  if (spotify_multi_submit(L, c, tag, method, url, name) != 0)
     return luaL_error(L, "spotify: cannot start a transfer (out of memory)");
   lua_pushboolean(L, 1);
   return 1;
@@ -418,6 +433,11 @@ static int l_stats(lua_State *L) {
   stat_field(L, "rate_limited_waits", s->rate_limited_waits);
   lua_pushnumber(L, s->rate_limited_wait_s);
   lua_setfield(L, -2, "rate_limited_wait_s");
+  stat_field(L, "response_hits", s->response_hits);
+  stat_field(L, "response_shared_hits", s->response_shared_hits);
+  stat_field(L, "response_stale", s->response_stale);
+  stat_field(L, "coalesced", s->coalesced);
+  stat_field(L, "batched", s->batched);
   return 1;
 }
 

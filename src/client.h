@@ -15,6 +15,7 @@ typedef struct spotify_stats {
   long long bytes_received, connections_opened;
   long long rate_limited_waits;
   double rate_limited_wait_s;
+  long long response_hits, response_shared_hits, response_stale, coalesced, batched;
 } spotify_stats;
 
 /* rate_limit = {requests = N, window = seconds}: at most N requests start
@@ -45,8 +46,10 @@ typedef struct spotify_client {
   double cache_retry_at; /* monotonic */
   spotify_stats stats;
   spotify_cache cache;
-  int on_request_ref; /* LUA_NOREF when none */
-  spotify_http http;  /* libcurl handles, made on first use */
+  struct spotify_responses *responses; /* NULL: no response cache */
+  int responses_ref;                   /* keeps it alive */
+  int on_request_ref;                  /* LUA_NOREF when none */
+  spotify_http http;                   /* libcurl handles, made on first use */
   spotify_multi multi;
 } spotify_client;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "responses.h"
 #include "spotify.h"
 
 #define TOKEN_POLL 0.01    /* seconds between looks while another renews */
@@ -20,6 +21,9 @@
 
 enum state {
   S_BEGIN,
+  S_RESPONSE, /* the response cache: the process tier, then the shared one */
+  S_RESPONSE_SHARED,
+  S_RESPONSE_STORE, /* a 200 to keep in the shared tier */
   S_PENALTY,        /* an earlier 429 holds every request of the client */
   S_PENALTY_SHARED, /* ... or of every client sharing the cache */
   S_PACE,           /* rate_limit: a place in the shared sliding window */
@@ -185,6 +189,10 @@ void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_ca
   spotify_cache_result_clear(&x->cache_res);
   x->cache_res = *r;
   memset(r, 0, sizeof *r);
+  if (x->on_store) { /* the response store: a failure is a miss, not the token cache's outage */
+    x->on_store = 0;
+    return;
+  }
   cache_answered(L, x);
 }
 
@@ -492,6 +500,127 @@ static spotify_action pace_wait(lua_State *L, spotify_exchange *x) {
 
 /* ---- attempts ---- */
 
+/* ---- the response cache ---- */
+
+static int copy_text(char **dst, size_t *dst_len, const char *text, size_t len) {
+  char *s = malloc(len + 1);
+  if (s == NULL) return 0;
+  memcpy(s, text, len);
+  s[len] = '\0';
+  free(*dst);
+  *dst = s;
+  *dst_len = len;
+  return 1;
+}
+
+/* Answer with a copy of text: the cache may drop its entry before the
+ * driver decodes it. */
+static int answer_with(spotify_exchange *x, const char *text, size_t len) {
+  if (!copy_text(&x->answer, &x->answer_len, text, len)) return 0;
+  x->status = 200;
+  x->body = x->answer;
+  x->body_len = len;
+  return 1;
+}
+
+static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
+  if (x->stale == NULL && e->stale_until > wall())
+    copy_text(&x->stale, &x->stale_len, e->text, e->len);
+}
+
+/* Ask the response store; like cache_op, but a failure is only a miss. */
+static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op, double ttl,
+                               int next) {
+  const spotify_cache *store = &x->c->responses->store;
+  spotify_cache_req *rq = &x->cache_req;
+  memset(rq, 0, sizeof *rq);
+  rq->op = op;
+  rq->key = x->rkey;
+  rq->ttl = ttl;
+  if (op == SPOTIFY_CACHE_SET) {
+    rq->value = x->entry;
+    rq->len = x->entry_len;
+  }
+  x->state = next;
+  spotify_cache_result_clear(&x->cache_res);
+  if (store->may_yield && !x->lua_caches_inline) {
+    x->on_store = 1;
+    return SPOTIFY_ACT_CACHE;
+  }
+  spotify_cache_run(L, store, rq, &x->cache_res);
+  return 0;
+}
+
+static spotify_action look_response(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  spotify_responses *r = c->responses;
+  x->state = S_PENALTY;
+  if (x->ttl == 0 || strcmp(x->method, "GET") != 0) return 0;
+  free(x->rkey);
+  x->rkey = spotify_responses_key(x->url);
+  if (x->rkey == NULL) return 0;
+  spotify_rlook e;
+  if (spotify_responses_find(r, x->url, &e)) {
+    if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
+      c->stats.response_hits++;
+      return done(x);
+    }
+    keep_stale(x, &e);
+  }
+  if (r->store.vt == NULL) return 0;
+  return store_op(L, x, SPOTIFY_CACHE_GET, 0, S_RESPONSE_SHARED);
+}
+
+static spotify_action shared_response(spotify_exchange *x) {
+  spotify_client *c = x->c;
+  const spotify_cache_result *res = &x->cache_res;
+  spotify_rlook e;
+  x->state = S_PENALTY;
+  if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
+    return 0;
+  if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
+    spotify_responses_put(c->responses, x->url, x->answer, x->answer_len, e.fresh_until,
+                          e.stale_until);
+    c->stats.response_shared_hits++;
+    return done(x);
+  }
+  keep_stale(x, &e);
+  return 0;
+}
+
+/* A 200 of a cached method: into the process tier, and on to the store. */
+static void keep_response(spotify_exchange *x, const spotify_outcome *o) {
+  spotify_responses *r = x->c->responses;
+  double ttl = x->ttl > 0 ? x->ttl : o->max_age;
+  if (x->rkey == NULL || !(ttl > 0)) return;
+  double fresh = wall() + ttl, stale = fresh + r->stale;
+  spotify_responses_put(r, x->url, o->body, o->len, fresh, stale);
+  /* The outcome's body is gone once a Lua store has been asked. */
+  if (r->store.vt == NULL || !answer_with(x, o->body, o->len)) return;
+  free(x->entry);
+  x->entry = spotify_responses_entry(o->body, o->len, fresh, stale, &x->entry_len);
+  x->entry_ttl = ceil(ttl + r->stale);
+  if (x->entry) x->state = S_RESPONSE_STORE;
+}
+
+/* Spotify failed (5xx, 429, the network): an expired answer stands in. */
+static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
+  if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
+  spotify_client *c = x->c;
+  spotify_error_clear(&x->error);
+  c->stats.response_stale++;
+  /* A 429 still holds this client's next requests. */
+  if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > c->blocked_until)
+    c->blocked_until = now() + o->retry_after;
+  x->state = S_DONE;
+  share_penalty(x, o, 0);
+  return 1;
+}
+
+void spotify_exchange_named(spotify_exchange *x, const char *name) {
+  if (x->c->responses) x->ttl = spotify_responses_ttl(x->c->responses, name);
+}
+
 /* After a failed attempt: wait and go on at `again`, or give up with
  * x->error as it is. Returns whether it goes on. */
 static int retry_later(spotify_exchange *x, int attempt, double retry_after, long status,
@@ -543,9 +672,11 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     x->body = o->body;
     x->body_len = o->len;
     x->state = S_DONE;
+    if (c->responses && o->status == 200) keep_response(x, o);
     return;
   }
   spotify_verdict v = judge(L, x, o, 0);
+  if (v.retry && x->stale && stand_in(x, o)) return;
   if (v.renew && !x->renewed && !c->token.fixed) {
     x->renewed = 1;
     x->attempt--; /* a repeat with a new token is not a retry */
@@ -586,8 +717,16 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
   switch (x->state) {
     case S_BEGIN:
       x->started = now();
-      x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN : S_PENALTY;
+      x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN
+                 : x->c->responses               ? S_RESPONSE
+                                                 : S_PENALTY;
       return 0;
+    case S_RESPONSE:
+      return look_response(L, x);
+    case S_RESPONSE_SHARED:
+      return shared_response(x);
+    case S_RESPONSE_STORE:
+      return store_op(L, x, SPOTIFY_CACHE_SET, x->entry_ttl, S_DONE);
     case S_PENALTY:
       return check_penalty(L, x);
     case S_PENALTY_SHARED:
@@ -731,6 +870,7 @@ int spotify_exchange_init(spotify_exchange *x, spotify_client *c, spotify_purpos
   x->method = strdup(method);
   x->url = strdup(url);
   x->state = S_BEGIN;
+  x->ttl = c->responses ? spotify_responses_ttl(c->responses, NULL) : 0;
   return x->method && x->url ? 0 : -1;
 }
 
@@ -763,6 +903,9 @@ void spotify_exchange_free(spotify_exchange *x) {
   free(x->url);
   free(x->entry);
   free(x->key);
+  free(x->rkey);
+  free(x->answer);
+  free(x->stale);
   spotify_cache_result_clear(&x->cache_res);
   spotify_error_clear(&x->error);
   memset(x, 0, sizeof *x);

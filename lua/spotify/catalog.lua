@@ -10,6 +10,14 @@ local null = core.null
 
 local catalog = {}
 
+-- The public method name a row's GETs go by (the response cache's ttl
+-- table uses these), and that of the single lookups of a plural row.
+local public_name = { audio_feature = "audio_features", audio_features_batch = "audio_features" }
+local single_name = {
+  tracks = "track", albums = "album", artists = "artist", shows = "show", episodes = "episode",
+  audiobooks = "audiobook", chapters = "chapter", audio_features_batch = "audio_features",
+}
+
 local function url_for(env, row, path, id, opts, extra)
   local url = env.api_base .. (id and path:gsub("{id}", id) or path)
   local q
@@ -44,7 +52,7 @@ end
 local function get_path(ctx, self, env, row, path, id, opts, extra)
   local url, why = url_for(env, row, path, id, opts, extra)
   if not url then return nil, ctx.invalid(why) end
-  local value, err = ctx.get(self, env, url)
+  local value, err = ctx.get(self, env, url, public_name[row.name] or row.name)
   if value == nil then return nil, err end
   return unwrap(row, value, url)
 end
@@ -128,7 +136,7 @@ local function by_batches(ctx, self, env, row, ids, opts)
     if not url then return nil, ctx.invalid(why) end
     urls[#urls + 1] = url
   end
-  local out, values, errs = {}, ctx.get_all(self, env, urls)
+  local out, values, errs = {}, ctx.get_all(self, env, urls, public_name[row.name] or row.name)
   for c = 1, #urls do
     local value = values[c]
     if value == nil then return nil, errs[c] end
@@ -155,7 +163,7 @@ local function one_by_one(ctx, self, env, row, ids, opts)
     if not url then return nil, ctx.invalid(why) end
     urls[i] = url
   end
-  local out, values, errs = {}, ctx.get_all(self, env, urls)
+  local out, values, errs = {}, ctx.get_all(self, env, urls, single_name[row.name])
   for i = 1, #urls do
     if values[i] ~= nil then
       out[i] = values[i]

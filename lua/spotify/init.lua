@@ -178,6 +178,7 @@ core.client_mt.__index = methods
 -- so its started requests finish too.
 core.client_mt.__close = function(self) methods.close(self) end
 
+spotify.responses = require("spotify.responses").new
 spotify.cache.memory = require("spotify.cache.memory").new
 spotify.cache.file = require("spotify.cache.file").new
 spotify.cache.shdict = function(...) return require("spotify.cache.shdict").new(...) end

@@ -266,7 +266,8 @@ local function attempt(t, sock, reused, deadline, method, request)
   else
     sock:close()
   end
-  return { status = head.status, body = body, retry_after = head.headers["retry-after"] }
+  return { status = head.status, body = body, retry_after = head.headers["retry-after"],
+    cache_control = head.headers["cache-control"] }
 end
 
 -- A proxy option as a URL table, or nil, detail when it cannot be used.
@@ -300,7 +301,8 @@ local function send(x, t, method, url, auth, body)
     if not reused then opened = opened + 1 end
     local answer, err, stale = attempt(t, sock, reused, deadline, method, request)
     if answer then
-      return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened)
+      return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened,
+        answer.cache_control)
     end
     sock:close()
     if not stale then
@@ -335,7 +337,7 @@ local function drive(self, x)
     elseif act == "cache" then
       -- a: the operation, b, c, d: its arguments. Lua caches (shdict,
       -- resty.redis) may yield, so the driver calls them, not C.
-      local cache = core.cache(self)
+      local cache = x:cache_object()
       local fn = cache and cache[a]
       if fn == nil then
         act, a, b, c, d = x:cache(nil)
@@ -353,9 +355,9 @@ end
 -- Raises when the current phase has no cosockets (init, set, log,
 -- header/body filter, ...).
 -- @return the decoded value, or nil, err
-function M.get(self, url)
+function M.get(self, url, name)
   check_phase(2)
-  return drive(self, new_exchange(self, "api", "GET", url))
+  return drive(self, new_exchange(self, "api", "GET", url, name))
 end
 
 --- The client's token, fetched or renewed over cosockets when needed.
@@ -369,14 +371,14 @@ end
 -- `concurrency` at once. An error raised by one is raised again once all
 -- have stopped.
 -- @return values, errs (by index)
-function M.get_all(self, urls, concurrency)
+function M.get_all(self, urls, concurrency, name)
   check_phase(2)
   local n, values, errs, nxt = #urls, {}, {}, 0
   local function worker()
     while nxt < n do
       nxt = nxt + 1
       local i = nxt
-      values[i], errs[i] = M.get(self, urls[i])
+      values[i], errs[i] = M.get(self, urls[i], name)
     end
   end
   local threads = {}

@@ -67,7 +67,7 @@ end
 --- GET every URL from inside a started request: submit them (at most
 -- `concurrency` in flight), park until every result is in. Returns values
 -- and errs, by index.
-function tasks.get_all(self, env, urls)
+function tasks.get_all(self, env, urls, name)
   local s = env.tasks
   local task = s.by_co[running()]
   local values, errs = {}, {}
@@ -76,7 +76,7 @@ function tasks.get_all(self, env, urls)
   while task.left > 0 do
     while nxt <= #urls and task.in_flight < env.concurrency do
       local tag = tasks.tag(env)
-      local ok, err = core.submit(self, tag, "GET", urls[nxt])
+      local ok, err = core.submit(self, tag, "GET", urls[nxt], name)
       if ok then
         s.waiting[tag] = { task = task, values = values, errs = errs, i = nxt }
         task.in_flight = task.in_flight + 1
