@@ -48,6 +48,7 @@ typedef struct spotify_client {
   spotify_cache cache;
   struct spotify_responses *responses; /* NULL: no response cache */
   int responses_ref;                   /* keeps it alive */
+  struct spotify_flight *flights;      /* GETs in flight that others may join (engine.c) */
   int on_request_ref;                  /* LUA_NOREF when none */
   spotify_http http;                   /* libcurl handles, made on first use */
   spotify_multi multi;

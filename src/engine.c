@@ -18,12 +18,34 @@
 #define PACE_COUNTER_TTL 86400
 #define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
 #define MIN_WAIT 0.001    /* shorter is no wait: timers count milliseconds */
+#define FOLLOW_POLL 0.002 /* seconds between looks at the request an exchange rides on */
+#define RPOLL_MAX 0.1     /* backing off up to this while another process asks */
+
+/* An API GET in flight that identical GETs of the same driver group ride
+ * on: the leader's outcome, copied, is every follower's. */
+typedef struct spotify_flight {
+  struct spotify_flight *next;
+  char *url;
+  int group, users, finished;
+  spotify_exchange *leader; /* NULL once it finished or gave up */
+  char *body;
+  size_t len;
+  spotify_error error;
+} spotify_flight;
 
 enum state {
   S_BEGIN,
   S_RESPONSE, /* the response cache: the process tier, then the shared one */
   S_RESPONSE_SHARED,
   S_RESPONSE_STORE, /* a 200 to keep in the shared tier */
+  S_COALESCE,       /* the same GET in flight in this client? ride on it */
+  S_FOLLOW,
+  S_RLOCK, /* ... or in another process: the store's lock on the URL */
+  S_RLOCKED,
+  S_RRELOOKED,
+  S_RPOLL_WAIT, /* another process asks: poll the store for its answer */
+  S_RPOLL_LOOK,
+  S_RPOLL_LOOKED,
   S_PENALTY,        /* an earlier 429 holds every request of the client */
   S_PENALTY_SHARED, /* ... or of every client sharing the cache */
   S_PACE,           /* rate_limit: a place in the shared sliding window */
@@ -66,6 +88,7 @@ static void fail(spotify_exchange *x, const char *kind, long status, const char 
 
 static spotify_action done(spotify_exchange *x) {
   x->state = S_DONE;
+  if (x->rlock_held) return 0; /* S_DONE lets go of the store's lock first */
   return SPOTIFY_ACT_DONE;
 }
 
@@ -529,13 +552,13 @@ static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
 }
 
 /* Ask the response store; like cache_op, but a failure is only a miss. */
-static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op, double ttl,
-                               int next) {
+static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
+                               const char *key, double ttl, int next) {
   const spotify_cache *store = &x->c->responses->store;
   spotify_cache_req *rq = &x->cache_req;
   memset(rq, 0, sizeof *rq);
   rq->op = op;
-  rq->key = x->rkey;
+  rq->key = key;
   rq->ttl = ttl;
   if (op == SPOTIFY_CACHE_SET) {
     rq->value = x->entry;
@@ -554,7 +577,7 @@ static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   spotify_responses *r = c->responses;
-  x->state = S_PENALTY;
+  x->state = S_COALESCE;
   if (x->ttl == 0 || strcmp(x->method, "GET") != 0) return 0;
   free(x->rkey);
   x->rkey = spotify_responses_key(x->url);
@@ -568,14 +591,14 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
     keep_stale(x, &e);
   }
   if (r->store.vt == NULL) return 0;
-  return store_op(L, x, SPOTIFY_CACHE_GET, 0, S_RESPONSE_SHARED);
+  return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RESPONSE_SHARED);
 }
 
 static spotify_action shared_response(spotify_exchange *x) {
   spotify_client *c = x->c;
   const spotify_cache_result *res = &x->cache_res;
   spotify_rlook e;
-  x->state = S_PENALTY;
+  x->state = S_COALESCE;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
   if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
@@ -619,6 +642,148 @@ static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
 
 void spotify_exchange_named(spotify_exchange *x, const char *name) {
   if (x->c->responses) x->ttl = spotify_responses_ttl(x->c->responses, name);
+}
+
+/* ---- coalescing ---- */
+
+static void leave_flight(spotify_exchange *x) {
+  spotify_flight *f = x->flight;
+  if (f == NULL) return;
+  x->flight = NULL;
+  x->following = 0;
+  if (f->leader == x) f->leader = NULL;
+  if (--f->users > 0) return;
+  for (spotify_flight **p = &x->c->flights; *p; p = &(*p)->next)
+    if (*p == f) {
+      *p = f->next;
+      break;
+    }
+  free(f->url);
+  free(f->body);
+  spotify_error_clear(&f->error);
+  free(f);
+}
+
+/* The leader is done: its outcome is its followers'. */
+static void land(spotify_exchange *x) {
+  spotify_flight *f = x->flight;
+  if (x->following || f->finished) return;
+  f->finished = 1;
+  if (x->error.kind)
+    spotify_error_copy(&f->error, &x->error);
+  else if (!copy_text(&f->body, &f->len, x->body, x->body_len))
+    spotify_error_set(&f->error, "network", 0, "out of memory", -1);
+  leave_flight(x);
+}
+
+static spotify_action join_flight(spotify_exchange *x) {
+  spotify_client *c = x->c;
+  x->state = S_RLOCK;
+  if (x->group == 0 || strcmp(x->method, "GET") != 0) return 0;
+  for (spotify_flight *f = c->flights; f; f = f->next)
+    if (f->leader && !f->finished && f->group == x->group && strcmp(f->url, x->url) == 0) {
+      f->users++;
+      x->flight = f;
+      x->following = 1;
+      x->state = S_FOLLOW;
+      return 0;
+    }
+  spotify_flight *f = calloc(1, sizeof *f);
+  if (f == NULL || (f->url = strdup(x->url)) == NULL) {
+    free(f);
+    return 0; /* alone, then */
+  }
+  f->error.retry_after = -1;
+  f->group = x->group;
+  f->leader = x;
+  f->users = 1;
+  f->next = c->flights;
+  c->flights = f;
+  x->flight = f;
+  return 0;
+}
+
+static spotify_action follow(spotify_exchange *x) {
+  spotify_flight *f = x->flight;
+  if (f->finished) {
+    x->c->stats.coalesced++;
+    if (f->error.kind)
+      spotify_error_copy(&x->error, &f->error);
+    else if (!answer_with(x, f->body, f->len))
+      fail(x, "network", 0, "out of memory", -1);
+    leave_flight(x);
+    return done(x);
+  }
+  if (f->leader == NULL) { /* it gave up (cancelled): ask alone */
+    leave_flight(x);
+    x->state = S_RLOCK;
+    return 0;
+  }
+  x->wait = FOLLOW_POLL;
+  return SPOTIFY_ACT_WAIT;
+}
+
+/* Across processes: the store's lock on the URL; the others poll the
+ * store for the answer, as token renewal does. */
+static spotify_action take_rlock(lua_State *L, spotify_exchange *x) {
+  spotify_responses *r = x->c->responses;
+  x->state = S_PENALTY;
+  if (r == NULL || r->store.vt == NULL || x->rkey == NULL) return 0;
+  if (x->rlock_key == NULL) {
+    x->rlock_key = malloc(strlen(x->rkey) + 6);
+    if (x->rlock_key == NULL) return 0;
+    strcat(strcpy(x->rlock_key, x->rkey), ":lock");
+    x->give_up = now() + x->c->lock_ttl;
+    x->rpoll = TOKEN_POLL;
+  }
+  return store_op(L, x, SPOTIFY_CACHE_LOCK, x->rlock_key, x->c->lock_ttl, S_RLOCKED);
+}
+
+static spotify_action rlocked(lua_State *L, spotify_exchange *x) {
+  spotify_cache_answer a = x->cache_res.answer;
+  x->state = S_PENALTY;
+  if (a == SPOTIFY_ANSWER_TRUE) {
+    x->rlock_held = 1;
+    /* Another process may have stored its answer and let go between our
+     * look and the lock: look again. */
+    return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RRELOOKED);
+  }
+  if (a == SPOTIFY_ANSWER_FALSE) x->state = S_RPOLL_WAIT;
+  return 0; /* no lock, or a store that is down: ask alone */
+}
+
+/* The store's answer, when it is fresh; else x->state = otherwise. */
+static spotify_action stored_answer(spotify_exchange *x, int otherwise, long long *counter) {
+  const spotify_cache_result *res = &x->cache_res;
+  spotify_rlook e;
+  x->state = otherwise;
+  if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
+      e.fresh_until <= wall() || !answer_with(x, e.text, e.len))
+    return 0;
+  spotify_responses_put(x->c->responses, x->url, x->answer, x->answer_len, e.fresh_until,
+                        e.stale_until);
+  (*counter)++;
+  return done(x);
+}
+
+static spotify_action rpoll_wait(spotify_exchange *x) {
+  if (now() >= x->give_up) { /* the other process hangs: ask alone */
+    x->state = S_PENALTY;
+    return 0;
+  }
+  x->wait = x->rpoll;
+  x->rpoll = fmin(x->rpoll * 2, RPOLL_MAX);
+  x->state = S_RPOLL_LOOK;
+  return SPOTIFY_ACT_WAIT;
+}
+
+static spotify_action let_go_rlock(lua_State *L, spotify_exchange *x) {
+  x->rlock_held = 0;
+  if (x->c->closed || x->c->responses == NULL) return SPOTIFY_ACT_DONE;
+  /* A Lua store is asked through the driver: the body must outlive it. */
+  if (!x->error.kind && x->body && x->body != x->answer && !answer_with(x, x->body, x->body_len))
+    fail(x, "network", 0, "out of memory", -1);
+  return store_op(L, x, SPOTIFY_CACHE_UNLOCK, x->rlock_key, 0, S_DONE);
 }
 
 /* After a failed attempt: wait and go on at `again`, or give up with
@@ -719,14 +884,30 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       x->started = now();
       x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN
                  : x->c->responses               ? S_RESPONSE
-                                                 : S_PENALTY;
+                                                 : S_COALESCE;
       return 0;
+    case S_COALESCE:
+      return join_flight(x);
+    case S_FOLLOW:
+      return follow(x);
+    case S_RLOCK:
+      return take_rlock(L, x);
+    case S_RLOCKED:
+      return rlocked(L, x);
+    case S_RRELOOKED:
+      return stored_answer(x, S_PENALTY, &c->stats.response_shared_hits);
+    case S_RPOLL_WAIT:
+      return rpoll_wait(x);
+    case S_RPOLL_LOOK:
+      return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RPOLL_LOOKED);
+    case S_RPOLL_LOOKED:
+      return stored_answer(x, S_RLOCK, &c->stats.coalesced);
     case S_RESPONSE:
       return look_response(L, x);
     case S_RESPONSE_SHARED:
       return shared_response(x);
     case S_RESPONSE_STORE:
-      return store_op(L, x, SPOTIFY_CACHE_SET, x->entry_ttl, S_DONE);
+      return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
     case S_PENALTY:
       return check_penalty(L, x);
     case S_PENALTY_SHARED:
@@ -773,6 +954,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       x->state = S_PENALTY;
       return SPOTIFY_ACT_WAIT;
     case S_DONE:
+      if (x->rlock_held) return let_go_rlock(L, x);
       return SPOTIFY_ACT_DONE;
     case T_LOOK:
       return cache_op(L, x, SPOTIFY_CACHE_GET, c->client_id, 0, T_LOOKED);
@@ -857,6 +1039,7 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     spotify_action a = advance(L, x);
+    if (a == SPOTIFY_ACT_DONE && x->flight) land(x);
     if (a) return a;
   }
 }
@@ -877,6 +1060,19 @@ int spotify_exchange_init(spotify_exchange *x, spotify_client *c, spotify_purpos
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   if (c == NULL) return;
+  leave_flight(x);
+  if (x->rlock_held) {
+    x->rlock_held = 0;
+    /* As with the token's lock: only a native store here; the TTL frees a Lua one. */
+    spotify_responses *r = c->responses;
+    if (r && r->store.vt && (!r->store.may_yield || x->lua_caches_inline)) {
+      spotify_cache_req rq = {SPOTIFY_CACHE_UNLOCK, x->rlock_key, NULL, 0, 0, 0};
+      spotify_cache_result res;
+      memset(&res, 0, sizeof res);
+      spotify_cache_run(L, &r->store, &rq, &res);
+      spotify_cache_result_clear(&res);
+    }
+  }
   if (x->lock_held) {
     x->lock_held = 0;
     /* A Lua cache may yield, so only a native one is unlocked here; the
@@ -899,6 +1095,8 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
 
 void spotify_exchange_free(spotify_exchange *x) {
   if (x->c && x->c->token.renewer == x) x->c->token.renewer = NULL;
+  if (x->c) leave_flight(x);
+  free(x->rlock_key);
   free(x->method);
   free(x->url);
   free(x->entry);

@@ -93,6 +93,7 @@ static int l_exchange(lua_State *L) {
   if (spotify_exchange_init(&e->x, c, p, method, url, 0) != 0)
     return luaL_error(L, "spotify: out of memory");
   if (name) spotify_exchange_named(&e->x, name);
+  e->x.group = SPOTIFY_GROUP_LUA;
   return 1;
 }
 

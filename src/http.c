@@ -304,6 +304,7 @@ int spotify_multi_submit(lua_State *L, spotify_client *c, lua_Integer tag, const
   spotify_job *j = idle_job(&c->multi);
   if (j == NULL || spotify_exchange_init(&j->x, c, SPOTIFY_FOR_API, method, url, 1) != 0) return -1;
   if (name) spotify_exchange_named(&j->x, name);
+  j->x.group = SPOTIFY_GROUP_MULTI;
   j->tag = tag;
   j->phase = SPOTIFY_JOB_QUEUED;
   j->order = ++c->multi.submitted;
