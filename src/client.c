@@ -441,6 +441,12 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* core.add_batched(c, n): n lookups went out inside a batch (batch.lua) */
+static int l_add_batched(lua_State *L) {
+  spotify_check_client(L, 1)->stats.batched += (long long)luaL_checkinteger(L, 2);
+  return 0;
+}
+
 /* core.cache(c) -> the cache object (the Lua driver calls it itself) */
 static int l_cache(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
@@ -497,5 +503,7 @@ void spotify_open_client(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "client_mt");
   spotify_setfuncs(L, fns);
+  lua_pushcfunction(L, l_add_batched);
+  lua_setfield(L, -2, "add_batched");
   spotify_open_exchange(L);
 }

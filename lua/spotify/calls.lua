@@ -46,7 +46,7 @@ local function gather(self, env, urls, name)
         tags[r.tag] = nil
         values[i], errs[i], left, in_flight = r.value, r.err, left - 1, in_flight - 1
       else
-        tasks.deliver(env, r)
+        tasks.deliver(env, r, self)
       end
     end
     if is_closed(self) then
@@ -80,6 +80,16 @@ function calls.get_all(self, env, urls, name)
   if env.tasks and tasks.inside(env) then return tasks.get_all(self, env, urls, name) end
   if calls.in_nginx then return nginx_driver().get_all(self, urls, env.concurrency, name) end
   return gather(self, env, urls, name)
+end
+
+--- One single lookup inside a batch window (batch_window), where callers
+-- can be parked: started requests and nginx light threads. A plain call
+-- has nothing to wait with and goes out alone.
+-- @return value | nil, err, or nil, nil, true: go out singly
+function calls.batch_lookup(self, env, spec, id, url)
+  if env.tasks and tasks.inside(env) then return tasks.batch_lookup(self, env, spec, id, url) end
+  if calls.in_nginx then return nginx_driver().batch_lookup(self, env, spec, id, url) end
+  return nil, nil, true
 end
 
 --- client:access_token() where it runs. @return token, seconds_left | nil, err

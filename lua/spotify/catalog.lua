@@ -80,7 +80,18 @@ local function check_opts(ctx, opts)
   return true
 end
 
-local function single_method(ctx, row)
+-- With batch_window: the lookup joins the window of its kind and options,
+-- where its caller can be parked. Returns value | nil, err, or nil, nil,
+-- true to go out singly.
+local function in_window(ctx, self, env, row, plural, id, opts)
+  local base = url_for(env, plural, plural.path, nil, opts)
+  local url = base and url_for(env, row, row.path, id, opts)
+  if not url then return nil, nil, true end
+  local spec = { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }
+  return ctx.batch_lookup(self, env, spec, id, url)
+end
+
+local function single_method(ctx, row, plural)
   return function(self, id, opts)
     local env, err = ctx.env_of(self)
     if not env then return nil, err end
@@ -88,6 +99,10 @@ local function single_method(ctx, row)
     if not pid then return nil, ctx.invalid(why) end
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
+    if plural and env.batch_window and env.batch and not env.no_batch then
+      local value, berr, single = in_window(ctx, self, env, row, plural, pid, opts)
+      if not single then return value, berr end
+    end
     return fetch(ctx, self, env, row, pid, opts)
   end
 end
@@ -209,7 +224,10 @@ end
 
 --- Add one method per endpoint row to `methods`.
 function catalog.install(methods, ctx)
-  local by_name = {}
+  local by_name, plural_of = {}, {}
+  for _, row in ipairs(endpoints) do
+    if row.batch and row.name ~= "audio_features_batch" then plural_of[single_name[row.name]] = row end
+  end
   for _, row in ipairs(endpoints) do
     by_name[row.name] = row
     local make
@@ -222,7 +240,7 @@ function catalog.install(methods, ctx)
     else
       make = list_method
     end
-    methods[row.name] = make(ctx, row)
+    methods[row.name] = make(ctx, row, plural_of[row.name])
   end
   -- audio_features takes one ID (one object back) or a list (an array).
   local one, many = methods.audio_feature, methods.audio_features_batch

@@ -23,7 +23,8 @@ local function invalid(message)
   return errors.new("invalid_argument", { message = message })
 end
 
-local context = { env_of = env_of, get = calls.get, get_all = calls.get_all, invalid = invalid }
+local context = { env_of = env_of, get = calls.get, get_all = calls.get_all, invalid = invalid,
+  batch_lookup = calls.batch_lookup }
 
 --- Make a client. See the README for every option.
 -- @tparam[opt] table opts options
@@ -33,6 +34,7 @@ function spotify.client(opts)
   o.cache = o.cache or core.memory_cache()
   return core.new(o, {
     api_base = o.api_base, market = o.market, batch = o.batch, concurrency = o.concurrency,
+    batch_window = o.batch_window and o.batch_window > 0 and o.batch_window or nil,
     -- what the nginx driver needs to move bytes (libcurl has them in C)
     transport = {
       timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,

@@ -10,6 +10,7 @@
 -- client's `ca_file` cannot apply here). A `proxy` must be an http://
 -- proxy: absolute-form requests for http://, a CONNECT tunnel for https://.
 -- @module spotify.ngx
+local batch = require "spotify.batch"
 local core = require "spotify.core"
 
 local now, new_exchange, env_of = core.now, core.exchange, core.env
@@ -365,6 +366,33 @@ end
 function M.access_token(self)
   check_phase(2)
   return drive(self, new_exchange(self, "token", "POST", ""))
+end
+
+--- A single lookup in its batch window (batch_window), among the light
+-- threads and requests of this worker: the first to join sleeps out the
+-- window, whoever closes it sends the batch GET, the others wait for it.
+-- @return value | nil, err, or nil, nil, true: go out singly
+function M.batch_lookup(self, env, spec, id, url)
+  check_phase(2)
+  local w, waiter = batch.join(env, spec, id, url)
+  w.sema = w.sema or require("ngx.semaphore").new(0)
+  if waiter == w.waiters[1] and not w.closed then
+    ngx.sleep(math.max(env.batch_window, 0.001))
+    if not w.closed then batch.close(env, w) end
+  end
+  if w.closed and not w.fired then
+    w.fired = true
+    local value, err = M.get(self, batch.url(w), w.spec.name)
+    batch.settle(self, env, w, value, err)
+    w.sema:post(#w.waiters)
+  end
+  if not waiter.done then
+    -- Far longer than the batch GET may take; then this caller asks alone.
+    local t = env.transport
+    w.sema:wait(env.batch_window + (t.timeout + t.connect_timeout) * 4)
+  end
+  if not waiter.done then return nil, nil, true end
+  return waiter.value, waiter.err, waiter.single
 end
 
 --- GET every URL on light threads (`ngx.thread.spawn`), at most

@@ -65,7 +65,7 @@ options.checks = {
   on_request = typed "function", batch = typed "boolean",
   concurrency = number_check(1, true), max_body = number_check(1, true),
   deadline = number_check(0, false, true), rate_limit = rate_limit,
-  responses = responses,
+  responses = responses, batch_window = number_check(0),
 }
 
 options.defaults = {
