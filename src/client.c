@@ -241,6 +241,7 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
     lua_pushnumber(L, c->token.expires_at - spotify_wall_time());
     return 2;
   }
+  if (x->from_lru && c->responses && spotify_responses_push_copy(L, c->responses, x->url)) return 1;
   int top = lua_gettop(L);
   int n = spotify_json_decode(L, x->body, x->body_len);
   if (n == 1 && lua_istable(L, -1)) return 1;

@@ -583,9 +583,10 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   x->rkey = spotify_responses_key(x->url);
   if (x->rkey == NULL) return 0;
   spotify_rlook e;
-  if (spotify_responses_find(r, x->url, &e)) {
+  if (spotify_responses_find(L, r, x->url, &e)) {
     if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
       c->stats.response_hits++;
+      x->from_lru = 1;
       return done(x);
     }
     keep_stale(x, &e);
@@ -594,7 +595,7 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RESPONSE_SHARED);
 }
 
-static spotify_action shared_response(spotify_exchange *x) {
+static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   const spotify_cache_result *res = &x->cache_res;
   spotify_rlook e;
@@ -602,7 +603,7 @@ static spotify_action shared_response(spotify_exchange *x) {
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
   if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
-    spotify_responses_put(c->responses, x->url, x->answer, x->answer_len, e.fresh_until,
+    spotify_responses_put(L, c->responses, x->url, x->answer, x->answer_len, e.fresh_until,
                           e.stale_until);
     c->stats.response_shared_hits++;
     return done(x);
@@ -612,12 +613,12 @@ static spotify_action shared_response(spotify_exchange *x) {
 }
 
 /* A 200 of a cached method: into the process tier, and on to the store. */
-static void keep_response(spotify_exchange *x, const spotify_outcome *o) {
+static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_responses *r = x->c->responses;
   double ttl = x->ttl > 0 ? x->ttl : o->max_age;
   if (x->rkey == NULL || !(ttl > 0)) return;
   double fresh = wall() + ttl, stale = fresh + r->stale;
-  spotify_responses_put(r, x->url, o->body, o->len, fresh, stale);
+  spotify_responses_put(L, r, x->url, o->body, o->len, fresh, stale);
   /* The outcome's body is gone once a Lua store has been asked. */
   if (r->store.vt == NULL || !answer_with(x, o->body, o->len)) return;
   free(x->entry);
@@ -753,14 +754,15 @@ static spotify_action rlocked(lua_State *L, spotify_exchange *x) {
 }
 
 /* The store's answer, when it is fresh; else x->state = otherwise. */
-static spotify_action stored_answer(spotify_exchange *x, int otherwise, long long *counter) {
+static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int otherwise,
+                                    long long *counter) {
   const spotify_cache_result *res = &x->cache_res;
   spotify_rlook e;
   x->state = otherwise;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
       e.fresh_until <= wall() || !answer_with(x, e.text, e.len))
     return 0;
-  spotify_responses_put(x->c->responses, x->url, x->answer, x->answer_len, e.fresh_until,
+  spotify_responses_put(L, x->c->responses, x->url, x->answer, x->answer_len, e.fresh_until,
                         e.stale_until);
   (*counter)++;
   return done(x);
@@ -837,7 +839,7 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     x->body = o->body;
     x->body_len = o->len;
     x->state = S_DONE;
-    if (c->responses && o->status == 200) keep_response(x, o);
+    if (c->responses && o->status == 200) keep_response(L, x, o);
     return;
   }
   spotify_verdict v = judge(L, x, o, 0);
@@ -895,17 +897,17 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
     case S_RLOCKED:
       return rlocked(L, x);
     case S_RRELOOKED:
-      return stored_answer(x, S_PENALTY, &c->stats.response_shared_hits);
+      return stored_answer(L, x, S_PENALTY, &c->stats.response_shared_hits);
     case S_RPOLL_WAIT:
       return rpoll_wait(x);
     case S_RPOLL_LOOK:
       return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RPOLL_LOOKED);
     case S_RPOLL_LOOKED:
-      return stored_answer(x, S_RLOCK, &c->stats.coalesced);
+      return stored_answer(L, x, S_RLOCK, &c->stats.coalesced);
     case S_RESPONSE:
       return look_response(L, x);
     case S_RESPONSE_SHARED:
-      return shared_response(x);
+      return shared_response(L, x);
     case S_RESPONSE_STORE:
       return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
     case S_PENALTY:

@@ -66,6 +66,7 @@ typedef struct spotify_exchange {
   char *stale;  /* an expired answer that may stand in for a failure, owned */
   size_t answer_len, stale_len;
   int on_store; /* the pending cache action is for the response store */
+  int from_lru; /* answered by the process tier: the result is a copy of its decoded answer */
   /* coalescing: identical GETs in flight share one request */
   int group;                     /* drivers whose exchanges run side by side: 0 none */
   struct spotify_flight *flight; /* the shared request this one leads or follows */

@@ -12,9 +12,12 @@
 
 #define KEY_PREFIX "response:"
 
+#define COPIER "spotify.responses.copier"
+
 struct spotify_rentry {
   char *key, *text;
   size_t len;
+  int tpl; /* registry ref to the decoded answer that hits copy, made on the first hit */
   unsigned hash;
   double fresh_until, stale_until;
   spotify_rentry *newer, *older, *chain;
@@ -63,23 +66,25 @@ static void link_newest(spotify_responses *r, spotify_rentry *e) {
   if (r->oldest == NULL) r->oldest = e;
 }
 
-static void drop(spotify_responses *r, spotify_rentry *e) {
+static void drop(lua_State *L, spotify_responses *r, spotify_rentry *e) {
   spotify_rentry **p = slot_of(r, e->key, e->hash);
   if (*p == e) *p = e->chain;
   unlink_recency(r, e);
+  luaL_unref(L, LUA_REGISTRYINDEX, e->tpl);
   free(e->key);
   free(e->text);
   free(e);
   r->count--;
 }
 
-int spotify_responses_find(spotify_responses *r, const char *key, spotify_rlook *out) {
+int spotify_responses_find(lua_State *L, spotify_responses *r, const char *key,
+                           spotify_rlook *out) {
   if (r->nbuckets == 0) return 0;
   unsigned h = hash_of(key);
   spotify_rentry *e = *slot_of(r, key, h);
   if (e == NULL) return 0;
   if (e->stale_until <= spotify_wall_time()) {
-    drop(r, e);
+    drop(L, r, e);
     return 0;
   }
   unlink_recency(r, e);
@@ -91,12 +96,12 @@ int spotify_responses_find(spotify_responses *r, const char *key, spotify_rlook 
   return 1;
 }
 
-void spotify_responses_put(spotify_responses *r, const char *key, const char *text, size_t len,
-                           double fresh_until, double stale_until) {
+void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, const char *text,
+                           size_t len, double fresh_until, double stale_until) {
   if (r->nbuckets == 0) return;
   unsigned h = hash_of(key);
   spotify_rentry *old = *slot_of(r, key, h);
-  if (old) drop(r, old);
+  if (old) drop(L, r, old);
   spotify_rentry *e = calloc(1, sizeof *e);
   char *k = strdup(key), *t = malloc(len + 1);
   if (e == NULL || k == NULL || t == NULL) { /* a cache that cannot keep it forgets it */
@@ -109,6 +114,7 @@ void spotify_responses_put(spotify_responses *r, const char *key, const char *te
   t[len] = '\0';
   e->key = k;
   e->text = t;
+  e->tpl = LUA_NOREF;
   e->len = len;
   e->hash = h;
   e->fresh_until = fresh_until;
@@ -117,7 +123,35 @@ void spotify_responses_put(spotify_responses *r, const char *key, const char *te
   e->chain = *p;
   *p = e;
   link_newest(r, e);
-  if (++r->count > r->lru_max) drop(r, r->oldest);
+  if (++r->count > r->lru_max) drop(L, r, r->oldest);
+}
+
+/* Decoding the text again costs as much as the rest of an uncached call;
+ * copying a decoded answer (the copier of responses.lua) costs a fraction.
+ * The template is never handed out, so no caller's change reaches another. */
+int spotify_responses_push_copy(lua_State *L, spotify_responses *r, const char *key) {
+  if (r->nbuckets == 0) return 0;
+  spotify_rentry *e = *slot_of(r, key, hash_of(key));
+  if (e == NULL) return 0;
+  int top = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, COPIER);
+  if (!lua_isfunction(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  if (e->tpl == LUA_NOREF) {
+    if (spotify_json_decode(L, e->text, e->len) != 1 || !lua_istable(L, -1)) {
+      lua_settop(L, top);
+      return 0;
+    }
+    e->tpl = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->tpl);
+  if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  return 1;
 }
 
 char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,
@@ -177,7 +211,7 @@ double spotify_parse_max_age(const char *value, size_t len) {
 /* ---- the Lua object ---- */
 
 static void release(lua_State *L, spotify_responses *r) {
-  while (r->oldest) drop(r, r->oldest);
+  while (r->oldest) drop(L, r, r->oldest);
   free(r->buckets);
   for (int i = 0; i < r->nrules; i++) free(r->rules[i].name);
   free(r->rules);
@@ -250,6 +284,14 @@ static int l_new(lua_State *L) {
   return 1;
 }
 
+/* core.responses_copier(fn): fn(template) -> a copy a caller may change */
+static int l_copier(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, COPIER);
+  return 0;
+}
+
 void spotify_open_responses(lua_State *L) {
   luaL_newmetatable(L, SPOTIFY_RESPONSES_MT);
   lua_pushcfunction(L, l_gc);
@@ -259,4 +301,6 @@ void spotify_open_responses(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "responses");
+  lua_pushcfunction(L, l_copier);
+  lua_setfield(L, -2, "responses_copier");
 }

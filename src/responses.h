@@ -43,9 +43,12 @@ typedef struct spotify_rlook {
  * cached, < 0 whatever the answer's max-age says. */
 double spotify_responses_ttl(const spotify_responses *r, const char *name);
 /* The process tier: 1 and *out when an entry (fresh or stale) is kept. */
-int spotify_responses_find(spotify_responses *r, const char *key, spotify_rlook *out);
-void spotify_responses_put(spotify_responses *r, const char *key, const char *text, size_t len,
-                           double fresh_until, double stale_until);
+int spotify_responses_find(lua_State *L, spotify_responses *r, const char *key, spotify_rlook *out);
+void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, const char *text,
+                           size_t len, double fresh_until, double stale_until);
+/* Push a copy of the decoded answer kept for key; 0 (nothing pushed) when
+ * there is none to copy. */
+int spotify_responses_push_copy(lua_State *L, spotify_responses *r, const char *key);
 /* The shared tier's value: "fresh_until stale_until\n" then the text
  * (malloc'd; NULL when out of memory), and its parse. */
 char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,

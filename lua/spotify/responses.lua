@@ -5,6 +5,48 @@ local core = require "spotify.core"
 
 local responses = {}
 
+-- What a process-tier hit hands out: a copy of the decoded answer. Only
+-- the tables are copied (a shape, found once per answer, says where they
+-- are); LuaJIT's table.clone copies each in one go.
+local null = core.null
+local has_clone, clone = pcall(require, "table.clone")
+if not has_clone then
+  clone = function(t)
+    local c = {}
+    for k, v in pairs(t) do c[k] = v end
+    return c
+  end
+end
+local shapes = setmetatable({}, { __mode = "k" }) -- answer -> shape; a shape never refers to its answer
+
+local function shape_of(t)
+  local s
+  for k, v in pairs(t) do
+    if type(v) == "table" and v ~= null then
+      s = s or {}
+      s[k] = shape_of(v)
+    end
+  end
+  return s or false
+end
+
+local function copy(t, shape)
+  local c = clone(t)
+  if shape then
+    for k, s in pairs(shape) do c[k] = copy(t[k], s) end
+  end
+  return c
+end
+
+core.responses_copier(function(t)
+  local s = shapes[t]
+  if s == nil then
+    s = shape_of(t)
+    shapes[t] = s
+  end
+  return copy(t, s)
+end)
+
 local function fail(what, got)
   error(("spotify.responses: %s, got %s"):format(what,
     type(got) == "string" and ("%q"):format(got) or type(got)), 4)
