@@ -125,6 +125,20 @@ describe("batch_window with started requests", function()
     c2:close()
   end)
 
+  it("answers a lookup the response cache holds without a window or a request", function()
+    local c = client { batch_window = 0.05, responses = spotify.responses { ttl = 3600 } }
+    local list = ids(3)
+    run_all(c, { c:start("track", list[1]), c:start("track", list[2]) })
+    assert.equal(1, #f:log_for "/v1/tracks")
+    assert(c:track(list[1])) -- a plain call: kept as a single answer
+    local results = run_all(c, { c:start("track", list[1]), c:start("track", list[3]) })
+    assert.equal(list[1], results[1][1].id)
+    assert.equal(list[3], results[2][1].id)
+    assert.equal(3, #f:log_for "/v1/tracks")
+    assert.is_true(c:stats().response_hits >= 1)
+    c:close()
+  end)
+
   it("checks the option", function()
     assert.has_error(function() client { batch_window = "soon" } end)
     assert.has_error(function() client { batch_window = -1 } end)

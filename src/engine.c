@@ -28,6 +28,7 @@ typedef struct spotify_flight {
   char *url;
   int group, users, finished;
   spotify_exchange *leader; /* NULL once it finished or gave up */
+  double alive_until;       /* monotonic: a leader not driven until then hangs */
   char *body;
   size_t len;
   spotify_error error;
@@ -715,7 +716,10 @@ static spotify_action follow(spotify_exchange *x) {
     leave_flight(x);
     return done(x);
   }
-  if (f->leader == NULL) { /* it gave up (cancelled): ask alone */
+  if (f->leader == NULL || now() > f->alive_until) {
+    /* It gave up (cancelled), or hangs (a light thread killed meanwhile,
+     * a started request nobody polls): ask alone, and so do the others. */
+    f->leader = NULL;
     leave_flight(x);
     x->state = S_RLOCK;
     return 0;
@@ -1041,7 +1045,12 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     spotify_action a = advance(L, x);
-    if (a == SPOTIFY_ACT_DONE && x->flight) land(x);
+    if (x->flight && !x->following) {
+      if (a == SPOTIFY_ACT_DONE)
+        land(x);
+      else /* how long its followers wait without news before they ask alone */
+        x->flight->alive_until = now() + (a == SPOTIFY_ACT_WAIT ? x->wait : 0) + x->c->lock_ttl + 1;
+    }
     if (a) return a;
   }
 }

@@ -166,6 +166,18 @@ static int l_gc(lua_State *L) {
   return 0;
 }
 
+/* core.peek(client, url, name) -> a fresh process-tier answer, or nothing:
+ * a lookup about to wait in a batch window needs no request at all. */
+static int l_peek(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  const char *url = luaL_checkstring(L, 2), *name = luaL_optstring(L, 3, NULL);
+  spotify_responses *r = c->responses;
+  if (c->closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
+  if (!spotify_responses_peek(L, r, url)) return 0;
+  c->stats.response_hits++;
+  return 1;
+}
+
 void spotify_open_exchange(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"step", l_step},          {"response", l_response},         {"failure", l_failure},
@@ -179,4 +191,6 @@ void spotify_open_exchange(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_exchange);
   lua_setfield(L, -2, "exchange");
+  lua_pushcfunction(L, l_peek);
+  lua_setfield(L, -2, "peek");
 }

@@ -208,6 +208,12 @@ double spotify_parse_max_age(const char *value, size_t len) {
   return v;
 }
 
+int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key) {
+  spotify_rlook e;
+  return spotify_responses_find(L, r, key, &e) && e.fresh_until > spotify_wall_time() &&
+         spotify_responses_push_copy(L, r, key);
+}
+
 /* ---- the Lua object ---- */
 
 static void release(lua_State *L, spotify_responses *r) {

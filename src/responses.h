@@ -49,6 +49,8 @@ void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, 
 /* Push a copy of the decoded answer kept for key; 0 (nothing pushed) when
  * there is none to copy. */
 int spotify_responses_push_copy(lua_State *L, spotify_responses *r, const char *key);
+/* Push a copy of a fresh process-tier answer for key; 0 when there is none. */
+int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key);
 /* The shared tier's value: "fresh_until stale_until\n" then the text
  * (malloc'd; NULL when out of memory), and its parse. */
 char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,

@@ -87,6 +87,8 @@ local function in_window(ctx, self, env, row, plural, id, opts)
   local base = url_for(env, plural, plural.path, nil, opts)
   local url = base and url_for(env, row, row.path, id, opts)
   if not url then return nil, nil, true end
+  local cached = core.peek(self, url, row.name) -- the response cache first: no window, no request
+  if cached then return cached end
   local spec = { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }
   return ctx.batch_lookup(self, env, spec, id, url)
 end
