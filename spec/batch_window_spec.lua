@@ -166,7 +166,7 @@ return app
       http = nginx.package_paths() .. "\n  lua_socket_log_errors off;\n  init_by_lua_block { require 'spotify' }",
       server = "location = /one { content_by_lua_block { require('spec_app').one() } }",
       files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = ("return { client_id = 'test-id', "
-        .. "client_secret = 'test-secret', api_base = %q, token_url = %q, batch_window = 0.05 }")
+        .. "client_secret = 'test-secret', api_base = %q, token_url = %q, batch_window = 0.3 }")
         :format(f.api_base, f.token_url) },
     }
   end)
