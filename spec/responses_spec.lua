@@ -274,6 +274,23 @@ describe("spotify.responses", function()
       c2:close()
     end)
 
+    it("stands in while an earlier 429 holds the client, without waiting", function()
+      clock.reset()
+      local c = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      local other = "0TnOYISbd1XYRBk9myaseg"
+      f:faults { { path = "/v1/artists", status = 429, headers = { ["Retry-After"] = "30" } } }
+      local _, err = c:artist(other)
+      assert.equal("rate_limited", err.kind)
+      clock.reset()
+      local t, terr = c:track(ID)
+      assert.is_nil(terr)
+      assert.equal(ID, t.id)
+      assert.equal(1, c:stats().response_stale)
+      assert.equal(0, #clock.waits) -- no wait for the penalty
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
     it("never stands in for a 404", function()
       local c = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
       f:faults { { path = "/v1/tracks", status = 404 } }

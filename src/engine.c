@@ -401,10 +401,13 @@ static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, co
   call_hook(L, c);
 }
 
+static int answer_stale(spotify_exchange *x);
+
 /* Hold the call for an earlier 429, or fail it at once when the wait does
  * not fit max_retry_after or the deadline. */
 static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait) {
   spotify_client *c = x->c;
+  if (x->stale && answer_stale(x)) return done(x); /* stale_if_error: no wait */
   if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
     fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
     return done(x);
@@ -628,12 +631,18 @@ static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outco
   if (x->entry) x->state = S_RESPONSE_STORE;
 }
 
+/* An expired answer (stale_if_error) in place of a failure or a wait. */
+static int answer_stale(spotify_exchange *x) {
+  if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
+  spotify_error_clear(&x->error);
+  x->c->stats.response_stale++;
+  return 1;
+}
+
 /* Spotify failed (5xx, 429, the network): an expired answer stands in. */
 static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
-  if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
+  if (!answer_stale(x)) return 0;
   spotify_client *c = x->c;
-  spotify_error_clear(&x->error);
-  c->stats.response_stale++;
   /* A 429 still holds this client's next requests. */
   if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > c->blocked_until)
     c->blocked_until = now() + o->retry_after;
