@@ -139,6 +139,26 @@ describe("batch_window with started requests", function()
     c:close()
   end)
 
+  it("puts a plural call's IDs in the window with the single lookups of others", function()
+    local c = client { batch_window = 0.05 }
+    local list = ids(60)
+    local plural = {}
+    for i = 1, 55 do plural[i] = list[i] end
+    plural[56] = "UnknownPPPPPPPPPPPPPPP"
+    local reqs = { c:start("tracks", plural), c:start("track", list[58]), c:start("track", list[2]) }
+    local results = run_all(c, reqs)
+    local all = results[1][1]
+    assert.equal(56, #all)
+    for i = 1, 55 do assert.equal(list[i], all[i].id) end
+    assert.equal(spotify.null, all[56])
+    assert.equal(list[58], results[2][1].id)
+    assert.equal(list[2], results[3][1].id)
+    assert.equal(2, #f:log_for "/v1/tracks") -- 50 IDs, then the other 8
+    assert.equal(0, #f:log_for "/v1/tracks/")
+    assert.equal(58, c:stats().batched)
+    c:close()
+  end)
+
   it("checks the option", function()
     assert.has_error(function() client { batch_window = "soon" } end)
     assert.has_error(function() client { batch_window = -1 } end)
@@ -157,6 +177,15 @@ function app.one()
   local t, err = c:track(ngx.var.arg_id)
   ngx.say(cjson.encode { id = t and t.id, err = err and err.kind })
 end
+function app.plural()
+  c = c or spotify.client(options)
+  local wanted = {}
+  for id in ngx.var.arg_ids:gmatch "[^,]+" do wanted[#wanted + 1] = id end
+  local list, err = c:tracks(wanted)
+  local out = {}
+  for i, t in ipairs(list or {}) do out[i] = t == spotify.null and "null" or t.id end
+  ngx.say(cjson.encode { ids = out, err = err and err.kind })
+end
 return app
 ]=]
   setup(function()
@@ -164,7 +193,8 @@ return app
     server = nginx.start {
       workers = 1,
       http = nginx.package_paths() .. "\n  lua_socket_log_errors off;\n  init_by_lua_block { require 'spotify' }",
-      server = "location = /one { content_by_lua_block { require('spec_app').one() } }",
+      server = "location = /one { content_by_lua_block { require('spec_app').one() } }\n"
+        .. "    location = /plural { content_by_lua_block { require('spec_app').plural() } }",
       files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = ("return { client_id = 'test-id', "
         .. "client_secret = 'test-secret', api_base = %q, token_url = %q, batch_window = 0.3 }")
         :format(f.api_base, f.token_url) },
@@ -190,5 +220,18 @@ return app
     local asked = #f:log_for "/v1/tracks"
     assert.is_true(asked <= 3, asked .. " requests")
     assert.equal(0, #f:log_for "/v1/tracks/")
+  end)
+
+  it("puts a plural call's IDs in the window with the single lookups of other requests", function()
+    local before = #f:log_for "/v1/tracks"
+    local list = ids(5, "P")
+    local paths = { "/plural?ids=" .. table.concat({ list[1], list[2], "UnknownPPPPPPPPPPPPPPP", list[3] }, ","),
+      "/one?id=" .. list[4], "/one?id=" .. list[5] }
+    local results = server:parallel(paths, 3)
+    local plural = cjson.decode(results[1].body)
+    assert.same({ list[1], list[2], "null", list[3] }, plural.ids)
+    assert.equal(list[4], cjson.decode(results[2].body).id)
+    assert.equal(list[5], cjson.decode(results[3].body).id)
+    assert.is_true(#f:log_for "/v1/tracks" - before <= 2)
   end)
 end)

@@ -29,7 +29,7 @@ function batch.join(env, spec, id, url)
     w.ids[#w.ids + 1] = id
     w.pos[id] = #w.ids
   end
-  local waiter = { id = id, url = url }
+  local waiter = { id = id, url = url, window = w }
   w.waiters[#w.waiters + 1] = waiter
   if #w.ids >= spec.max then batch.close(env, w) end
   return w, waiter

@@ -82,14 +82,14 @@ function calls.get_all(self, env, urls, name)
   return gather(self, env, urls, name)
 end
 
---- One single lookup inside a batch window (batch_window), where callers
--- can be parked: started requests and nginx light threads. A plain call
--- has nothing to wait with and goes out alone.
--- @return value | nil, err, or nil, nil, true: go out singly
-function calls.batch_lookup(self, env, spec, id, url)
-  if env.tasks and tasks.inside(env) then return tasks.batch_lookup(self, env, spec, id, url) end
-  if calls.in_nginx then return nginx_driver().batch_lookup(self, env, spec, id, url) end
-  return nil, nil, true
+--- Single lookups inside batch windows (batch_window), where callers can
+-- be parked: started requests and nginx light threads. A plain call has
+-- nothing to wait with and goes out alone.
+-- @return one settled waiter per ID ({value | err | single}), or nil
+function calls.batch_lookup(self, env, spec, ids, urls)
+  if env.tasks and tasks.inside(env) then return tasks.batch_lookup(self, env, spec, ids, urls) end
+  if calls.in_nginx then return nginx_driver().batch_lookup(self, env, spec, ids, urls) end
+  return nil
 end
 
 --- client:access_token() where it runs. @return token, seconds_left | nil, err

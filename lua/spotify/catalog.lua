@@ -80,17 +80,50 @@ local function check_opts(ctx, opts)
   return true
 end
 
--- With batch_window: the lookup joins the window of its kind and options,
--- where its caller can be parked. Returns value | nil, err, or nil, nil,
--- true to go out singly.
-local function in_window(ctx, self, env, row, plural, id, opts)
+-- With batch_window: lookups join the windows of their kind and options,
+-- where their callers can be parked (ctx.batch_lookup). The window's spec
+-- and each ID's single URL (its not_found names it), or nil.
+local function window_of(env, plural, opts, ids)
   local base = url_for(env, plural, plural.path, nil, opts)
-  local url = base and url_for(env, row, row.path, id, opts)
-  if not url then return nil, nil, true end
-  local cached = core.peek(self, url, row.name) -- the response cache first: no window, no request
+  if not base then return nil end
+  local single, urls = { name = plural.name, market = plural.market }, {}
+  for i, id in ipairs(ids) do
+    urls[i] = url_for(env, single, plural.batch.single, id, opts)
+    if not urls[i] then return nil end
+  end
+  return { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }, urls
+end
+
+-- One lookup in a window. Returns value | nil, err, or nil, nil, true to
+-- go out singly.
+local function in_window(ctx, self, env, row, plural, id, opts)
+  local spec, urls = window_of(env, plural, opts, { id })
+  if not spec then return nil, nil, true end
+  local cached = core.peek(self, urls[1], row.name) -- the response cache first: no window, no request
   if cached then return cached end
-  local spec = { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }
-  return ctx.batch_lookup(self, env, spec, id, url)
+  local waiters = ctx.batch_lookup(self, env, spec, { id }, urls)
+  if not waiters or waiters[1].single then return nil, nil, true end
+  return waiters[1].value, waiters[1].err
+end
+
+-- A plural call's IDs in the windows, with the single lookups of others.
+-- Returns the array | nil, err, or nil, nil, true to go the usual way.
+local function plural_in_window(ctx, self, env, row, ids, opts)
+  local spec, urls = window_of(env, row, opts, ids)
+  local waiters = spec and ctx.batch_lookup(self, env, spec, ids, urls)
+  if not waiters then return nil, nil, true end
+  local out = {}
+  for i, w in ipairs(waiters) do
+    if w.single then return nil, nil, true end
+    if w.value ~= nil then
+      out[i] = w.value
+    elseif w.err.kind == "not_found" then
+      out[i] = null
+    else
+      return nil, w.err
+    end
+  end
+  return out
 end
 
 local function single_method(ctx, row, plural)
@@ -209,6 +242,10 @@ local function plural_method(ctx, row)
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
     if #parsed == 0 then return {} end
+    if env.batch_window and row.name ~= "audio_features_batch" and env.batch and not env.no_batch then
+      local out, werr, alone = plural_in_window(ctx, self, env, row, parsed, opts)
+      if not alone then return out, werr end
+    end
     if not env.batch or env.no_batch then return one_by_one(ctx, self, env, row, parsed, opts) end
     local out, berr = by_batches(ctx, self, env, row, parsed, opts)
     if out or not unavailable(berr) then return out, berr end

@@ -368,31 +368,41 @@ function M.access_token(self)
   return drive(self, new_exchange(self, "token", "POST", ""))
 end
 
---- A single lookup in its batch window (batch_window), among the light
--- threads and requests of this worker: the first to join sleeps out the
--- window, whoever closes it sends the batch GET, the others wait for it.
--- @return value | nil, err, or nil, nil, true: go out singly
-function M.batch_lookup(self, env, spec, id, url)
+--- Single lookups in their batch windows (batch_window), among the light
+-- threads and requests of this worker: who opens a window sleeps it out,
+-- whoever closes it sends the batch GET, the others wait for it.
+-- @return one settled waiter per ID
+function M.batch_lookup(self, env, spec, ids, urls)
   check_phase(2)
-  local w, waiter = batch.join(env, spec, id, url)
-  w.sema = w.sema or require("ngx.semaphore").new(0)
-  if waiter == w.waiters[1] and not w.closed then
-    ngx.sleep(math.max(env.batch_window, 0.001))
+  local waiters, mine, opens = {}, {}, {}
+  for i = 1, #ids do
+    local w, waiter = batch.join(env, spec, ids[i], urls[i])
+    w.sema = w.sema or require("ngx.semaphore").new(0)
+    waiters[i] = waiter
+    if not mine[w] then mine[#mine + 1], mine[w] = w, true end
+    if waiter == w.waiters[1] then opens[#opens + 1] = w end
+  end
+  if #opens > 0 then ngx.sleep(math.max(env.batch_window, 0.001)) end
+  for _, w in ipairs(opens) do
     if not w.closed then batch.close(env, w) end
   end
-  if w.closed and not w.fired then
-    w.fired = true
-    local value, err = M.get(self, batch.url(w), w.spec.name)
-    batch.settle(self, env, w, value, err)
-    w.sema:post(#w.waiters)
+  for _, w in ipairs(mine) do
+    if w.closed and not w.fired then
+      w.fired = true
+      local value, err = M.get(self, batch.url(w), w.spec.name)
+      batch.settle(self, env, w, value, err)
+      w.sema:post(#w.waiters)
+    end
   end
-  if not waiter.done then
-    -- Far longer than the batch GET may take; then this caller asks alone.
-    local t = env.transport
-    w.sema:wait(env.batch_window + (t.timeout + t.connect_timeout) * 4)
+  -- Far longer than a batch GET may take; then the caller goes out alone.
+  local t = env.transport
+  local give_up = now() + env.batch_window + (t.timeout + t.connect_timeout) * 4
+  for _, waiter in ipairs(waiters) do
+    local w = waiter.window
+    while not waiter.done and now() < give_up do w.sema:wait(give_up - now()) end
+    if not waiter.done then waiter.single, waiter.done = true, true end
   end
-  if not waiter.done then return nil, nil, true end
-  return waiter.value, waiter.err, waiter.single
+  return waiters
 end
 
 --- GET every URL on light threads (`ngx.thread.spawn`), at most

@@ -112,16 +112,21 @@ local function fire(self, env, w)
   end
 end
 
---- A single lookup from inside a started request, parked in its batch
--- window until the batch is answered.
--- @return value | nil, err, or nil, nil, true: go out singly
-function tasks.batch_lookup(self, env, spec, id, url)
+--- Single lookups from inside a started request, parked in their batch
+-- windows until every batch is answered.
+-- @return one settled waiter per ID
+function tasks.batch_lookup(self, env, spec, ids, urls)
   local s = env.tasks
-  local w, waiter = batch.join(env, spec, id, url)
-  waiter.task = s.by_co[running()]
-  if w.closed and not w.fired then fire(self, env, w) end
-  while not waiter.done do yield() end
-  return waiter.value, waiter.err, waiter.single
+  local task, waiters = s.by_co[running()], {}
+  for i = 1, #ids do
+    local w, waiter = batch.join(env, spec, ids[i], urls[i])
+    waiter.task, waiters[i] = task, waiter
+    if w.closed and not w.fired then fire(self, env, w) end
+  end
+  for i = 1, #waiters do
+    while not waiters[i].done do yield() end
+  end
+  return waiters
 end
 
 --- Hand one finished exchange {tag, value | err} to the request waiting
