@@ -197,6 +197,13 @@ describe("spotify.responses", function()
 
     it("answers from a memory store", function() shared_by_two(spotify.cache.memory()) end)
 
+    it("answers from a Redis store", function()
+      local redis = require("spec.support.redis").start()
+      local ok, err = pcall(shared_by_two, spotify.cache.redis(redis:connect(), { prefix = "responses:" }))
+      redis:stop()
+      assert(ok, err)
+    end)
+
     it("answers from a file store", function()
       shared_by_two(spotify.cache.file(fake.workdir() .. "/responses-" .. tostring(os.time()) .. ".json"))
     end)
