@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-valgrind lint format doc demo demo-run fake bench bench-pacing leak fuzz soak soak-nginx clean
+.PHONY: all deps build test test-asan test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -147,6 +147,11 @@ leak: deps build
 # What shared pacing and the shared 429 penalty cost per call (figures).
 bench-pacing: deps build
 	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/pacing.lua
+
+# Quota the response cache, coalescing and batch_window save (figures,
+# written into bench/RESULTS.md).
+bench-quota: deps build
+	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/quota.lua
 
 fuzz: deps
 	@.ci/install-deps $(FUZZ_DEBS)

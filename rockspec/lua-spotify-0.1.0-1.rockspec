@@ -38,6 +38,7 @@ build = {
   type = "builtin",
   modules = {
     ["spotify"] = "lua/spotify/init.lua",
+    ["spotify.batch"] = "lua/spotify/batch.lua",
     ["spotify.calls"] = "lua/spotify/calls.lua",
     ["spotify.catalog"] = "lua/spotify/catalog.lua",
     ["spotify.endpoints"] = "lua/spotify/endpoints.lua",
@@ -46,6 +47,7 @@ build = {
     ["spotify.options"] = "lua/spotify/options.lua",
     ["spotify.paging"] = "lua/spotify/paging.lua",
     ["spotify.prometheus"] = "lua/spotify/prometheus.lua",
+    ["spotify.responses"] = "lua/spotify/responses.lua",
     ["spotify.tasks"] = "lua/spotify/tasks.lua",
     ["spotify.types"] = "lua/spotify/types.lua",
     ["spotify.cache.file"] = "lua/spotify/cache/file.lua",
@@ -56,7 +58,7 @@ build = {
       sources = {
         "src/cache.c", "src/client.c", "src/clock.c", "src/compat.c", "src/core.c",
         "src/engine.c", "src/errors.c", "src/exchange.c", "src/filecache.c", "src/http.c",
-        "src/ids.c", "src/json.c", "src/policy.c", "src/token.c",
+        "src/ids.c", "src/json.c", "src/policy.c", "src/responses.c", "src/token.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(CURL_INCDIR)" },

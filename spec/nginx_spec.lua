@@ -427,14 +427,16 @@ describe("nginx with two workers and a shared dict", function()
     local mark = server:log_mark()
     f:faults { { path = "/api/token", delay = 0.3, times = -1 } }
     local paths = {}
-    for i = 1, 200 do paths[i] = call_path("shared", "track", { ID }) end
+    -- 200 distinct tracks: identical GETs in flight would share one request
+    local function id(i) return ("K%021d"):format(i) end
+    for i = 1, 200 do paths[i] = call_path("shared", "track", { id(i) }) end
     local results = server:parallel(paths, 200)
     local pids, count = {}, 0
     for i = 1, 200 do
       assert.equal(200, results[i].status, results[i].body)
       local reply = cjson.decode(results[i].body)
       assert.is_nil(reply.err)
-      assert.equal(ID, reply.value.id)
+      assert.equal(id(i), reply.value.id)
       if not pids[reply.pid] then pids[reply.pid], count = true, count + 1 end
     end
     assert.equal(2, count) -- both workers served requests

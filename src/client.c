@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "responses.h"
 #include "spotify.h"
 
 #define MAX_WAIT 86400.0 /* the longest poll wait taken as asked */
@@ -39,6 +40,9 @@ static void free_resources(lua_State *L, spotify_client *c) {
   spotify_http_release(&c->http);
   spotify_token_release(&c->token);
   spotify_cache_unbind(L, &c->cache);
+  if (c->responses_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->responses_ref);
+  c->responses_ref = LUA_NOREF;
+  c->responses = NULL;
   if (c->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->on_request_ref);
   c->on_request_ref = LUA_NOREF;
   free(c->client_id);
@@ -174,6 +178,12 @@ static int take_options(lua_State *L, spotify_client *c) {
   lua_getfield(L, 1, "cache");
   if (!lua_isnil(L, -1)) spotify_cache_bind(L, &c->cache, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "responses");
+  c->responses = spotify_testudata(L, -1, SPOTIFY_RESPONSES_MT);
+  if (c->responses)
+    c->responses_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
   return ok;
 }
 
@@ -187,6 +197,7 @@ static int l_new(lua_State *L) {
   memset(c, 0, sizeof *c);
   c->on_request_ref = LUA_NOREF;
   c->cache.ref = LUA_NOREF;
+  c->responses_ref = LUA_NOREF;
   c->token.failure.retry_after = -1;
   luaL_getmetatable(L, SPOTIFY_CLIENT_MT);
   lua_setmetatable(L, -2);
@@ -232,6 +243,8 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
     lua_pushnumber(L, c->token.expires_at - spotify_wall_time());
     return 2;
   }
+  if (x->from_lru && c->responses && spotify_responses_push_copy(L, c->responses, x->akey))
+    return 1;
   int top = lua_gettop(L);
   int n = spotify_json_decode(L, x->body, x->body_len);
   if (n == 1 && lua_istable(L, -1)) return 1;
@@ -272,10 +285,11 @@ static spotify_exchange *new_exchange(lua_State *L) {
 }
 
 static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const char *method,
-                    const char *url) {
+                    const char *url, const char *name) {
   spotify_exchange *x = new_exchange(L);
   if (spotify_exchange_init(x, c, p, method, url, 1) != 0)
     return luaL_error(L, "spotify: out of memory");
+  if (name) spotify_exchange_named(x, name);
   enter(c);
   spotify_drive_blocking(L, c, x);
   int n = spotify_push_result(L, x);
@@ -284,13 +298,15 @@ static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const ch
   return n;
 }
 
-/* core.call(c, method, url) -> value | nil, err: the blocking driver. */
+/* core.call(c, method, url[, name]) -> value | nil, err: the blocking
+ * driver. name: the API method's, for the response cache's ttl. */
 static int l_call(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *method = luaL_checkstring(L, 2), *url = luaL_checkstring(L, 3);
+  const char *name = luaL_optstring(L, 4, NULL);
   if (c->closed) return closed_result(L);
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_API, method, url);
+  return blocking(L, c, SPOTIFY_FOR_API, method, url, name);
 }
 
 /* core.access_token(c) -> token, seconds_left | nil, err */
@@ -305,17 +321,18 @@ static int l_access_token(lua_State *L) {
     return 2;
   }
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "");
+  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "", NULL);
 }
 
-/* core.submit(c, tag, method, url) -> true | nil, err */
+/* core.submit(c, tag, method, url[, name]) -> true | nil, err */
 static int l_submit(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
+  const char *name = luaL_optstring(L, 5, NULL);
   if (c->closed) return closed_result(L);
   refuse_reentry(L, c);
-  if (spotify_multi_submit(L, c, tag, method, url) != 0)
+  if (spotify_multi_submit(L, c, tag, method, url, name) != 0)
     return luaL_error(L, "spotify: cannot start a transfer (out of memory)");
   lua_pushboolean(L, 1);
   return 1;
@@ -450,6 +467,11 @@ static int l_stats(lua_State *L) {
   stat_field(L, "rate_limited_waits", s->rate_limited_waits);
   lua_pushnumber(L, s->rate_limited_wait_s);
   lua_setfield(L, -2, "rate_limited_wait_s");
+  stat_field(L, "response_hits", s->response_hits);
+  stat_field(L, "response_shared_hits", s->response_shared_hits);
+  stat_field(L, "response_stale", s->response_stale);
+  stat_field(L, "coalesced", s->coalesced);
+  stat_field(L, "batched", s->batched);
   return 1;
 }
 
@@ -471,6 +493,12 @@ static int l_metrics(lua_State *L) {
   lua_pushnumber(L, m->seconds);
   lua_setfield(L, -2, "duration_sum");
   return 1;
+}
+
+/* core.add_batched(c, n): n lookups went out inside a batch (batch.lua) */
+static int l_add_batched(lua_State *L) {
+  spotify_check_client(L, 1)->stats.batched += (long long)luaL_checkinteger(L, 2);
+  return 0;
 }
 
 /* core.cache(c) -> the cache object (the Lua driver calls it itself) */
@@ -542,5 +570,7 @@ void spotify_open_client(lua_State *L) {
     lua_rawseti(L, -2, b + 1);
   }
   lua_setfield(L, -2, "duration_buckets");
+  lua_pushcfunction(L, l_add_batched);
+  lua_setfield(L, -2, "add_batched");
   spotify_open_exchange(L);
 }

@@ -15,6 +15,7 @@ typedef struct spotify_stats {
   long long bytes_received, connections_opened;
   long long rate_limited_waits;
   double rate_limited_wait_s;
+  long long response_hits, response_shared_hits, response_stale, coalesced, batched;
 } spotify_stats;
 
 /* What Prometheus reads besides the stats: API exchanges by outcome and a
@@ -65,8 +66,11 @@ typedef struct spotify_client {
   spotify_stats stats;
   spotify_metrics metrics;
   spotify_cache cache;
-  int on_request_ref; /* LUA_NOREF when none */
-  spotify_http http;  /* libcurl handles, made on first use */
+  struct spotify_responses *responses; /* NULL: no response cache */
+  int responses_ref;                   /* keeps it alive */
+  struct spotify_flight *flights;      /* GETs in flight that others may join (engine.c) */
+  int on_request_ref;                  /* LUA_NOREF when none */
+  spotify_http http;                   /* libcurl handles, made on first use */
   spotify_multi multi;
 } spotify_client;
 

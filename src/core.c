@@ -39,5 +39,6 @@ int luaopen_spotify_core(lua_State *L) {
   spotify_open_filecache(L);
   spotify_open_clock(L);
   spotify_open_client(L);
+  spotify_open_responses(L);
   return 1;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "responses.h"
 #include "spotify.h"
 
 #define TOKEN_POLL 0.01    /* seconds between looks while another renews */
@@ -17,9 +18,35 @@
 #define PACE_COUNTER_TTL 86400
 #define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
 #define MIN_WAIT 0.001    /* shorter is no wait: timers count milliseconds */
+#define FOLLOW_POLL 0.002 /* seconds between looks at the request an exchange rides on */
+#define RPOLL_MAX 0.1     /* backing off up to this while another process asks */
+
+/* An API GET in flight that identical GETs of the same driver group ride
+ * on: the leader's outcome, copied, is every follower's. */
+typedef struct spotify_flight {
+  struct spotify_flight *next;
+  char *url;
+  int group, users, finished;
+  spotify_exchange *leader; /* NULL once it finished or gave up */
+  double alive_until;       /* monotonic: a leader not driven until then hangs */
+  char *body;
+  size_t len;
+  spotify_error error;
+} spotify_flight;
 
 enum state {
   S_BEGIN,
+  S_RESPONSE, /* the response cache: the process tier, then the shared one */
+  S_RESPONSE_SHARED,
+  S_RESPONSE_STORE, /* a 200 to keep in the shared tier */
+  S_COALESCE,       /* the same GET in flight in this client? ride on it */
+  S_FOLLOW,
+  S_RLOCK, /* ... or in another process: the store's lock on the URL */
+  S_RLOCKED,
+  S_RRELOOKED,
+  S_RPOLL_WAIT, /* another process asks: poll the store for its answer */
+  S_RPOLL_LOOK,
+  S_RPOLL_LOOKED,
   S_PENALTY,        /* an earlier 429 holds every request of the client */
   S_PENALTY_SHARED, /* ... or of every client sharing the cache */
   S_PACE,           /* rate_limit: a place in the shared sliding window */
@@ -62,6 +89,7 @@ static void fail(spotify_exchange *x, const char *kind, long status, const char 
 
 static spotify_action done(spotify_exchange *x) {
   x->state = S_DONE;
+  if (x->rlock_held) return 0; /* S_DONE lets go of the store's lock first */
   return SPOTIFY_ACT_DONE;
 }
 
@@ -185,6 +213,10 @@ void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_ca
   spotify_cache_result_clear(&x->cache_res);
   x->cache_res = *r;
   memset(r, 0, sizeof *r);
+  if (x->on_store) { /* the response store: a failure is a miss, not the token cache's outage */
+    x->on_store = 0;
+    return;
+  }
   cache_answered(L, x);
 }
 
@@ -369,10 +401,13 @@ static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, co
   call_hook(L, c);
 }
 
+static int answer_stale(spotify_exchange *x);
+
 /* Hold the call for an earlier 429, or fail it at once when the wait does
  * not fit max_retry_after or the deadline. */
 static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait) {
   spotify_client *c = x->c;
+  if (x->stale && answer_stale(x)) return done(x); /* stale_if_error: no wait */
   if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
     fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
     return done(x);
@@ -507,6 +542,284 @@ static void retry_wait(lua_State *L, spotify_exchange *x, double wait, int attem
   call_hook(L, c);
 }
 
+/* ---- the response cache ---- */
+
+static int copy_text(char **dst, size_t *dst_len, const char *text, size_t len) {
+  char *s = malloc(len + 1);
+  if (s == NULL) return 0;
+  memcpy(s, text, len);
+  s[len] = '\0';
+  free(*dst);
+  *dst = s;
+  *dst_len = len;
+  return 1;
+}
+
+/* Answer with a copy of text: the cache may drop its entry before the
+ * driver decodes it. */
+static int answer_with(spotify_exchange *x, const char *text, size_t len) {
+  if (!copy_text(&x->answer, &x->answer_len, text, len)) return 0;
+  x->status = 200;
+  x->body = x->answer;
+  x->body_len = len;
+  return 1;
+}
+
+static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
+  if (x->stale == NULL && e->stale_until > wall())
+    copy_text(&x->stale, &x->stale_len, e->text, e->len);
+}
+
+/* Ask the response store; like cache_op, but a failure is only a miss. */
+static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
+                               const char *key, double ttl, int next) {
+  const spotify_cache *store = &x->c->responses->store;
+  spotify_cache_req *rq = &x->cache_req;
+  memset(rq, 0, sizeof *rq);
+  rq->op = op;
+  rq->key = key;
+  rq->ttl = ttl;
+  if (op == SPOTIFY_CACHE_SET) {
+    rq->value = x->entry;
+    rq->len = x->entry_len;
+  }
+  x->state = next;
+  spotify_cache_result_clear(&x->cache_res);
+  if (store->may_yield && !x->lua_caches_inline) {
+    x->on_store = 1;
+    return SPOTIFY_ACT_CACHE;
+  }
+  spotify_cache_run(L, store, rq, &x->cache_res);
+  return 0;
+}
+
+static spotify_action look_response(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  spotify_responses *r = c->responses;
+  x->state = S_COALESCE;
+  if (x->ttl == 0 || strcmp(x->method, "GET") != 0) return 0;
+  free(x->akey);
+  free(x->rkey);
+  x->rkey = NULL;
+  x->akey = spotify_responses_variant(x->url, c->http.opt.language);
+  if (x->akey == NULL) return 0;
+  x->rkey = spotify_responses_key(x->akey);
+  if (x->rkey == NULL) return 0;
+  spotify_rlook e;
+  if (spotify_responses_find(L, r, x->akey, &e)) {
+    if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
+      c->stats.response_hits++;
+      x->from_lru = 1;
+      return done(x);
+    }
+    keep_stale(x, &e);
+  }
+  if (r->store.vt == NULL) return 0;
+  return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RESPONSE_SHARED);
+}
+
+static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  const spotify_cache_result *res = &x->cache_res;
+  spotify_rlook e;
+  x->state = S_COALESCE;
+  if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
+    return 0;
+  if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
+    spotify_responses_put(L, c->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+                          e.stale_until);
+    c->stats.response_shared_hits++;
+    return done(x);
+  }
+  keep_stale(x, &e);
+  return 0;
+}
+
+/* A 200 of a cached method: into the process tier, and on to the store. */
+static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
+  spotify_responses *r = x->c->responses;
+  double ttl = x->ttl > 0 ? x->ttl : o->max_age;
+  if (x->rkey == NULL || !(ttl > 0)) return;
+  double fresh = wall() + ttl, stale = fresh + r->stale;
+  spotify_responses_put(L, r, x->akey, o->body, o->len, fresh, stale);
+  /* The outcome's body is gone once a Lua store has been asked. */
+  if (r->store.vt == NULL || !answer_with(x, o->body, o->len)) return;
+  free(x->entry);
+  x->entry = spotify_responses_entry(o->body, o->len, fresh, stale, &x->entry_len);
+  x->entry_ttl = ceil(ttl + r->stale);
+  if (x->entry) x->state = S_RESPONSE_STORE;
+}
+
+/* An expired answer (stale_if_error) in place of a failure or a wait. */
+static int answer_stale(spotify_exchange *x) {
+  if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
+  spotify_error_clear(&x->error);
+  x->c->stats.response_stale++;
+  return 1;
+}
+
+/* Spotify failed (5xx, 429, the network): an expired answer stands in. */
+static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
+  if (!answer_stale(x)) return 0;
+  spotify_client *c = x->c;
+  /* A 429 still holds this client's next requests. */
+  if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > c->blocked_until)
+    c->blocked_until = now() + o->retry_after;
+  x->state = S_DONE;
+  share_penalty(x, o, 0);
+  return 1;
+}
+
+void spotify_exchange_named(spotify_exchange *x, const char *name) {
+  if (x->c->responses) x->ttl = spotify_responses_ttl(x->c->responses, name);
+}
+
+/* ---- coalescing ---- */
+
+static void leave_flight(spotify_exchange *x) {
+  spotify_flight *f = x->flight;
+  if (f == NULL) return;
+  x->flight = NULL;
+  x->following = 0;
+  if (f->leader == x) f->leader = NULL;
+  if (--f->users > 0) return;
+  for (spotify_flight **p = &x->c->flights; *p; p = &(*p)->next)
+    if (*p == f) {
+      *p = f->next;
+      break;
+    }
+  free(f->url);
+  free(f->body);
+  spotify_error_clear(&f->error);
+  free(f);
+}
+
+/* The leader is done: its outcome is its followers'. */
+static void land(spotify_exchange *x) {
+  spotify_flight *f = x->flight;
+  if (x->following || f->finished) return;
+  f->finished = 1;
+  if (x->error.kind)
+    spotify_error_copy(&f->error, &x->error);
+  else if (!copy_text(&f->body, &f->len, x->body, x->body_len))
+    spotify_error_set(&f->error, "network", 0, "out of memory", -1);
+  leave_flight(x);
+}
+
+static spotify_action join_flight(spotify_exchange *x) {
+  spotify_client *c = x->c;
+  x->state = S_RLOCK;
+  if (x->group == 0 || strcmp(x->method, "GET") != 0) return 0;
+  for (spotify_flight *f = c->flights; f; f = f->next)
+    if (f->leader && !f->finished && f->group == x->group && strcmp(f->url, x->url) == 0) {
+      f->users++;
+      x->flight = f;
+      x->following = 1;
+      x->state = S_FOLLOW;
+      return 0;
+    }
+  spotify_flight *f = calloc(1, sizeof *f);
+  if (f == NULL || (f->url = strdup(x->url)) == NULL) {
+    free(f);
+    return 0; /* alone, then */
+  }
+  f->error.retry_after = -1;
+  f->group = x->group;
+  f->leader = x;
+  f->users = 1;
+  f->next = c->flights;
+  c->flights = f;
+  x->flight = f;
+  return 0;
+}
+
+static spotify_action follow(spotify_exchange *x) {
+  spotify_flight *f = x->flight;
+  if (f->finished) {
+    x->c->stats.coalesced++;
+    if (f->error.kind)
+      spotify_error_copy(&x->error, &f->error);
+    else if (!answer_with(x, f->body, f->len))
+      fail(x, "network", 0, "out of memory", -1);
+    leave_flight(x);
+    return done(x);
+  }
+  if (f->leader == NULL || now() > f->alive_until) {
+    /* It gave up (cancelled), or hangs (a light thread killed meanwhile,
+     * a started request nobody polls): ask alone, and so do the others. */
+    f->leader = NULL;
+    leave_flight(x);
+    x->state = S_RLOCK;
+    return 0;
+  }
+  x->wait = FOLLOW_POLL;
+  return SPOTIFY_ACT_WAIT;
+}
+
+/* Across processes: the store's lock on the URL; the others poll the
+ * store for the answer, as token renewal does. */
+static spotify_action take_rlock(lua_State *L, spotify_exchange *x) {
+  spotify_responses *r = x->c->responses;
+  x->state = S_PENALTY;
+  if (r == NULL || r->store.vt == NULL || x->rkey == NULL) return 0;
+  if (x->rlock_key == NULL) {
+    x->rlock_key = malloc(strlen(x->rkey) + 6);
+    if (x->rlock_key == NULL) return 0;
+    strcat(strcpy(x->rlock_key, x->rkey), ":lock");
+    x->give_up = now() + x->c->lock_ttl;
+    x->rpoll = TOKEN_POLL;
+  }
+  return store_op(L, x, SPOTIFY_CACHE_LOCK, x->rlock_key, x->c->lock_ttl, S_RLOCKED);
+}
+
+static spotify_action rlocked(lua_State *L, spotify_exchange *x) {
+  spotify_cache_answer a = x->cache_res.answer;
+  x->state = S_PENALTY;
+  if (a == SPOTIFY_ANSWER_TRUE) {
+    x->rlock_held = 1;
+    /* Another process may have stored its answer and let go between our
+     * look and the lock: look again. */
+    return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RRELOOKED);
+  }
+  if (a == SPOTIFY_ANSWER_FALSE) x->state = S_RPOLL_WAIT;
+  return 0; /* no lock, or a store that is down: ask alone */
+}
+
+/* The store's answer, when it is fresh; else x->state = otherwise. */
+static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int otherwise,
+                                    long long *counter) {
+  const spotify_cache_result *res = &x->cache_res;
+  spotify_rlook e;
+  x->state = otherwise;
+  if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
+      e.fresh_until <= wall() || !answer_with(x, e.text, e.len))
+    return 0;
+  spotify_responses_put(L, x->c->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+                        e.stale_until);
+  (*counter)++;
+  return done(x);
+}
+
+static spotify_action rpoll_wait(spotify_exchange *x) {
+  if (now() >= x->give_up) { /* the other process hangs: ask alone */
+    x->state = S_PENALTY;
+    return 0;
+  }
+  x->wait = x->rpoll;
+  x->rpoll = fmin(x->rpoll * 2, RPOLL_MAX);
+  x->state = S_RPOLL_LOOK;
+  return SPOTIFY_ACT_WAIT;
+}
+
+static spotify_action let_go_rlock(lua_State *L, spotify_exchange *x) {
+  x->rlock_held = 0;
+  if (x->c->closed || x->c->responses == NULL) return SPOTIFY_ACT_DONE;
+  /* A Lua store is asked through the driver: the body must outlive it. */
+  if (!x->error.kind && x->body && x->body != x->answer && !answer_with(x, x->body, x->body_len))
+    fail(x, "network", 0, "out of memory", -1);
+  return store_op(L, x, SPOTIFY_CACHE_UNLOCK, x->rlock_key, 0, S_DONE);
+}
+
 /* After a failed attempt: wait and go on at `again`, or give up with
  * x->error as it is. Returns whether it goes on. */
 static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double retry_after,
@@ -559,9 +872,11 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     x->body = o->body;
     x->body_len = o->len;
     x->state = S_DONE;
+    if (c->responses && o->status == 200) keep_response(L, x, o);
     return;
   }
   spotify_verdict v = judge(L, x, o, 0);
+  if (v.retry && x->stale && stand_in(x, o)) return;
   if (v.renew && !x->renewed && !c->token.fixed) {
     x->renewed = 1;
     x->attempt--; /* a repeat with a new token is not a retry */
@@ -603,8 +918,32 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
   switch (x->state) {
     case S_BEGIN:
       x->started = now();
-      x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN : S_PENALTY;
+      x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN
+                 : x->c->responses               ? S_RESPONSE
+                                                 : S_COALESCE;
       return 0;
+    case S_COALESCE:
+      return join_flight(x);
+    case S_FOLLOW:
+      return follow(x);
+    case S_RLOCK:
+      return take_rlock(L, x);
+    case S_RLOCKED:
+      return rlocked(L, x);
+    case S_RRELOOKED:
+      return stored_answer(L, x, S_PENALTY, &c->stats.response_shared_hits);
+    case S_RPOLL_WAIT:
+      return rpoll_wait(x);
+    case S_RPOLL_LOOK:
+      return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RPOLL_LOOKED);
+    case S_RPOLL_LOOKED:
+      return stored_answer(L, x, S_RLOCK, &c->stats.coalesced);
+    case S_RESPONSE:
+      return look_response(L, x);
+    case S_RESPONSE_SHARED:
+      return shared_response(L, x);
+    case S_RESPONSE_STORE:
+      return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
     case S_PENALTY:
       return check_penalty(L, x);
     case S_PENALTY_SHARED:
@@ -651,6 +990,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       x->state = S_PENALTY;
       return SPOTIFY_ACT_WAIT;
     case S_DONE:
+      if (x->rlock_held) return let_go_rlock(L, x);
       return SPOTIFY_ACT_DONE;
     case T_LOOK:
       return cache_op(L, x, SPOTIFY_CACHE_GET, c->client_id, 0, T_LOOKED);
@@ -735,6 +1075,12 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     spotify_action a = advance(L, x);
+    if (x->flight && !x->following) {
+      if (a == SPOTIFY_ACT_DONE)
+        land(x);
+      else /* how long its followers wait without news before they ask alone */
+        x->flight->alive_until = now() + (a == SPOTIFY_ACT_WAIT ? x->wait : 0) + x->c->lock_ttl + 1;
+    }
     if (a) return a;
   }
 }
@@ -748,12 +1094,26 @@ int spotify_exchange_init(spotify_exchange *x, spotify_client *c, spotify_purpos
   x->method = strdup(method);
   x->url = strdup(url);
   x->state = S_BEGIN;
+  x->ttl = c->responses ? spotify_responses_ttl(c->responses, NULL) : 0;
   return x->method && x->url ? 0 : -1;
 }
 
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   if (c == NULL) return;
+  leave_flight(x);
+  if (x->rlock_held) {
+    x->rlock_held = 0;
+    /* As with the token's lock: only a native store here; the TTL frees a Lua one. */
+    spotify_responses *r = c->responses;
+    if (r && r->store.vt && (!r->store.may_yield || x->lua_caches_inline)) {
+      spotify_cache_req rq = {SPOTIFY_CACHE_UNLOCK, x->rlock_key, NULL, 0, 0, 0};
+      spotify_cache_result res;
+      memset(&res, 0, sizeof res);
+      spotify_cache_run(L, &r->store, &rq, &res);
+      spotify_cache_result_clear(&res);
+    }
+  }
   if (x->lock_held) {
     x->lock_held = 0;
     /* A Lua cache may yield, so only a native one is unlocked here; the
@@ -776,10 +1136,16 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
 
 void spotify_exchange_free(spotify_exchange *x) {
   if (x->c && x->c->token.renewer == x) x->c->token.renewer = NULL;
+  if (x->c) leave_flight(x);
+  free(x->rlock_key);
   free(x->method);
   free(x->url);
   free(x->entry);
   free(x->key);
+  free(x->akey);
+  free(x->rkey);
+  free(x->answer);
+  free(x->stale);
   spotify_cache_result_clear(&x->cache_res);
   spotify_error_clear(&x->error);
   memset(x, 0, sizeof *x);

@@ -33,6 +33,7 @@ typedef struct spotify_outcome {
   double retry_after; /* seconds, < 0 when none */
   double elapsed;
   int connections; /* connections this exchange opened */
+  double max_age;  /* Cache-Control max-age in seconds; <= 0: none */
 } spotify_outcome;
 
 typedef struct spotify_send {
@@ -58,6 +59,22 @@ typedef struct spotify_exchange {
   char *entry; /* the value being stored (token entry, penalty, start time), owned */
   size_t entry_len;
   double entry_ttl;
+  /* the response cache (responses.c) */
+  double ttl;   /* this GET's: > 0 seconds, 0 not cached, < 0 the answer's max-age */
+  char *akey;   /* the answer's key in the process tier (URL and language), owned */
+  char *rkey;   /* its key in the shared tier, owned; NULL: not cached */
+  char *answer; /* an answer from the cache, owned; x->body points here */
+  char *stale;  /* an expired answer that may stand in for a failure, owned */
+  size_t answer_len, stale_len;
+  int on_store; /* the pending cache action is for the response store */
+  int from_lru; /* answered by the process tier: the result is a copy of its decoded answer */
+  /* coalescing: identical GETs in flight share one request */
+  int group;                     /* drivers whose exchanges run side by side: 0 none */
+  struct spotify_flight *flight; /* the shared request this one leads or follows */
+  int following;
+  int rlock_held;  /* the store's lock on this URL, across processes */
+  char *rlock_key; /* owned */
+  double rpoll;    /* seconds between looks while another process asks */
   /* the pending action */
   spotify_send send;
   double wait;
@@ -73,6 +90,13 @@ typedef struct spotify_exchange {
 /* Start x afresh (x may hold a previous exchange); -1 when out of memory. */
 int spotify_exchange_init(spotify_exchange *x, struct spotify_client *c, spotify_purpose purpose,
                           const char *method, const char *url, int lua_caches_inline);
+/* Exchanges of one driver group that run side by side (libcurl multi: 1,
+ * the nginx driver: 2) share identical GETs in flight; 0 (the blocking
+ * driver, the default) never waits for another exchange. */
+#define SPOTIFY_GROUP_MULTI 1
+#define SPOTIFY_GROUP_LUA 2
+/* The API method name of a GET (for its ttl); unnamed GETs get the default. */
+void spotify_exchange_named(spotify_exchange *x, const char *name);
 /* Advance until the next action. */
 spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x);
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o);

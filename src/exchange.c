@@ -5,14 +5,18 @@
  *
  *   x = core.exchange(client, "api" | "token", method, url)
  *   act, ... = x:step()                                -- first, and after a wait
- *   act, ... = x:response(status, body, retry_after_header, elapsed, connections)
+ *   act, ... = x:response(status, body, retry_after_header, elapsed, connections,
+ *                         cache_control_header)
  *   act, ... = x:failure(reason, detail, elapsed, connections)
  *   act, ... = x:cache(ok, value)    -- ok: true, false (raised) or nil (no such method)
+ *   obj = x:cache_object(client)     -- the cache the pending "cache" action is for
  * Actions: "send", method, url, auth, body | "wait", seconds |
  *          "cache", op, key, a, b (the method's arguments) | "done", value | nil, err */
+#include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
+#include "responses.h"
 #include "spotify.h"
 
 typedef struct lua_exchange {
@@ -68,12 +72,14 @@ static int next_action(lua_State *L, lua_exchange *e) {
   return n;
 }
 
-/* core.exchange(client, purpose, method, url) -> exchange */
+/* core.exchange(client, purpose, method, url[, name]) -> exchange; name:
+ * the API method's, for the response cache's ttl. */
 static int l_exchange(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   spotify_client_refuse_reentry(L, c);
   const char *purpose = luaL_checkstring(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
+  const char *name = luaL_optstring(L, 5, NULL);
   lua_exchange *e = lua_newuserdata(L, sizeof *e);
   memset(e, 0, sizeof *e);
   e->x.error.retry_after = -1;
@@ -87,6 +93,8 @@ static int l_exchange(lua_State *L) {
   spotify_purpose p = strcmp(purpose, "token") == 0 ? SPOTIFY_FOR_TOKEN : SPOTIFY_FOR_API;
   if (spotify_exchange_init(&e->x, c, p, method, url, 0) != 0)
     return luaL_error(L, "spotify: out of memory");
+  if (name) spotify_exchange_named(&e->x, name);
+  e->x.group = SPOTIFY_GROUP_LUA;
   return 1;
 }
 
@@ -105,6 +113,8 @@ static int l_response(lua_State *L) {
   o.retry_after = ra ? spotify_parse_retry_after(ra, n, spotify_wall_time()) : -1;
   o.elapsed = luaL_optnumber(L, 5, 0);
   o.connections = (int)luaL_optinteger(L, 6, 0);
+  const char *cc = lua_tolstring(L, 7, &n);
+  o.max_age = cc ? spotify_parse_max_age(cc, n) : 0;
   if (o.status < 100 || o.status > 999) o.status = 999;
   spotify_client_enter(e->x.c);
   spotify_exchange_outcome(L, &e->x, &o);
@@ -138,6 +148,18 @@ static int l_cache_answer(lua_State *L) {
   return next_action(L, e);
 }
 
+/* The object of the pending cache action: the response store, or the
+ * client's token cache. */
+static int l_cache_object(lua_State *L) {
+  lua_exchange *e = check(L);
+  spotify_client *c = e->x.c;
+  if (c == NULL || c->closed) return 0;
+  const spotify_cache *k = e->x.on_store && c->responses ? &c->responses->store : &c->cache;
+  if (k->vt == NULL) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, k->ref);
+  return 1;
+}
+
 static int l_gc(lua_State *L) {
   lua_exchange *e = luaL_checkudata(L, 1, SPOTIFY_EXCHANGE_MT);
   if (e->x.c) spotify_exchange_abandon(L, &e->x);
@@ -145,12 +167,25 @@ static int l_gc(lua_State *L) {
   return 0;
 }
 
+/* core.peek(client, url, name) -> a fresh process-tier answer, or nothing:
+ * a lookup about to wait in a batch window needs no request at all. */
+static int l_peek(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  const char *url = luaL_checkstring(L, 2), *name = luaL_optstring(L, 3, NULL);
+  spotify_responses *r = c->responses;
+  if (c->closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
+  char *key = spotify_responses_variant(url, c->http.opt.language);
+  int found = key && spotify_responses_peek(L, r, key);
+  free(key);
+  if (!found) return 0;
+  c->stats.response_hits++;
+  return 1;
+}
+
 void spotify_open_exchange(lua_State *L) {
-  static const luaL_Reg methods[] = {{"step", l_step},
-                                     {"response", l_response},
-                                     {"failure", l_failure},
-                                     {"cache", l_cache_answer},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"step", l_step},          {"response", l_response},         {"failure", l_failure},
+      {"cache", l_cache_answer}, {"cache_object", l_cache_object}, {NULL, NULL}};
   luaL_newmetatable(L, SPOTIFY_EXCHANGE_MT);
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, -2, "__gc");
@@ -160,4 +195,6 @@ void spotify_open_exchange(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_exchange);
   lua_setfield(L, -2, "exchange");
+  lua_pushcfunction(L, l_peek);
+  lua_setfield(L, -2, "peek");
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "client.h"
+#include "responses.h"
 #include "spotify.h"
 
 #define MAX_HEADERS 100
@@ -73,6 +74,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     /* A new response (after 100-continue or a proxy's CONNECT). */
     x->header_count = 0;
     x->retry_after = -1;
+    x->max_age = 0;
     return len;
   }
   if (++x->header_count > MAX_HEADERS) {
@@ -81,6 +83,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   }
   if (header_is(line, len, "retry-after"))
     x->retry_after = spotify_parse_retry_after(line + 12, len - 12, spotify_wall_time());
+  else if (header_is(line, len, "cache-control"))
+    x->max_age = spotify_parse_max_age(line + 14, len - 14);
   return len;
 }
 
@@ -212,6 +216,7 @@ static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   CURL *e = x->easy;
   x->len = 0;
   x->retry_after = -1;
+  x->max_age = 0;
   x->header_count = x->too_big = x->too_many_headers = 0;
   x->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, s->url);
@@ -236,6 +241,7 @@ static void outcome_of(spotify_xfer *x, CURLcode code, spotify_outcome *o) {
   o->body = x->body ? x->body : "";
   o->len = x->len;
   o->retry_after = x->retry_after;
+  o->max_age = x->max_age;
   if (code == CURLE_OK) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o->status);
     return;
@@ -316,10 +322,12 @@ int spotify_multi_pending(const spotify_client *c) {
 }
 
 int spotify_multi_submit(lua_State *L, spotify_client *c, lua_Integer tag, const char *method,
-                         const char *url) {
+                         const char *url, const char *name) {
   if (spotify_client_http(L, c) != 0) return -1;
   spotify_job *j = idle_job(&c->multi);
   if (j == NULL || spotify_exchange_init(&j->x, c, SPOTIFY_FOR_API, method, url, 1) != 0) return -1;
+  if (name) spotify_exchange_named(&j->x, name);
+  j->x.group = SPOTIFY_GROUP_MULTI;
   j->tag = tag;
   j->phase = SPOTIFY_JOB_QUEUED;
   j->order = ++c->multi.submitted;

@@ -25,6 +25,7 @@ typedef struct spotify_xfer {
   char *body;
   size_t len, cap, max_body;
   double retry_after; /* -1: no usable Retry-After */
+  double max_age;     /* Cache-Control max-age; 0: none */
   int header_count, too_big, too_many_headers, in_multi;
   char errbuf[CURL_ERROR_SIZE];
   int language; /* `headers` carry Accept-Language */
@@ -71,7 +72,7 @@ void spotify_drive_blocking(lua_State *L, struct spotify_client *c, spotify_exch
 
 /* Multi driver. */
 int spotify_multi_submit(lua_State *L, struct spotify_client *c, lua_Integer tag,
-                         const char *method, const char *url);
+                         const char *method, const char *url, const char *name);
 /* Advance every job for at most `wait` seconds, returning early once one
  * finishes; finished jobs are handed to `each` and freed. Returns how many
  * are still pending. */

@@ -21,12 +21,12 @@ local function nginx_driver() return require "spotify.ngx" end
 --- GET every URL on the multi driver, at most `concurrency` in flight,
 -- and wait for all of them. Results of started requests that finish
 -- meanwhile go to those requests.
-local function gather(self, env, urls)
+local function gather(self, env, urls, name)
   local values, errs, tags, left, nxt = {}, {}, {}, #urls, 1
   local function submit_more(in_flight)
     while nxt <= #urls and in_flight < env.concurrency do
       local tag = tasks.tag(env)
-      local ok, err = submit(self, tag, "GET", urls[nxt])
+      local ok, err = submit(self, tag, "GET", urls[nxt], name)
       if ok then
         tags[tag], in_flight = nxt, in_flight + 1
       else
@@ -46,7 +46,7 @@ local function gather(self, env, urls)
         tags[r.tag] = nil
         values[i], errs[i], left, in_flight = r.value, r.err, left - 1, in_flight - 1
       else
-        tasks.deliver(env, r)
+        tasks.deliver(env, r, self)
       end
     end
     if is_closed(self) then
@@ -60,25 +60,36 @@ local function gather(self, env, urls)
   return values, errs
 end
 
---- GET one URL and decode it. @return value | nil, err
-function calls.get(self, env, url)
+--- GET one URL and decode it. `name`: the API method's (the response
+-- cache's ttl), or nil. @return value | nil, err
+function calls.get(self, env, url, name)
   if env.tasks and tasks.inside(env) then
-    local values, errs = tasks.get_all(self, env, { url })
+    local values, errs = tasks.get_all(self, env, { url }, name)
     return values[1], errs[1]
   end
-  if calls.in_nginx then return nginx_driver().get(self, url) end
-  return call(self, "GET", url)
+  if calls.in_nginx then return nginx_driver().get(self, url, name) end
+  return call(self, "GET", url, name)
 end
 
 --- GET every URL concurrently. @return values, errs (by index)
-function calls.get_all(self, env, urls)
+function calls.get_all(self, env, urls, name)
   if #urls == 1 then
-    local v, e = calls.get(self, env, urls[1])
+    local v, e = calls.get(self, env, urls[1], name)
     return { v }, { e }
   end
-  if env.tasks and tasks.inside(env) then return tasks.get_all(self, env, urls) end
-  if calls.in_nginx then return nginx_driver().get_all(self, urls, env.concurrency) end
-  return gather(self, env, urls)
+  if env.tasks and tasks.inside(env) then return tasks.get_all(self, env, urls, name) end
+  if calls.in_nginx then return nginx_driver().get_all(self, urls, env.concurrency, name) end
+  return gather(self, env, urls, name)
+end
+
+--- Single lookups inside batch windows (batch_window), where callers can
+-- be parked: started requests and nginx light threads. A plain call has
+-- nothing to wait with and goes out alone.
+-- @return one settled waiter per ID ({value | err | single}), or nil
+function calls.batch_lookup(self, env, spec, ids, urls)
+  if env.tasks and tasks.inside(env) then return tasks.batch_lookup(self, env, spec, ids, urls) end
+  if calls.in_nginx then return nginx_driver().batch_lookup(self, env, spec, ids, urls) end
+  return nil
 end
 
 --- client:access_token() where it runs. @return token, seconds_left | nil, err

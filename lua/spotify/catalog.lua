@@ -10,6 +10,14 @@ local null = core.null
 
 local catalog = {}
 
+-- The public method name a row's GETs go by (the response cache's ttl
+-- table uses these), and that of the single lookups of a plural row.
+local public_name = { audio_feature = "audio_features", audio_features_batch = "audio_features" }
+local single_name = {
+  tracks = "track", albums = "album", artists = "artist", shows = "show", episodes = "episode",
+  audiobooks = "audiobook", chapters = "chapter", audio_features_batch = "audio_features",
+}
+
 local function url_for(env, row, path, id, opts, extra)
   local url = env.api_base .. (id and path:gsub("{id}", id) or path)
   local q
@@ -44,7 +52,7 @@ end
 local function get_path(ctx, self, env, row, path, id, opts, extra)
   local url, why = url_for(env, row, path, id, opts, extra)
   if not url then return nil, ctx.invalid(why) end
-  local value, err = ctx.get(self, env, url)
+  local value, err = ctx.get(self, env, url, public_name[row.name] or row.name)
   if value == nil then return nil, err end
   return unwrap(row, value, url)
 end
@@ -72,7 +80,53 @@ local function check_opts(ctx, opts)
   return true
 end
 
-local function single_method(ctx, row)
+-- With batch_window: lookups join the windows of their kind and options,
+-- where their callers can be parked (ctx.batch_lookup). The window's spec
+-- and each ID's single URL (its not_found names it), or nil.
+local function window_of(env, plural, opts, ids)
+  local base = url_for(env, plural, plural.path, nil, opts)
+  if not base then return nil end
+  local single, urls = { name = plural.name, market = plural.market }, {}
+  for i, id in ipairs(ids) do
+    urls[i] = url_for(env, single, plural.batch.single, id, opts)
+    if not urls[i] then return nil end
+  end
+  return { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }, urls
+end
+
+-- One lookup in a window. Returns value | nil, err, or nil, nil, true to
+-- go out singly.
+local function in_window(ctx, self, env, row, plural, id, opts)
+  local spec, urls = window_of(env, plural, opts, { id })
+  if not spec then return nil, nil, true end
+  local cached = core.peek(self, urls[1], row.name) -- the response cache first: no window, no request
+  if cached then return cached end
+  local waiters = ctx.batch_lookup(self, env, spec, { id }, urls)
+  if not waiters or waiters[1].single then return nil, nil, true end
+  return waiters[1].value, waiters[1].err
+end
+
+-- A plural call's IDs in the windows, with the single lookups of others.
+-- Returns the array | nil, err, or nil, nil, true to go the usual way.
+local function plural_in_window(ctx, self, env, row, ids, opts)
+  local spec, urls = window_of(env, row, opts, ids)
+  local waiters = spec and ctx.batch_lookup(self, env, spec, ids, urls)
+  if not waiters then return nil, nil, true end
+  local out = {}
+  for i, w in ipairs(waiters) do
+    if w.single then return nil, nil, true end
+    if w.value ~= nil then
+      out[i] = w.value
+    elseif w.err.kind == "not_found" then
+      out[i] = null
+    else
+      return nil, w.err
+    end
+  end
+  return out
+end
+
+local function single_method(ctx, row, plural)
   return function(self, id, opts)
     local env, err = ctx.env_of(self)
     if not env then return nil, err end
@@ -80,6 +134,10 @@ local function single_method(ctx, row)
     if not pid then return nil, ctx.invalid(why) end
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
+    if plural and env.batch_window and env.batch and not env.no_batch then
+      local value, berr, single = in_window(ctx, self, env, row, plural, pid, opts)
+      if not single then return value, berr end
+    end
     return fetch(ctx, self, env, row, pid, opts)
   end
 end
@@ -128,7 +186,7 @@ local function by_batches(ctx, self, env, row, ids, opts)
     if not url then return nil, ctx.invalid(why) end
     urls[#urls + 1] = url
   end
-  local out, values, errs = {}, ctx.get_all(self, env, urls)
+  local out, values, errs = {}, ctx.get_all(self, env, urls, public_name[row.name] or row.name)
   for c = 1, #urls do
     local value = values[c]
     if value == nil then return nil, errs[c] end
@@ -155,7 +213,7 @@ local function one_by_one(ctx, self, env, row, ids, opts)
     if not url then return nil, ctx.invalid(why) end
     urls[i] = url
   end
-  local out, values, errs = {}, ctx.get_all(self, env, urls)
+  local out, values, errs = {}, ctx.get_all(self, env, urls, single_name[row.name])
   for i = 1, #urls do
     if values[i] ~= nil then
       out[i] = values[i]
@@ -184,6 +242,10 @@ local function plural_method(ctx, row)
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
     if #parsed == 0 then return {} end
+    if env.batch_window and row.name ~= "audio_features_batch" and env.batch and not env.no_batch then
+      local out, werr, alone = plural_in_window(ctx, self, env, row, parsed, opts)
+      if not alone then return out, werr end
+    end
     if not env.batch or env.no_batch then return one_by_one(ctx, self, env, row, parsed, opts) end
     local out, berr = by_batches(ctx, self, env, row, parsed, opts)
     if out or not unavailable(berr) then return out, berr end
@@ -201,7 +263,10 @@ end
 
 --- Add one method per endpoint row to `methods`.
 function catalog.install(methods, ctx)
-  local by_name = {}
+  local by_name, plural_of = {}, {}
+  for _, row in ipairs(endpoints) do
+    if row.batch and row.name ~= "audio_features_batch" then plural_of[single_name[row.name]] = row end
+  end
   for _, row in ipairs(endpoints) do
     by_name[row.name] = row
     local make
@@ -214,7 +279,7 @@ function catalog.install(methods, ctx)
     else
       make = list_method
     end
-    methods[row.name] = make(ctx, row)
+    methods[row.name] = make(ctx, row, plural_of[row.name])
   end
   -- audio_features takes one ID (one object back) or a list (an array).
   local one, many = methods.audio_feature, methods.audio_features_batch

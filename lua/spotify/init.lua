@@ -27,15 +27,16 @@ end
 -- With the `metrics` option, what a call counted goes to the shared dict
 -- as it returns: every method reaches the drivers through these two.
 local function counted(fn)
-  return function(self, env, arg)
-    local a, b = fn(self, env, arg)
+  return function(self, env, ...)
+    local a, b = fn(self, env, ...)
     if env.metrics then prometheus.flush(self, env) end
     return a, b
   end
 end
 local get, get_all = counted(calls.get), counted(calls.get_all)
 
-local context = { env_of = env_of, get = get, get_all = get_all, invalid = invalid }
+local context = { env_of = env_of, get = get, get_all = get_all, invalid = invalid,
+  batch_lookup = counted(calls.batch_lookup) }
 
 --- Make a client. See the README for every option.
 -- @tparam[opt] table opts options
@@ -45,6 +46,7 @@ function spotify.client(opts)
   o.cache = o.cache or core.memory_cache()
   local client = core.new(o, {
     api_base = o.api_base, market = o.market, batch = o.batch, concurrency = o.concurrency,
+    batch_window = o.batch_window and o.batch_window > 0 and o.batch_window or nil,
     -- what the nginx driver needs to move bytes (libcurl has them in C)
     transport = {
       timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
@@ -197,6 +199,7 @@ core.client_mt.__index = methods
 -- so its started requests finish too.
 core.client_mt.__close = function(self) methods.close(self) end
 
+spotify.responses = require("spotify.responses").new
 spotify.cache.memory = require("spotify.cache.memory").new
 spotify.cache.file = require("spotify.cache.file").new
 spotify.cache.shdict = function(...) return require("spotify.cache.shdict").new(...) end

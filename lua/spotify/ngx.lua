@@ -10,6 +10,7 @@
 -- client's `ca_file` cannot apply here). A `proxy` must be an http://
 -- proxy: absolute-form requests for http://, a CONNECT tunnel for https://.
 -- @module spotify.ngx
+local batch = require "spotify.batch"
 local core = require "spotify.core"
 
 local now, new_exchange, env_of = core.now, core.exchange, core.env
@@ -281,7 +282,8 @@ local function attempt(t, sock, reused, deadline, method, request)
   else
     sock:close()
   end
-  return { status = head.status, body = body, retry_after = head.headers["retry-after"] }
+  return { status = head.status, body = body, retry_after = head.headers["retry-after"],
+    cache_control = head.headers["cache-control"] }
 end
 
 -- A proxy option as a URL table, or nil, detail when it cannot be used.
@@ -315,7 +317,8 @@ local function send(x, t, method, url, auth, body)
     if not reused then opened = opened + 1 end
     local answer, err, stale = attempt(t, sock, reused, deadline, method, request)
     if answer then
-      return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened)
+      return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened,
+        answer.cache_control)
     end
     sock:close()
     if not stale then
@@ -350,7 +353,7 @@ local function drive(self, x)
     elseif act == "cache" then
       -- a: the operation, b, c, d: its arguments. Lua caches (shdict,
       -- resty.redis) may yield, so the driver calls them, not C.
-      local cache = core.cache(self)
+      local cache = x:cache_object()
       local fn = cache and cache[a]
       if fn == nil then
         act, a, b, c, d = x:cache(nil)
@@ -368,9 +371,9 @@ end
 -- Raises when the current phase has no cosockets (init, set, log,
 -- header/body filter, ...).
 -- @return the decoded value, or nil, err
-function M.get(self, url)
+function M.get(self, url, name)
   check_phase(2)
-  return drive(self, new_exchange(self, "api", "GET", url))
+  return drive(self, new_exchange(self, "api", "GET", url, name))
 end
 
 --- The client's token, fetched or renewed over cosockets when needed.
@@ -380,18 +383,55 @@ function M.access_token(self)
   return drive(self, new_exchange(self, "token", "POST", ""))
 end
 
+--- Single lookups in their batch windows (batch_window), among the light
+-- threads and requests of this worker: who opens a window sleeps it out,
+-- whoever closes it sends the batch GET, the others wait for it.
+-- @return one settled waiter per ID
+function M.batch_lookup(self, env, spec, ids, urls)
+  check_phase(2)
+  local waiters, mine, opens = {}, {}, {}
+  for i = 1, #ids do
+    local w, waiter = batch.join(env, spec, ids[i], urls[i])
+    w.sema = w.sema or require("ngx.semaphore").new(0)
+    waiters[i] = waiter
+    if not mine[w] then mine[#mine + 1], mine[w] = w, true end
+    if waiter == w.waiters[1] then opens[#opens + 1] = w end
+  end
+  if #opens > 0 then ngx.sleep(math.max(env.batch_window, 0.001)) end
+  for _, w in ipairs(opens) do
+    if not w.closed then batch.close(env, w) end
+  end
+  for _, w in ipairs(mine) do
+    if w.closed and not w.fired then
+      w.fired = true
+      local value, err = M.get(self, batch.url(w), w.spec.name)
+      batch.settle(self, env, w, value, err)
+      w.sema:post(#w.waiters)
+    end
+  end
+  -- Far longer than a batch GET may take; then the caller goes out alone.
+  local t = env.transport
+  local give_up = now() + env.batch_window + (t.timeout + t.connect_timeout) * 4
+  for _, waiter in ipairs(waiters) do
+    local w = waiter.window
+    while not waiter.done and now() < give_up do w.sema:wait(give_up - now()) end
+    if not waiter.done then waiter.single, waiter.done = true, true end
+  end
+  return waiters
+end
+
 --- GET every URL on light threads (`ngx.thread.spawn`), at most
 -- `concurrency` at once. An error raised by one is raised again once all
 -- have stopped.
 -- @return values, errs (by index)
-function M.get_all(self, urls, concurrency)
+function M.get_all(self, urls, concurrency, name)
   check_phase(2)
   local n, values, errs, nxt = #urls, {}, {}, 0
   local function worker()
     while nxt < n do
       nxt = nxt + 1
       local i = nxt
-      values[i], errs[i] = M.get(self, urls[i])
+      values[i], errs[i] = M.get(self, urls[i], name)
     end
   end
   local threads = {}

@@ -42,6 +42,13 @@ local function rate_limit(v)
   end
 end
 
+local function responses(v)
+  local mt = getmetatable(v)
+  if type(v) ~= "userdata" or type(mt) ~= "table" or mt.__name ~= "spotify.responses" then
+    return "a response cache made by spotify.responses{...}"
+  end
+end
+
 local function market(v)
   if type(v) ~= "string" or not (v:match("^%u%u$") or v == "from_token") then
     return "an ISO 3166-1 alpha-2 country code such as \"US\""
@@ -76,6 +83,7 @@ options.checks = {
   concurrency = number_check(1, true), max_body = number_check(1, true),
   deadline = number_check(0, false, true), rate_limit = rate_limit,
   language = language, metrics = metrics,
+  responses = responses, batch_window = number_check(0),
 }
 
 options.defaults = {

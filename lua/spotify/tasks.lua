@@ -2,6 +2,7 @@
 -- running one API method. Its exchanges run on the C core's libcurl multi
 -- driver, retries, waits and token renewal included; the coroutine only
 -- waits for their results, which `poll` hands over.
+local batch = require "spotify.batch"
 local core = require "spotify.core"
 local errors = require "spotify.errors"
 
@@ -67,7 +68,7 @@ end
 --- GET every URL from inside a started request: submit them (at most
 -- `concurrency` in flight), park until every result is in. Returns values
 -- and errs, by index.
-function tasks.get_all(self, env, urls)
+function tasks.get_all(self, env, urls, name)
   local s = env.tasks
   local task = s.by_co[running()]
   local values, errs = {}, {}
@@ -76,7 +77,7 @@ function tasks.get_all(self, env, urls)
   while task.left > 0 do
     while nxt <= #urls and task.in_flight < env.concurrency do
       local tag = tasks.tag(env)
-      local ok, err = core.submit(self, tag, "GET", urls[nxt])
+      local ok, err = core.submit(self, tag, "GET", urls[nxt], name)
       if ok then
         s.waiting[tag] = { task = task, values = values, errs = errs, i = nxt }
         task.in_flight = task.in_flight + 1
@@ -90,13 +91,55 @@ function tasks.get_all(self, env, urls)
   return values, errs
 end
 
+-- Let every parked caller of a settled window go on.
+local function wake(s, w)
+  for _, waiter in ipairs(w.waiters) do
+    local task = waiter.task
+    if task and not task.done and status(task.co) == "suspended" then run(s, task) end
+  end
+end
+
+-- Send a closed window's batch GET; its answer comes back to deliver.
+local function fire(self, env, w)
+  w.fired = true
+  local tag = tasks.tag(env)
+  local ok, err = core.submit(self, tag, "GET", batch.url(w), w.spec.name)
+  if ok then
+    env.tasks.waiting[tag] = { window = w }
+  else
+    batch.settle(self, env, w, nil, err)
+    wake(env.tasks, w)
+  end
+end
+
+--- Single lookups from inside a started request, parked in their batch
+-- windows until every batch is answered.
+-- @return one settled waiter per ID
+function tasks.batch_lookup(self, env, spec, ids, urls)
+  local s = env.tasks
+  local task, waiters = s.by_co[running()], {}
+  for i = 1, #ids do
+    local w, waiter = batch.join(env, spec, ids[i], urls[i])
+    waiter.task, waiters[i] = task, waiter
+    if w.closed and not w.fired then fire(self, env, w) end
+  end
+  for i = 1, #waiters do
+    while not waiters[i].done do yield() end
+  end
+  return waiters
+end
+
 --- Hand one finished exchange {tag, value | err} to the request waiting
 -- for it, and let that request go on once all of its results are in.
-function tasks.deliver(env, r)
+function tasks.deliver(env, r, self)
   local s = env.tasks
   local w = s and s.waiting[r.tag]
   if not w then return end
   s.waiting[r.tag] = nil
+  if w.window then
+    batch.settle(self, env, w.window, r.value, r.err)
+    return wake(s, w.window)
+  end
   w.values[w.i], w.errs[w.i] = r.value, r.err
   local task = w.task
   task.left, task.in_flight = task.left - 1, task.in_flight - 1
@@ -108,8 +151,13 @@ end
 function tasks.poll(self, env, wait)
   local s = env.tasks
   if not s or s.count == 0 then return 0 end
-  local done = core.run(self, wait)
-  for i = 1, #done do tasks.deliver(env, done[i]) end
+  local due, soonest = batch.due(env)
+  for _, w in ipairs(due) do fire(self, env, w) end
+  if soonest and soonest < wait then wait = soonest end
+  local done, pending = core.run(self, wait)
+  -- Only windows open: wait for the first to be due, as asked.
+  if #done == 0 and pending == 0 and soonest and wait > 0 then core.sleep(wait) end
+  for i = 1, #done do tasks.deliver(env, done[i], self) end
   return s.count
 end
 
@@ -136,6 +184,7 @@ function tasks.close_all(env)
   local s = env.tasks
   if not s then return end
   s.waiting = {}
+  env.windows = nil
   for _, task in pairs(s.by_co) do
     finish(s, task, true, nil, errors.new("closed", { message = "client is closed" }))
   end

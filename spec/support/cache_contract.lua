@@ -47,6 +47,17 @@ function contract.checks(sleep)
     expect(make():get("contract:shared") == "x", "a second cache does not see the first one's entry")
   end)
 
+  check("a response store's entry: a URL key and 200 KB of JSON come back whole", function(make)
+    -- spotify.responses keeps answers (a search page is about 100 KB) under their URL
+    local c = make()
+    local key = "contract:response:https://api.spotify.com/v1/search?q=a%20b&type=track,album&market=DE"
+    local parts = {}
+    for i = 1, 4000 do parts[i] = ('{"id":"%022d","name":"n\\u00e9 %d"}'):format(i, i) end
+    local value = "1796000000.000 1796000300.000\n[" .. table.concat(parts, ",") .. "]"
+    c:set(key, value, 60)
+    expect(make():get(key) == value, "the entry changed on its way")
+  end)
+
   check("lock: one owner at a time, free again after unlock or its ttl", function(make)
     local one, two = make(), make()
     if not one.lock then return end

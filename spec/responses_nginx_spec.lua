@@ -1,0 +1,92 @@
+-- The response cache inside nginx: a process tier per worker in front of a
+-- shared dict every worker reads, over cosockets (the cache actions of the
+-- nginx driver). Counts come from the fake's log.
+local cjson = require "cjson"
+local fake = require "spec.support.fake"
+local nginx = require "spec.support.nginx"
+
+-- /track?id=ID&mutate=1: client:track through a client whose responses
+-- store is ngx.shared.spotify_responses; answers {name, pid, stats}.
+local APP = [=[
+local spotify = require "spotify"
+local cjson = require "cjson"
+local options = require "spec_options"
+local app, c = {}, nil
+
+local function client()
+  if c then return c end
+  local o = {}
+  for k, v in pairs(options) do o[k] = v end
+  o.responses = spotify.responses {
+    store = spotify.cache.shdict(ngx.shared.spotify_responses), ttl = { track = 3600 },
+  }
+  c = spotify.client(o)
+  return c
+end
+
+function app.track()
+  local a = ngx.req.get_uri_args()
+  local t, err = client():track(a.id)
+  local name = t and t.name
+  if t and a.mutate then t.name = "changed" end
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode { name = name, err = err and err.kind, pid = ngx.worker.pid(), stats = client():stats() })
+end
+
+return app
+]=]
+
+local function ids(n)
+  local out = {}
+  for i = 1, n do out[i] = ("N%021d"):format(i) end
+  return out
+end
+
+describe("the response cache inside nginx (2 workers, shdict store)", function()
+  local f, server
+  setup(function()
+    f = fake.start()
+    server = nginx.start {
+      workers = 2,
+      http = table.concat({
+        nginx.package_paths(),
+        "lua_shared_dict spotify_tokens 1m;",
+        "lua_shared_dict spotify_responses 8m;",
+        "lua_socket_log_errors off;",
+        "init_by_lua_block { require 'spotify' }",
+      }, "\n  "),
+      server = "location = /track { content_by_lua_block { require('spec_app').track() } }",
+      files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = "return " .. ([[{ client_id = %q,
+        client_secret = %q, api_base = %q, token_url = %q }]]):format("test-id", "test-secret",
+        f.api_base, f.token_url) },
+    }
+  end)
+  teardown(function()
+    if server then server:stop() end
+    if f then f:stop() end
+  end)
+
+  it("asks Spotify once per ID for 400 requests over 20 IDs on both workers", function()
+    local list = ids(20)
+    for _, id in ipairs(list) do -- each ID once, in whichever worker takes it
+      local status, body = server:get("/track?mutate=1&id=" .. id)
+      assert.equal(200, status, body)
+    end
+    assert.equal(20, #f:log_for "/v1/tracks/")
+    local paths = {}
+    for i = 1, 400 do paths[i] = "/track?mutate=1&id=" .. list[(i - 1) % 20 + 1] end
+    local results = server:parallel(paths, 50)
+    local pids, workers, shared = {}, 0, 0
+    for i = 1, 400 do
+      assert.equal(200, results[i].status, results[i].body)
+      local reply = cjson.decode(results[i].body)
+      assert.is_nil(reply.err)
+      assert.equal("Austerity", reply.name) -- never what an earlier caller changed it to
+      if not pids[reply.pid] then pids[reply.pid], workers = true, workers + 1 end
+      shared = math.max(shared, reply.stats.response_shared_hits)
+    end
+    assert.equal(2, workers)
+    assert.is_true(shared > 0)
+    assert.equal(20, #f:log_for "/v1/tracks/")
+  end)
+end)

@@ -1,0 +1,342 @@
+-- spotify.responses{...}: the response cache (process tier, shared tier,
+-- ttl by method or max-age, only 200s, copies, stale_if_error). Counts come
+-- from the fake's log.
+local spotify = require "spotify"
+local core = require "spotify.core"
+local fake = require "spec.support.fake"
+
+local ID = "4iV5W9uYEdYUVa79Axb7Rh"
+local ALBUM = "4EcfbzCtbJDk2wMwhT4D1h"
+
+-- n distinct valid track IDs the fake knows.
+local function ids(n)
+  local out = {}
+  for i = 1, n do out[i] = ("T%021d"):format(i) end
+  return out
+end
+
+describe("spotify.responses", function()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function() f:reset() end)
+
+  local function client(responses, extra)
+    local o = { responses = responses, max_retries = 0 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return spotify.client(fake.client_opts(f, o))
+  end
+
+  describe("options", function()
+    it("raises naming the option", function()
+      assert.has_error(function() spotify.responses { ttl = "long" } end)
+      assert.has_error(function() spotify.responses { ttl = { track = -1 } } end)
+      assert.has_error(function() spotify.responses { lru = -1 } end)
+      assert.has_error(function() spotify.responses { lru = 1.5 } end)
+      assert.has_error(function() spotify.responses { store = 5 } end)
+      assert.has_error(function() spotify.responses { stale_if_error = "x" } end)
+      assert.has_error(function() spotify.responses { colour = 1 } end)
+      assert.has_error(function() spotify.responses(5) end)
+      local ok, err = pcall(spotify.responses, { lru = -1 })
+      assert.is_false(ok)
+      assert.matches("lru", tostring(err))
+      ok, err = pcall(spotify.client, fake.client_opts(f, { responses = {} }))
+      assert.is_false(ok)
+      assert.matches("responses", tostring(err))
+    end)
+
+    it("takes no options at all", function()
+      assert.equal("userdata", type(spotify.responses()))
+      assert.equal("userdata", type(spotify.responses {}))
+    end)
+  end)
+
+  describe("process tier", function()
+    it("reaches Spotify once per distinct URL", function()
+      local c = client(spotify.responses { ttl = { track = 3600 } })
+      local list = ids(10)
+      for round = 1, 5 do
+        for _, id in ipairs(list) do
+          local t = assert(c:track(id))
+          assert.equal(id, t.id, "round " .. round)
+        end
+      end
+      assert.equal(10, #f:log_for "/v1/tracks/")
+      local s = c:stats()
+      assert.equal(40, s.response_hits)
+      assert.equal(0, s.response_shared_hits)
+      c:close()
+    end)
+
+    it("keys by the full URL: another market is another entry", function()
+      local c = client(spotify.responses { ttl = 3600 })
+      assert(c:track(ID, { market = "US" }))
+      assert(c:track(ID, { market = "DE" }))
+      assert(c:track(ID, { market = "US" }))
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("keys by language too: a localized answer is another entry, in each tier", function()
+      local responses = spotify.responses { ttl = 3600, store = spotify.cache.memory() }
+      local de = client(responses, { language = "de" })
+      local fr = client(responses, { language = "fr" })
+      local plain = client(responses)
+      assert(de:track(ID))
+      assert(fr:track(ID))
+      assert(plain:track(ID))
+      assert(de:track(ID))
+      assert(fr:track(ID))
+      local log = f:log_for "/v1/tracks/"
+      assert.equal(3, #log)
+      local asked = {}
+      for _, r in ipairs(log) do
+        asked[type(r.accept_language) == "string" and r.accept_language or "none"] = true
+      end
+      assert.same({ de = true, fr = true, none = true }, asked)
+      assert.equal(1, de:stats().response_hits)
+      assert.equal(1, fr:stats().response_hits)
+      de:close()
+      fr:close()
+      plain:close()
+    end)
+
+    it("hands out answers a caller may change without changing another's", function()
+      local c = client(spotify.responses { ttl = 3600 })
+      local first = assert(c:track(ID))
+      local name, album = first.name, first.album.name
+      first.name, first.album.name, first.artists = "changed", "changed", nil
+      local second = assert(c:track(ID))
+      assert.equal(name, second.name)
+      assert.equal(album, second.album.name)
+      assert.is_table(second.artists)
+      assert.are_not.equal(first, second)
+      second.name = "again"
+      assert.equal(name, assert(c:track(ID)).name)
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("drops the least recently used answer beyond lru", function()
+      local c = client(spotify.responses { ttl = 3600, lru = 2 })
+      local list = ids(3)
+      local a, b, d = list[1], list[2], list[3]
+      assert(c:track(a))
+      assert(c:track(b))
+      assert(c:track(a))          -- a is now the most recent
+      assert(c:track(d))          -- drops b
+      assert(c:track(a))
+      assert.equal(3, #f:log_for "/v1/tracks/")
+      assert(c:track(b))
+      assert.equal(4, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("with lru = 0 keeps nothing in the process", function()
+      local c = client(spotify.responses { ttl = 3600, lru = 0 })
+      assert(c:track(ID))
+      assert(c:track(ID))
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("caches a method by its ttl; 0 and unlisted methods under default = 0 never", function()
+      local c = client(spotify.responses { ttl = { default = 0, track = 3600 } })
+      for _ = 1, 3 do
+        assert(c:track(ID))
+        assert(c:album(ALBUM))
+      end
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      assert.equal(3, #f:log_for "/v1/albums/")
+      c:close()
+    end)
+
+    it("without a ttl follows Spotify's Cache-Control max-age", function()
+      f:faults { { path = "/v1/search", times = -1, headers = { ["Cache-Control"] = "public, max-age=300" } } }
+      local c = client(spotify.responses {})
+      for _ = 1, 3 do
+        assert(c:search("abba"))
+        assert(c:track(ID)) -- no max-age: not kept
+      end
+      assert.equal(1, #f:log_for "/v1/search")
+      assert.equal(3, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("keeps only 200 answers", function()
+      local c = client(spotify.responses { ttl = 3600 })
+      for _ = 1, 2 do
+        local v, err = c:track("Unknown00000000000000A")
+        assert.is_nil(v)
+        assert.equal("not_found", err.kind)
+      end
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("serves plural calls, started requests and pages' first GETs too", function()
+      local c = client(spotify.responses { ttl = 3600 }, { batch = false })
+      local list = ids(4)
+      assert(c:tracks(list))
+      assert.equal(4, #f:log_for "/v1/tracks/")
+      local all = assert(c:tracks(list))
+      assert.equal(list[3], all[3].id)
+      local req = c:start("track", list[2])
+      local give_up = core.now() + 5
+      while not req:done() and core.now() < give_up do c:poll(0.01) end
+      assert.equal(list[2], assert(req:result()).id)
+      assert.equal(4, #f:log_for "/v1/tracks/")
+      assert.equal(5, c:stats().response_hits)
+      c:close()
+    end)
+
+    it("one object serves several clients", function()
+      local r = spotify.responses { ttl = 3600 }
+      local c1, c2 = client(r), client(r)
+      assert(c1:track(ID))
+      assert(c2:track(ID))
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      assert.equal(1, c2:stats().response_hits)
+      c1:close()
+      assert(c2:track(ID)) -- a closed client takes nothing with it
+      c2:close()
+    end)
+  end)
+
+  describe("shared tier", function()
+    local function shared_by_two(store)
+      local c1 = client(spotify.responses { store = store, ttl = 3600 })
+      local c2 = client(spotify.responses { store = store, ttl = 3600 })
+      local a = assert(c1:track(ID))
+      local b = assert(c2:track(ID))
+      assert.equal(a.id, b.id)
+      assert.equal(a.name, b.name)
+      assert(c2:track(ID))
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      assert.equal(1, c2:stats().response_shared_hits)
+      assert.equal(1, c2:stats().response_hits)
+      c1:close()
+      c2:close()
+    end
+
+    it("answers from a memory store", function() shared_by_two(spotify.cache.memory()) end)
+
+    it("answers from a Redis store", function()
+      local redis = require("spec.support.redis").start()
+      local ok, err = pcall(shared_by_two, spotify.cache.redis(redis:connect(), { prefix = "responses:" }))
+      redis:stop()
+      assert(ok, err)
+    end)
+
+    it("answers from a file store", function()
+      shared_by_two(spotify.cache.file(fake.workdir() .. "/responses-" .. tostring(os.time()) .. ".json"))
+    end)
+
+    it("answers from a custom store; one that raises is a miss, never an error", function()
+      local t = {}
+      local custom = {
+        get = function(_, k) return t[k] end,
+        set = function(_, k, v) t[k] = v end,
+      }
+      shared_by_two(custom)
+      f:reset()
+      local broken = { get = function() error "down" end, set = function() error "down" end }
+      local c = client(spotify.responses { store = broken, ttl = 3600, lru = 0 })
+      assert(c:track(ID))
+      assert(c:track(ID))
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      assert.equal(0, c:stats().cache_errors) -- the token cache is not the one that failed
+      c:close()
+    end)
+
+    it("ignores a stored value that is not one of its entries", function()
+      local store = spotify.cache.memory()
+      local c = client(spotify.responses { store = store, ttl = 3600, lru = 0 })
+      store:set("response:" .. f.api_base .. "/tracks/" .. ID, "garbage", 60)
+      assert.equal(ID, assert(c:track(ID)).id)
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+  end)
+
+  describe("stale_if_error", function()
+    local clock
+    setup(function() clock = require("spec.support.virtual_clock").install() end)
+    teardown(function() core.virtual_clock(false) end)
+
+    local function expired(responses)
+      local c = client(responses)
+      local first = assert(c:track(ID))
+      core.sleep(120) -- the virtual clock: past the ttl
+      return c, first
+    end
+
+    for _, fault in ipairs {
+      { status = 500 }, { status = 503 }, { action = "truncate" },
+      { status = 429, headers = { ["Retry-After"] = "1" } },
+    } do
+      it("lets an expired answer stand in for " .. (fault.status or fault.action), function()
+        clock.reset()
+        local c, first = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
+        fault.path = "/v1/tracks"
+        f:faults { fault }
+        local t, err = c:track(ID)
+        assert.is_nil(err)
+        assert.equal(first.name, t.name)
+        assert.equal(1, c:stats().response_stale)
+        assert.equal(2, #f:log_for "/v1/tracks/")
+        c:close()
+      end)
+    end
+
+    it("fails as usual without stale_if_error, or once the answer is too old", function()
+      local c = expired(spotify.responses { ttl = 60 })
+      f:faults { { path = "/v1/tracks", status = 500 } }
+      local t, err = c:track(ID)
+      assert.is_nil(t)
+      assert.equal("server", err.kind)
+      c:close()
+      local c2 = expired(spotify.responses { ttl = 60, stale_if_error = 30 })
+      f:faults { { path = "/v1/tracks", status = 500 } }
+      t, err = c2:track(ID)
+      assert.is_nil(t)
+      assert.equal("server", err.kind)
+      assert.equal(0, c2:stats().response_stale)
+      c2:close()
+    end)
+
+    it("stands in while an earlier 429 holds the client, without waiting", function()
+      clock.reset()
+      local c = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      local other = "0TnOYISbd1XYRBk9myaseg"
+      f:faults { { path = "/v1/artists", status = 429, headers = { ["Retry-After"] = "30" } } }
+      local _, err = c:artist(other)
+      assert.equal("rate_limited", err.kind)
+      clock.reset()
+      local t, terr = c:track(ID)
+      assert.is_nil(terr)
+      assert.equal(ID, t.id)
+      assert.equal(1, c:stats().response_stale)
+      assert.equal(0, #clock.waits) -- no wait for the penalty
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("never stands in for a 404", function()
+      local c = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      f:faults { { path = "/v1/tracks", status = 404 } }
+      local t, err = c:track(ID)
+      assert.is_nil(t)
+      assert.equal("not_found", err.kind)
+      c:close()
+    end)
+
+    it("renews an expired answer once Spotify answers again", function()
+      local c = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      assert(c:track(ID))
+      assert(c:track(ID))
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+  end)
+end)

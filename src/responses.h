@@ -1,0 +1,71 @@
+/* The response cache (spotify.responses{...}): a process tier of answers
+ * (least recently used dropped first) in front of a shared tier, any cache
+ * object (the token cache vtable), holding the JSON text. The exchange
+ * machine decides when to look and when to store (engine.c); this file
+ * only keeps entries. One object may serve several clients. */
+#ifndef SPOTIFY_RESPONSES_H
+#define SPOTIFY_RESPONSES_H
+
+#include <stddef.h>
+
+#include "cache.h"
+
+#define SPOTIFY_RESPONSES_MT "spotify.responses"
+
+typedef struct spotify_rentry spotify_rentry;
+
+typedef struct spotify_ttl_rule {
+  char *name;
+  double ttl;
+} spotify_ttl_rule;
+
+typedef struct spotify_responses {
+  spotify_cache store; /* vt NULL: no shared tier */
+  spotify_ttl_rule *rules;
+  int nrules;
+  double ttl_default; /* < 0: none, Cache-Control max-age decides */
+  double stale;       /* stale_if_error: seconds an expired answer may stand in */
+  int lru_max, count;
+  spotify_rentry **buckets;
+  size_t nbuckets;
+  spotify_rentry *newest, *oldest;
+} spotify_responses;
+
+/* The answer kept for a key: its text (valid until the next store into
+ * r) and the wall-clock times it is fresh and usable stale until. */
+typedef struct spotify_rlook {
+  const char *text;
+  size_t len;
+  double fresh_until, stale_until;
+} spotify_rlook;
+
+/* The ttl of a method name (NULL: of an unnamed GET): > 0 seconds, 0 never
+ * cached, < 0 whatever the answer's max-age says. */
+double spotify_responses_ttl(const spotify_responses *r, const char *name);
+/* The process tier: 1 and *out when an entry (fresh or stale) is kept. */
+int spotify_responses_find(lua_State *L, spotify_responses *r, const char *key, spotify_rlook *out);
+void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, const char *text,
+                           size_t len, double fresh_until, double stale_until);
+/* Push a copy of the decoded answer kept for key; 0 (nothing pushed) when
+ * there is none to copy. */
+int spotify_responses_push_copy(lua_State *L, spotify_responses *r, const char *key);
+/* Push a copy of a fresh process-tier answer for key; 0 when there is none. */
+int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key);
+/* The shared tier's value: "fresh_until stale_until\n" then the text
+ * (malloc'd; NULL when out of memory), and its parse. */
+char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,
+                              size_t *out_len);
+int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out);
+/* The key of an answer: its URL, and the language it was asked in (a
+ * localized answer is another answer), malloc'd. */
+char *spotify_responses_variant(const char *url, const char *language);
+/* The store key of an answer's key, malloc'd. */
+char *spotify_responses_key(const char *variant);
+
+/* Cache-Control's max-age in seconds (a header value of len bytes); 0
+ * when absent or when the answer may not be kept (no-store, no-cache). */
+double spotify_parse_max_age(const char *value, size_t len);
+
+spotify_responses *spotify_check_responses(lua_State *L, int i);
+
+#endif
