@@ -9,6 +9,11 @@ local nginx = require "spec.support.nginx"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local UNKNOWN = "UnknownAAAAAAAAAAAAAAA"
+
+-- The i-th of distinct IDs the fake knows (or, unknown, answers 404 for):
+-- identical requests in flight together are coalesced into one.
+local function known(i) return ("T%021d"):format(i) end
+local function unknown(i) return ("Unknown%015d"):format(i) end
 local OUTCOMES = { "2xx", "4xx", "429", "5xx", "network", "timeout" }
 
 -- The Accept-Language the fake saw (JSON null when none).
@@ -268,7 +273,7 @@ describe("option language with libcurl", function()
     f:reset()
     local c = spotify.client(fake.client_opts(f, { language = "es-ES", batch = false }))
     assert.is_table(c:track(ID))
-    local list = assert(c:tracks { ID, ID, ID })
+    local list = assert(c:tracks { known(1), known(2), known(3) })
     assert.equal(3, #list)
     c:close()
     local api, tokens = 0, 0
@@ -313,7 +318,7 @@ local function steered_calls(f, c)
   _, err = c:track(ID)
   assert.equal("timeout", err.kind)
   f:faults {}
-  local list = assert(c:tracks { ID, ID })
+  local list = assert(c:tracks { known(1), known(2) })
   assert.equal(2, #list)
   -- 2xx: 3 + 1 + 1 + 2 (plural, batch = false); each fault adds its own
   return { ["2xx"] = 7, ["4xx"] = 1, ["429"] = 1, ["5xx"] = 1, network = 2, timeout = 2 }
@@ -508,7 +513,7 @@ describe("spotify.prometheus(ngx.shared.NAME) across two nginx workers", functio
   it("counts every worker's requests as the fake saw them, with Accept-Language on API requests", function()
     f:reset()
     local paths = {}
-    for i = 1, 100 do paths[i] = "/call?id=" .. (i % 10 == 0 and UNKNOWN or ID) end
+    for i = 1, 100 do paths[i] = "/call?id=" .. (i % 10 == 0 and unknown(i) or known(i)) end
     local results = server:parallel(paths, 20)
     local pids, workers = {}, 0
     for i = 1, 100 do
@@ -563,7 +568,7 @@ describe("examples/nginx serves /metrics", function()
 
   it("with the requests of both workers", function()
     local paths = {}
-    for i = 1, 40 do paths[i] = "/track/" .. (i % 4 == 0 and UNKNOWN or ID) end
+    for i = 1, 40 do paths[i] = "/track/" .. (i % 4 == 0 and unknown(i) or known(i)) end
     for _, r in ipairs(server:parallel(paths, 10)) do assert.is_true(r.status == 200 or r.status == 404) end
     local status, body = server:get "/metrics"
     assert.equal(200, status)
