@@ -104,19 +104,9 @@ static void observe(lua_State *L, spotify_exchange *x, const spotify_outcome *o,
   call_hook(L, c);
 }
 
-/* Push s with every occurrence of secret replaced by "<token>". */
+/* Push s with every form of secret replaced by "<token>" (errors.c). */
 static void push_redacted(lua_State *L, const char *s, const char *secret) {
-  luaL_Buffer b;
-  size_t n = secret ? strlen(secret) : 0;
-  luaL_buffinit(L, &b);
-  const char *hit;
-  while (n > 0 && (hit = strstr(s, secret)) != NULL) {
-    luaL_addlstring(&b, s, (size_t)(hit - s));
-    luaL_addstring(&b, "<token>");
-    s = hit + n;
-  }
-  luaL_addstring(&b, s);
-  luaL_pushresult(&b);
+  spotify_push_redacted(L, s, secret);
 }
 
 /* A cache that fails never fails the call: it is counted and reported. A

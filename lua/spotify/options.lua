@@ -79,6 +79,10 @@ function options.resolve(given, version)
       error("spotify.client: unknown option '" .. tostring(k) .. "'", 3)
     end
     local want = check(v)
+    if not want and type(v) == "string" and v:find "%c" then
+      -- never quoted: the value may be a secret
+      error(("spotify.client: option '%s' must not hold control characters (CR, LF, NUL ...)"):format(k), 3)
+    end
     if want then
       error(("spotify.client: option '%s' must be %s, got %s"):format(k, want,
         type(v) == "string" and ("%q"):format(v) or type(v)), 3)
@@ -96,6 +100,10 @@ function options.resolve(given, version)
     for _, k in ipairs { "client_id", "client_secret" } do
       if o[k] == nil or o[k] == "" then
         error(("spotify.client: option '%s' missing (pass it or set %s)"):format(
+          k, "SPOTIFY_" .. k:upper()), 3)
+      end
+      if o[k]:find "%c" then
+        error(("spotify.client: option '%s' (from %s) must not hold control characters"):format(
           k, "SPOTIFY_" .. k:upper()), 3)
       end
     end

@@ -108,7 +108,8 @@ class State:
     def issue_token(self):
         with self.lock:
             self.issued += 1
-            token = "tok-%d-%d" % (os.getpid(), self.issued)
+            # config token_prefix: tokens holding characters a secret may hold
+            token = "%s-%d-%d" % (self.config.get("token_prefix", "tok"), os.getpid(), self.issued)
             self.tokens[token] = time.monotonic() + self.config["expires_in"]
             return token, self.config["expires_in"]
 
@@ -598,6 +599,23 @@ class Handler(BaseHTTPRequestHandler):
             piece = data[: len(data) // 2]
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.flush()
+            return self.drop()
+        if action == "raw":
+            # A hostile answer as given: `head`, then `fill` written `count`
+            # times (`interval` s apart), `tail`, then `hold` s before closing.
+            self.close_connection = True
+            try:
+                self.wfile.write(fault.get("head", "").encode("latin-1"))
+                fill = fault.get("fill", "").encode("latin-1")
+                for _ in range(int(fault.get("count", 0))):
+                    self.wfile.write(fill)
+                    self.wfile.flush()
+                    time.sleep(float(fault.get("interval", 0)))
+                self.wfile.write(fault.get("tail", "").encode("latin-1"))
+                self.wfile.flush()
+                time.sleep(float(fault.get("hold", 0)))
+            except OSError:
+                pass
             return self.drop()
         if action == "slow_headers":
             time.sleep(float(fault.get("seconds", 1)))
