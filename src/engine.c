@@ -298,7 +298,10 @@ static void token_answered(lua_State *L, spotify_exchange *x, const spotify_outc
     x->state = T_UNLOCK;
     return;
   }
-  double ttl = floor(expires_in - c->refresh_buffer);
+  /* The entry lives as long as the token: each reader decides with its own
+   * refresh_buffer whether it is fresh enough (token.c), and an entry never
+   * vanishes just as renewal falls due while a reader looks for it. */
+  double ttl = floor(expires_in);
   free(x->entry);
   x->entry = ttl > 0 ? spotify_token_entry(c->token.value, expires_at, &x->entry_len) : NULL;
   x->entry_ttl = ttl;
