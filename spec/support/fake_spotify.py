@@ -62,8 +62,18 @@ class State:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.gates = threading.Condition()
         self.conn_ids = 0
         self.reset()
+
+    def meet(self, name, n, seconds):
+        """Holds a request until `n` requests of barrier `name` have arrived,
+        at most `seconds`; True when they did (the requests were in flight
+        together), False on giving up."""
+        with self.gates:
+            self.arrived[name] = self.arrived.get(name, 0) + 1
+            self.gates.notify_all()
+            return self.gates.wait_for(lambda: self.arrived.get(name, 0) >= n, timeout=seconds)
 
     def reset(self):
         with self.lock:
@@ -72,6 +82,8 @@ class State:
             self.log = []
             self.tokens = {}     # token -> expires_at (monotonic)
             self.issued = 0
+        with self.gates:
+            self.arrived = {}    # barrier name -> requests arrived
 
     def next_conn(self):
         with self.lock:
@@ -83,6 +95,8 @@ class State:
             for key, value in changes.items():
                 if key == "faults":
                     self.faults = [dict(f) for f in value]
+                    with self.gates:
+                        self.arrived = {}
                 elif key == "revoke":
                     if value:
                         self.tokens = {}
@@ -454,6 +468,10 @@ class Handler(BaseHTTPRequestHandler):
             answer = a
         entry["status"] = answer.status
         if fault:
+            if fault.get("barrier"):
+                # barrier = n: the answer waits for n such requests in flight
+                entry["met"] = STATE.meet(fault.get("path", ""), int(fault["barrier"]),
+                                          float(fault.get("barrier_seconds", 5)))
             return self.faulty(fault, answer)
         self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
 
