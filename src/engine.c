@@ -131,7 +131,20 @@ static void cache_failed(lua_State *L, spotify_exchange *x) {
 
 /* ---- cache operations ---- */
 
+/* A cache that is not used (a file cache met a file it does not trust)
+ * says so once, as a "cache_warning" event: a miss, never an error. */
+static void cache_noted(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  lua_createtable(L, 0, 3);
+  set_string(L, "event", "cache_warning");
+  set_string(L, "op", spotify_cache_op_names[x->cache_req.op]);
+  set_string(L, "message", x->cache_res.note);
+  call_hook(L, c);
+}
+
 static void cache_answered(lua_State *L, spotify_exchange *x) {
+  if (x->cache_res.note) cache_noted(L, x);
   if (x->cache_res.answer == SPOTIFY_ANSWER_FAILED)
     cache_failed(L, x);
   else if (x->cache_res.answer != SPOTIFY_ANSWER_UNSUPPORTED)
