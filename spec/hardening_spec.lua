@@ -145,3 +145,139 @@ describe("redaction", function()
     end)
   end
 end)
+
+describe("transport messages and settings", function()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() f:stop() end)
+  before_each(function() f:reset() end)
+
+  local function hostile(fault)
+    fault.path, fault.action, fault.times = "/v1/tracks/", "raw", 1
+    f:faults { fault }
+  end
+
+  local function client(extra)
+    local o = { max_retries = 0 }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    local c = spotify.client(fake.client_opts(f, o))
+    assert(c:access_token())
+    return c
+  end
+
+  it("calls a header over 100 KB too large, not out of memory", function()
+    local c = client()
+    hostile { head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: ", fill = ("a"):rep(1024), count = 200,
+      tail = "\r\n\r\n{}" }
+    local v, err = c:track "4iV5W9uYEdYUVa79Axb7Rh"
+    assert.is_nil(v)
+    assert.equal("decode", err.kind)
+    assert.matches("headers too many or too large", err.message, 1, true)
+    c:close()
+  end)
+
+  it("refuses a header line over 8 KiB and headers over 64 KiB, as the nginx driver does", function()
+    local c = client()
+    hostile { head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: ", fill = ("a"):rep(1024), count = 9,
+      tail = "\r\n\r\n{}" }
+    local _, err = c:track "4iV5W9uYEdYUVa79Axb7Rh"
+    assert.equal("decode", err.kind)
+    hostile { head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", fill = "X-H: " .. ("a"):rep(1000) .. "\r\n",
+      count = 90, tail = "\r\n{}" }
+    _, err = c:track "4iV5W9uYEdYUVa79Axb7Rh"
+    assert.equal("decode", err.kind)
+    c:close()
+  end)
+
+  it("calls a close in the middle of the headers a network failure, not a decode error", function()
+    local c = client()
+    hostile { head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" }
+    local v, err = c:track "4iV5W9uYEdYUVa79Axb7Rh"
+    assert.is_nil(v)
+    assert.equal("network", err.kind)
+    assert.matches("closed before the end of the response headers", err.message, 1, true)
+    c:close()
+  end)
+
+  -- A script run by a child process with `env` (a shell prefix); its output.
+  local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match "%d+%.%d+")
+  local function child(prefix, body)
+    local path = fake.workdir() .. "/hardening_child.lua"
+    local out = assert(io.open(path, "w"))
+    out:write(("package.path = %q; package.cpath = %q\n"):format(package.path, package.cpath))
+    out:write(("local spotify = require 'spotify'\nlocal api_base, token_url = %q, %q\n")
+      :format(f.api_base, f.token_url))
+    out:write(body)
+    out:close()
+    local p = assert(io.popen(("%s %s %s 2>&1"):format(prefix, LUA, path)))
+    local text = p:read "*a"
+    p:close()
+    return text
+  end
+
+  it("says a connect failed for want of file descriptors", function()
+    local out = child("ulimit -n 64;", [[
+      local c = spotify.client { client_id = "test-id", client_secret = "test-secret", api_base = api_base,
+        token_url = token_url, max_retries = 0 }
+      local held = {}
+      while true do
+        local fh = io.open("/dev/null")
+        if not fh then break end
+        held[#held + 1] = fh
+      end
+      local _, err = c:access_token()
+      print(err and err.message)
+    ]])
+    assert.matches("file descriptors", out, 1, true)
+  end)
+
+  it("takes no proxy from the environment, as the nginx driver does (only the proxy option)", function()
+    local out = child("env http_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9"
+      .. " all_proxy=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 no_proxy= NO_PROXY=", [[
+      local c = spotify.client { client_id = "test-id", client_secret = "test-secret", api_base = api_base,
+        token_url = token_url, max_retries = 0 }
+      local v, err = c:track "4iV5W9uYEdYUVa79Axb7Rh"
+      print(v and v.id or tostring(err))
+    ]])
+    assert.matches("4iV5W9uYEdYUVa79Axb7Rh", out, 1, true)
+  end)
+
+  describe("an http:// token_url to another machine", function()
+    local INSECURE = {
+      token_url = "http://accounts.spotify.invalid/api/token", api_base = "http://api.spotify.invalid/v1",
+    }
+
+    it("is said once through on_request", function()
+      local events = {}
+      local c = spotify.client(fake.client_opts(f, { token_url = INSECURE.token_url, api_base = INSECURE.api_base,
+        proxy = f.base, on_request = function(e) if e.event then events[#events + 1] = e end end }))
+      assert(c:track "4iV5W9uYEdYUVa79Axb7Rh")
+      assert(c:track "4iV5W9uYEdYUVa79Axb7Rh")
+      assert.equal(1, #events)
+      assert.equal("insecure_token_url", events[1].event)
+      assert.matches("travels in clear", events[1].message, 1, true)
+      c:close()
+    end)
+
+    it("is not said for loopback or https", function()
+      for _, url in ipairs { f.token_url, "http://localhost:1/t", "http://[::1]:1/t", "https://accounts.example/t" } do
+        local events = {}
+        local c = spotify.client(fake.client_opts(f, { token_url = url,
+          on_request = function(e) if e.event then events[#events + 1] = e end end }))
+        assert.equal(0, #events, url)
+        c:close()
+      end
+    end)
+
+    it("is a warning of the command line", function()
+      local p = assert(io.popen(("env SPOTIFY_CLIENT_ID=test-id SPOTIFY_CLIENT_SECRET=test-secret "
+        .. "SPOTIFY_TOKEN_URL=%s SPOTIFY_API_BASE=%s SPOTIFY_PROXY=%s SPOTIFY_TOKEN_CACHE= SPOTIFY_ACCESS_TOKEN= "
+        .. "%s bin/spotify track 4iV5W9uYEdYUVa79Axb7Rh 2>&1 >/dev/null"):format(INSECURE.token_url,
+        INSECURE.api_base, f.base, LUA)))
+      local err = p:read "*a"
+      p:close()
+      local _, count = err:gsub("travels in clear", "")
+      assert.equal(1, count, err)
+    end)
+  end)
+end)

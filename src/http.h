@@ -25,6 +25,8 @@ typedef struct spotify_xfer {
   size_t len, cap, max_body;
   double retry_after; /* -1: no usable Retry-After */
   int header_count, too_big, too_many_headers, in_multi;
+  size_t header_bytes; /* of the current response's header lines */
+  int headers_ended;   /* its blank line came: a close before it is not an answer */
   char errbuf[CURL_ERROR_SIZE];
 } spotify_xfer;
 

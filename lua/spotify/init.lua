@@ -31,6 +31,10 @@ local context = { env_of = env_of, get = calls.get, get_all = calls.get_all, inv
 function spotify.client(opts)
   local o = options.resolve(opts, spotify.VERSION)
   o.cache = o.cache or core.memory_cache()
+  local insecure = not o.access_token and options.insecure_token_url(o.token_url)
+  if insecure and o.on_request then -- said once, when the client is made
+    pcall(o.on_request, { event = "insecure_token_url", message = insecure })
+  end
   return core.new(o, {
     api_base = o.api_base, market = o.market, batch = o.batch, concurrency = o.concurrency,
     -- what the nginx driver needs to move bytes (libcurl has them in C)

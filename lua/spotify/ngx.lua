@@ -315,9 +315,8 @@ end
 -- means), and a description.
 local function failure_of(err, u)
   if err == "too big" then return "too_big", "response body larger than max_body" end
-  if err == "too many headers" then return "too_many_headers", "response has too many header lines" end
-  if err == "headers too large" or err == "line too long" then
-    return "too_many_headers", "response header too large (over 8 KiB a line or 64 KiB in all)"
+  if err == "too many headers" or err == "headers too large" or err == "line too long" then
+    return "too_many_headers", "response headers too many or too large"
   end
   if err == "timeout" then return "timeout", "request to " .. u.host .. " timed out" end
   return "broken", "connection to " .. u.host .. " failed: " .. tostring(err)

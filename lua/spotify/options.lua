@@ -67,6 +67,21 @@ options.defaults = {
   concurrency = 8, max_body = 64 * 1024 * 1024,
 }
 
+-- Hosts whose traffic never leaves the machine.
+local function loopback(host)
+  host = host:lower()
+  return host == "localhost" or host:match "^127%.%d+%.%d+%.%d+$" ~= nil or host == "::1"
+end
+
+--- A warning when `token_url` is plain http:// to another machine (the
+-- client secret would travel in clear), or nil.
+function options.insecure_token_url(token_url)
+  if type(token_url) ~= "string" then return nil end
+  local host = token_url:match "^[hH][tT][tT][pP]://%[([^%]]+)%]" or token_url:match "^[hH][tT][tT][pP]://([^/:?#]+)"
+  if not host or loopback(host) then return nil end
+  return "token_url " .. token_url .. " is plain http:// to another machine: the client secret travels in clear"
+end
+
 --- Check `given` and return a new table with defaults filled in.
 function options.resolve(given, version)
   if given ~= nil and type(given) ~= "table" then
