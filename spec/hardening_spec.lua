@@ -146,6 +146,33 @@ describe("redaction", function()
   end
 end)
 
+describe("redaction in errors", function()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() f:stop() end)
+
+  for name, form in pairs { raw = function(t) return t end, ["url-encoded"] = url_encoded } do
+    it("keeps the token out of an error whose server message quotes it (" .. name .. ")", function()
+      f:reset()
+      f:config { token_prefix = [[t"o\k/e]] }
+      local c = spotify.client(fake.client_opts(f, { max_retries = 0 }))
+      local token = assert(c:access_token())
+      local cjson = require "cjson"
+      f:faults { { path = "/v1/tracks/", status = 400,
+        body = cjson.encode { error = { status = 400, message = "bad token " .. form(token) } } } }
+      local _, err = c:track "4iV5W9uYEdYUVa79Axb7Rh"
+      assert.equal("bad_request", err.kind)
+      assert.matches("<token>", err.message, 1, true)
+      for _, text in ipairs { err.message, tostring(err) } do
+        assert.is_nil(text:find(token, 1, true), text)
+        assert.is_nil(text:find(url_encoded(token), 1, true), text)
+      end
+      c:close()
+      f:config { token_prefix = "tok" }
+    end)
+  end
+end)
+
 describe("transport messages and settings", function()
   local f
   setup(function() f = fake.start {} end)

@@ -517,6 +517,16 @@ static int retry_later(spotify_exchange *x, int attempt, double retry_after, lon
 }
 
 /* The verdict on an outcome that is not a 2xx, with x->error set. */
+/* A server's message may quote the token it was sent, in any form. */
+static void redact_error(lua_State *L, spotify_exchange *x) {
+  spotify_error *e = &x->error;
+  if (e->message == NULL) return;
+  push_redacted(L, e->message, x->c->token.value);
+  push_redacted(L, lua_tostring(L, -1), x->c->token.refused);
+  spotify_error_set(e, e->kind, e->status, lua_tostring(L, -1), e->retry_after);
+  lua_pop(L, 2);
+}
+
 static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_outcome *o,
                              int token_endpoint) {
   if (o->status == 0) {
@@ -528,6 +538,7 @@ static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_ou
   }
   spotify_verdict v = spotify_policy_status(o->status, token_endpoint);
   spotify_error_from_response(L, &x->error, v.kind, o->status, o->body, o->len, o->retry_after);
+  redact_error(L, x);
   x->error.at_token = token_endpoint;
   return v;
 }
