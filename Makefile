@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota leak fuzz soak soak-nginx clean
+.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -76,6 +76,13 @@ test-asan: deps build
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $$lua $(BUSTED) --run=$$lua $(SPECS); \
 	done
+
+# The timing-sensitive spec files STRESS_RUNS (20) times on each of
+# STRESS_LUAS beside a CPU burner that stops itself (spec/stress.sh).
+STRESS_LUAS ?= lua5.2 luajit
+test-stress:
+	@$(MAKE) --no-print-directory build LUAS="$(STRESS_LUAS)"
+	@STRESS_LUAS="$(STRESS_LUAS)" BUILD=$(BUILD) sh spec/stress.sh
 
 test-valgrind: deps build
 	@set -e; for lua in $(VALGRIND_LUAS); do \

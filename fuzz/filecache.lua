@@ -5,6 +5,10 @@ local file_cache = require "spotify.cache.file"
 
 local path = (os.getenv "FUZZ_TMP" or "/tmp") .. "/spotify-fuzz-cache-" .. tostring({}):match "0x(%x+)"
 local cache = file_cache.new(path)
+-- The cache reads only a file of its user's that no one else may read:
+-- made so once, and each input rewritten in place (the mode stays).
+assert(io.open(path, "wb")):close()
+assert(os.execute("chmod 600 '" .. path .. "'"))
 
 function check(data)
   local fh = assert(io.open(path, "wb"))

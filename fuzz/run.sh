@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds one libFuzzer binary per parser of untrusted input, and one for the
+# Builds one libFuzzer binary per parser of untrusted input (fuzz/ngx.lua:
+# the nginx driver's response reader over stand-in cosockets), and one for the
 # exchange machine (fuzz/engine.lua: random event sequences) (clang,
 # -fsanitize=fuzzer,address,undefined, src/*.c compiled in, Lua 5.4 linked
 # in) and runs each for FUZZ_SECONDS (default 60), printing its executions.
@@ -11,7 +12,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"ids query classify token json filecache engine"}
+targets=${FUZZ_TARGETS:-"ids query classify token json filecache engine ngx"}
 CC=${FUZZ_CC:-clang}
 mkdir -p "$out/tmp"
 
@@ -49,6 +50,15 @@ seed() {
       printf '\000' > "$dir/plain"
       printf '\001\002\001\002\001\001\001\003\001\001\002\001' > "$dir/retries"
       printf '\003\004\002\001\001\003\003\003\005\001\002\003\004\005' > "$dir/paced" ;;
+    ngx)
+      printf '\020\001HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}' > "$dir/length"
+      printf '\005\001HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n1\r\n}\r\n0\r\n\r\n' \
+        > "$dir/chunked"
+      printf '\040\001HTTP/1.0 200 OK\r\n\r\n{"id":"x"}' > "$dir/to-close"
+      printf '\003\001HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n' \
+        > "$dir/informational"
+      printf '\010\004HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n{"access_token":"t","token_type":"Bearer","expires_in":3600}' \
+        > "$dir/token" ;;
     filecache)
       printf '{"test-id":{"value":"{\\"access_token\\":\\"t\\",\\"expires_at\\":9e9}","expires":9e9}}' \
         > "$dir/entry" ;;

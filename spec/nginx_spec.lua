@@ -5,6 +5,7 @@ local cjson = require "cjson"
 local spotify = require "spotify"
 local fake = require "spec.support.fake"
 local nginx = require "spec.support.nginx"
+local socket = require "socket"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local UNKNOWN = "UnknownAAAAAAAAAAAAAAA"
@@ -90,6 +91,7 @@ return app
 local SERVER = [[
     location = /call { content_by_lua_block { require("spec_app").call() } }
     location = /shdict { content_by_lua_block { require("spec_app").shdict() } }
+    location = /pid { return 200 "$pid"; }
     location = /phase {
       set_by_lua_block $set_error { return require("spec_app").in_phase() }
       header_filter_by_lua_block { ngx.header["X-Filter-Error"] = require("spec_app").in_phase() }
@@ -412,6 +414,51 @@ describe("nginx with one worker", function()
   end)
 end)
 
+-- One answer on a kept-alive luasocket connection: status, body.
+local function read_reply(s)
+  local status = tonumber(assert(s:receive "*l"):match "^HTTP/1%.%d (%d+)")
+  local length, chunked
+  while true do
+    local line = assert(s:receive "*l")
+    if line == "" then break end
+    local name, value = line:match "^([^:]+):%s*(.-)%s*$"
+    name = name and name:lower()
+    if name == "content-length" then length = tonumber(value) end
+    if name == "transfer-encoding" and value:lower():find "chunked" then chunked = true end
+  end
+  if not chunked then return status, assert(s:receive(length)) end
+  local parts = {}
+  while true do
+    local size = tonumber(assert(s:receive "*l"):match "^%x+", 16)
+    if size == 0 then
+      assert(s:receive "*l")
+      return status, table.concat(parts)
+    end
+    parts[#parts + 1] = assert(s:receive(size))
+    assert(s:receive "*l")
+  end
+end
+
+-- One kept-alive connection to each of two workers. reuseport spreads new
+-- connections over the workers by a hash; a connection stays with its worker.
+local function one_connection_per_worker(server)
+  local by_pid, conns = {}, {}
+  for _ = 1, 200 do
+    local s = socket.tcp()
+    s:settimeout(20)
+    assert(s:connect("127.0.0.1", server.port))
+    assert(s:send "GET /pid HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    local _, pid = read_reply(s)
+    if by_pid[pid] then
+      s:close()
+    else
+      by_pid[pid], conns[#conns + 1] = true, s
+      if #conns == 2 then return conns end
+    end
+  end
+  error("200 connections all went to one worker")
+end
+
 describe("nginx with two workers and a shared dict", function()
   local f, server
   setup(function()
@@ -426,20 +473,31 @@ describe("nginx with two workers and a shared dict", function()
   it("fetches one token for 200 cold concurrent requests across both workers", function()
     local mark = server:log_mark()
     f:faults { { path = "/api/token", delay = 0.3, times = -1 } }
+    -- both workers get a cold request for certain: one on a connection
+    -- held to each, sent before any answer is read
+    local conns = one_connection_per_worker(server)
+    for _, s in ipairs(conns) do
+      assert(s:send(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n"):format(call_path("shared", "track", { ID }))))
+    end
     local paths = {}
-    -- 200 distinct tracks: identical GETs in flight would share one request
+    -- 198 distinct tracks: identical GETs in flight would share one request
     local function id(i) return ("K%021d"):format(i) end
-    for i = 1, 200 do paths[i] = call_path("shared", "track", { id(i) }) end
-    local results = server:parallel(paths, 200)
-    local pids, count = {}, 0
+    for i = 1, 198 do paths[i] = call_path("shared", "track", { id(i) }) end
+    local results = server:parallel(paths, 198)
+    local pids = {}
+    for _, s in ipairs(conns) do
+      local status, body = read_reply(s)
+      s:close()
+      results[#results + 1] = { status = status, body = body }
+    end
     for i = 1, 200 do
       assert.equal(200, results[i].status, results[i].body)
       local reply = cjson.decode(results[i].body)
       assert.is_nil(reply.err)
-      assert.equal(id(i), reply.value.id)
-      if not pids[reply.pid] then pids[reply.pid], count = true, count + 1 end
+      assert.equal(i > 198 and ID or id(i), reply.value.id)
+      if i > 198 then pids[#pids + 1] = reply.pid end
     end
-    assert.equal(2, count) -- both workers served requests
+    assert.are_not.equal(pids[1], pids[2]) -- both workers served a cold request
     assert.equal(1, #f:log_for "/api/token")
     assert.equal(200, #f:log_for "/v1/tracks/")
     assert_clean_log(server, mark)

@@ -18,6 +18,7 @@ const char *const spotify_cache_op_names[SPOTIFY_CACHE_OPS] = {"get", "set", "lo
 
 void spotify_cache_result_clear(spotify_cache_result *r) {
   free(r->str);
+  free(r->note);
   memset(r, 0, sizeof *r);
 }
 
@@ -215,16 +216,35 @@ typedef struct file_cache {
   char *path;
   held_lock *held;
   size_t nheld;
+  int untrusted;                      /* an untrusted file or lock file was met */
+  int told;                           /* ... and said so (once) */
+  char why[SPOTIFY_FILE_ERRLEN + 16]; /* what was met */
 } file_cache;
 
-/* The file's object at the top of the stack ({} when missing or corrupt). */
-static void push_file_object(lua_State *L, const char *path) {
+/* An untrusted file is a miss, never an error: remembered, to be said once. */
+static void met_untrusted(file_cache *f, const char *why) {
+  if (f->untrusted) return;
+  f->untrusted = 1;
+  snprintf(f->why, sizeof f->why, "file cache: %s", why);
+}
+
+/* Hand the note to the first answer after an untrusted file was met. */
+static void tell(file_cache *f, spotify_cache_result *out) {
+  if (!f->untrusted || f->told) return;
+  out->note = strdup(f->why);
+  f->told = out->note != NULL;
+}
+
+/* The file's object at the top of the stack ({} when missing, corrupt or
+ * untrusted). */
+static void push_file_object(lua_State *L, file_cache *f) {
   char err[SPOTIFY_FILE_ERRLEN];
   void **slot = spotify_scratch(L);
   size_t len;
   int top = lua_gettop(L);
-  if (spotify_file_read(path, (char **)slot, &len, err) == 0 &&
-      spotify_json_decode(L, *slot, len) == 1 && lua_istable(L, -1)) {
+  int r = spotify_file_read(f->path, (char **)slot, &len, err);
+  if (r == SPOTIFY_FILE_UNTRUSTED) met_untrusted(f, err);
+  if (r == 0 && spotify_json_decode(L, *slot, len) == 1 && lua_istable(L, -1)) {
     lua_replace(L, top);
     return;
   }
@@ -241,13 +261,13 @@ static int entry_field(lua_State *L, const char *name, int type) {
   return 0;
 }
 
-/* file_merge(path, key, value|nil, ttl, delta) -> encoded file, count:
+/* file_merge(cache, key, value|nil, ttl, delta) -> encoded file, count:
  * the file's object without what has expired, plus the new entry. Runs
  * under pcall while the caller holds the file's flock. */
 static int file_merge(lua_State *L) {
-  const char *path = lua_tostring(L, 1);
+  file_cache *f = lua_touserdata(L, 1);
   double now = spotify_wall_time(), ttl = lua_tonumber(L, 4);
-  push_file_object(L, path);
+  push_file_object(L, f);
   int t = lua_gettop(L);
   double count = lua_tonumber(L, 5);
   lua_pushnil(L);
@@ -304,7 +324,7 @@ static void file_update(lua_State *L, file_cache *f, const spotify_cache_req *rq
   int top = lua_gettop(L);
   const char *lock_path = lua_pushfstring(L, "%s.lock", f->path);
   lua_pushcfunction(L, file_merge);
-  lua_pushstring(L, f->path);
+  lua_pushlightuserdata(L, f);
   lua_pushstring(L, rq->key);
   if (rq->op == SPOTIFY_CACHE_SET)
     lua_pushlstring(L, rq->value, rq->len);
@@ -315,9 +335,13 @@ static void file_update(lua_State *L, file_cache *f, const spotify_cache_req *rq
   /* Everything that can raise before the lock is pushed: the fd is never
    * held across a raise. */
   int fd, r = spotify_file_lock(lock_path, 1, 0, &fd, err);
+  if (r == SPOTIFY_FILE_UNTRUSTED) met_untrusted(f, err);
   if (r != 1) {
     lua_settop(L, top);
-    answer_failed(out, err);
+    if (r == SPOTIFY_FILE_UNTRUSTED)
+      answer(out, SPOTIFY_ANSWER_NONE, NULL, 0); /* not stored: a miss later */
+    else
+      answer_failed(out, err);
     return;
   }
   if (lua_pcall(L, 5, 2, 0) != 0) {
@@ -330,7 +354,10 @@ static void file_update(lua_State *L, file_cache *f, const spotify_cache_req *rq
   const char *text = lua_tolstring(L, -2, &len);
   r = spotify_file_write(f->path, text, len, err);
   spotify_file_unlock(fd);
-  if (r != 0)
+  if (r == SPOTIFY_FILE_UNTRUSTED) {
+    met_untrusted(f, err);
+    answer(out, SPOTIFY_ANSWER_NONE, NULL, 0);
+  } else if (r != 0)
     answer_failed(out, err);
   else if (rq->op == SPOTIFY_CACHE_INCR)
     answer_number(out, lua_tonumber(L, -1));
@@ -341,7 +368,7 @@ static void file_update(lua_State *L, file_cache *f, const spotify_cache_req *rq
 
 static void file_get(lua_State *L, file_cache *f, const char *key, spotify_cache_result *out) {
   int top = lua_gettop(L);
-  push_file_object(L, f->path);
+  push_file_object(L, f);
   lua_getfield(L, -1, key);
   answer(out, SPOTIFY_ANSWER_NONE, NULL, 0);
   if (lua_istable(L, -1) && entry_field(L, "expires", LUA_TNUMBER) &&
@@ -395,8 +422,11 @@ static void file_lock(file_cache *f, const char *key, double ttl, spotify_cache_
   free(path);
   if (r != 1) {
     free(k);
+    if (r == SPOTIFY_FILE_UNTRUSTED) met_untrusted(f, err);
     if (r == 0)
       answer(out, SPOTIFY_ANSWER_FALSE, NULL, 0);
+    else if (r == SPOTIFY_FILE_UNTRUSTED) /* no single flight: fetch without waiting */
+      answer(out, SPOTIFY_ANSWER_NONE, NULL, 0);
     else
       answer_failed(out, err);
     return;
@@ -438,7 +468,13 @@ static void file_run(lua_State *L, const spotify_cache *c, const spotify_cache_r
   }
 }
 
-static const spotify_cache_vtable file_vt = {"file", file_run};
+static void file_run_and_tell(lua_State *L, const spotify_cache *c, const spotify_cache_req *rq,
+                              spotify_cache_result *out) {
+  file_run(L, c, rq, out);
+  tell(c->self, out);
+}
+
+static const spotify_cache_vtable file_vt = {"file", file_run_and_tell};
 
 /* ---- any other object, through its Lua methods ---- */
 
@@ -602,6 +638,11 @@ static int native_method(lua_State *L, spotify_cache_op op) {
       break;
     default:
       n = 0;
+  }
+  if (r.note && r.answer != SPOTIFY_ANSWER_FAILED) { /* nil or the answer, then the note */
+    if (n == 0) lua_pushnil(L);
+    lua_pushstring(L, r.note);
+    n = 2;
   }
   spotify_cache_answer a = r.answer;
   spotify_cache_result_clear(&r);

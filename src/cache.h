@@ -44,6 +44,7 @@ typedef struct spotify_cache_result {
   char *str; /* owned: the value, or the failure's message */
   size_t len;
   double number;
+  char *note; /* owned, NULL mostly: said once, why the cache is not used */
 } spotify_cache_result;
 
 void spotify_cache_result_clear(spotify_cache_result *r);

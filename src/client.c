@@ -73,8 +73,19 @@ void spotify_client_leave(lua_State *L, spotify_client *c) {
   if (--c->busy == 0 && c->closed) free_resources(L, c);
 }
 
-#define enter spotify_client_enter
-#define leave spotify_client_leave
+int spotify_client_bracket(lua_State *L, spotify_client *c, lua_CFunction fn, void *ud, int nargs) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, fn); /* may raise (5.1 allocates): before enter */
+  lua_insert(L, base + 1);
+  lua_pushlightuserdata(L, ud);
+  lua_insert(L, base + 2);
+  spotify_client_enter(c);
+  int status = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
+  spotify_client_leave(L, c);
+  if (status != 0) return lua_error(L);
+  return lua_gettop(L) - base;
+}
+
 #define refuse_reentry spotify_client_refuse_reentry
 
 /* While a driver runs, the only Lua that runs is the client's own hook and
@@ -284,17 +295,29 @@ static spotify_exchange *new_exchange(lua_State *L) {
   return x;
 }
 
+typedef struct drive_args {
+  spotify_client *c;
+  spotify_exchange *x;
+  double wait;
+  int pending;
+} drive_args;
+
+static int drive_blocking(lua_State *L) {
+  drive_args *a = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  spotify_drive_blocking(L, a->c, a->x);
+  return spotify_push_result(L, a->x);
+}
+
 static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const char *method,
                     const char *url, const char *name) {
   spotify_exchange *x = new_exchange(L);
   if (spotify_exchange_init(x, c, p, method, url, 1) != 0)
     return luaL_error(L, "spotify: out of memory");
   if (name) spotify_exchange_named(x, name);
-  enter(c);
-  spotify_drive_blocking(L, c, x);
-  int n = spotify_push_result(L, x);
+  drive_args a = {c, x, 0, 0};
+  int n = spotify_client_bracket(L, c, drive_blocking, &a, 0);
   spotify_exchange_free(x);
-  leave(L, c);
   return n;
 }
 
@@ -358,6 +381,14 @@ static void collect_job(lua_State *L, spotify_job *j, void *ud) {
   lua_rawseti(L, k->table, ++k->n);
 }
 
+/* Under the bracket: (ud, results table). */
+static int drive_multi(lua_State *L) {
+  drive_args *a = lua_touserdata(L, 1);
+  collect k = {2, 0};
+  a->pending = spotify_multi_run(L, a->c, a->wait, collect_job, &k);
+  return 0;
+}
+
 /* core.run(c, wait) -> finished, pending: advances every submitted
  * exchange, waiting at most `wait` seconds when none has finished. */
 static int l_run(lua_State *L) {
@@ -371,11 +402,10 @@ static int l_run(lua_State *L) {
     return 2;
   }
   refuse_reentry(L, c);
-  collect k = {lua_gettop(L), 0};
-  enter(c);
-  int pending = spotify_multi_run(L, c, wait, collect_job, &k);
-  leave(L, c);
-  lua_pushinteger(L, c->closed ? 0 : pending);
+  drive_args a = {c, NULL, wait, 0};
+  lua_pushvalue(L, -1); /* the results table, as fn's argument */
+  spotify_client_bracket(L, c, drive_multi, &a, 1);
+  lua_pushinteger(L, c->closed ? 0 : a.pending);
   return 2;
 }
 

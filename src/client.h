@@ -79,6 +79,10 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x);
 /* Around a driver's work: a close meanwhile frees the handles on leave. */
 void spotify_client_enter(spotify_client *c);
 void spotify_client_leave(lua_State *L, spotify_client *c);
+/* fn(ud, the nargs values on top) between enter and leave, under pcall:
+ * c leaves even when fn raises (out of memory), and the raise goes on.
+ * Returns how many values fn left. */
+int spotify_client_bracket(lua_State *L, spotify_client *c, lua_CFunction fn, void *ud, int nargs);
 /* Raises when called while a driver of c runs: from inside its own hook
  * or Lua cache, a request would drive the same transfers from within. */
 void spotify_client_refuse_reentry(lua_State *L, const spotify_client *c);

@@ -132,19 +132,9 @@ static void observe(lua_State *L, spotify_exchange *x, const spotify_outcome *o,
   call_hook(L, c);
 }
 
-/* Push s with every occurrence of secret replaced by "<token>". */
+/* Push s with every form of secret replaced by "<token>" (errors.c). */
 static void push_redacted(lua_State *L, const char *s, const char *secret) {
-  luaL_Buffer b;
-  size_t n = secret ? strlen(secret) : 0;
-  luaL_buffinit(L, &b);
-  const char *hit;
-  while (n > 0 && (hit = strstr(s, secret)) != NULL) {
-    luaL_addlstring(&b, s, (size_t)(hit - s));
-    luaL_addstring(&b, "<token>");
-    s = hit + n;
-  }
-  luaL_addstring(&b, s);
-  luaL_pushresult(&b);
+  spotify_push_redacted(L, s, secret);
 }
 
 /* A cache that fails never fails the call: it is counted and reported. A
@@ -169,7 +159,20 @@ static void cache_failed(lua_State *L, spotify_exchange *x) {
 
 /* ---- cache operations ---- */
 
+/* A cache that is not used (a file cache met a file it does not trust)
+ * says so once, as a "cache_warning" event: a miss, never an error. */
+static void cache_noted(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  lua_createtable(L, 0, 3);
+  set_string(L, "event", "cache_warning");
+  set_string(L, "op", spotify_cache_op_names[x->cache_req.op]);
+  set_string(L, "message", x->cache_res.note);
+  call_hook(L, c);
+}
+
 static void cache_answered(lua_State *L, spotify_exchange *x) {
+  if (x->cache_res.note) cache_noted(L, x);
   if (x->cache_res.answer == SPOTIFY_ANSWER_FAILED)
     cache_failed(L, x);
   else if (x->cache_res.answer != SPOTIFY_ANSWER_UNSUPPORTED)
@@ -340,7 +343,10 @@ static void token_answered(lua_State *L, spotify_exchange *x, const spotify_outc
     x->state = T_UNLOCK;
     return;
   }
-  double ttl = floor(expires_in - c->refresh_buffer);
+  /* The entry lives as long as the token: each reader decides with its own
+   * refresh_buffer whether it is fresh enough (token.c), and an entry never
+   * vanishes just as renewal falls due while a reader looks for it. */
+  double ttl = floor(expires_in);
   free(x->entry);
   x->entry = ttl > 0 ? spotify_token_entry(c->token.value, expires_at, &x->entry_len) : NULL;
   x->entry_ttl = ttl;
@@ -840,6 +846,16 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
 }
 
 /* The verdict on an outcome that is not a 2xx, with x->error set. */
+/* A server's message may quote the token it was sent, in any form. */
+static void redact_error(lua_State *L, spotify_exchange *x) {
+  spotify_error *e = &x->error;
+  if (e->message == NULL) return;
+  push_redacted(L, e->message, x->c->token.value);
+  push_redacted(L, lua_tostring(L, -1), x->c->token.refused);
+  spotify_error_set(e, e->kind, e->status, lua_tostring(L, -1), e->retry_after);
+  lua_pop(L, 2);
+}
+
 static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_outcome *o,
                              int token_endpoint) {
   if (o->status == 0) {
@@ -851,6 +867,7 @@ static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_ou
   }
   spotify_verdict v = spotify_policy_status(o->status, token_endpoint);
   spotify_error_from_response(L, &x->error, v.kind, o->status, o->body, o->len, o->retry_after);
+  redact_error(L, x);
   x->error.at_token = token_endpoint;
   return v;
 }

@@ -1,6 +1,7 @@
 /* The one error type: construction, Spotify's message, __tostring. */
 #include "errors.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,69 @@ static int l_error_tostring(lua_State *L) {
   }
   luaL_pushresult(&b);
   return 1;
+}
+
+/* Push s with every occurrence of needle replaced by "<token>". */
+static void push_replaced(lua_State *L, const char *s, const char *needle) {
+  luaL_Buffer b;
+  size_t n = strlen(needle);
+  luaL_buffinit(L, &b);
+  const char *hit;
+  while (n > 0 && (hit = strstr(s, needle)) != NULL) {
+    luaL_addlstring(&b, s, (size_t)(hit - s));
+    luaL_addstring(&b, "<token>");
+    s = hit + n;
+  }
+  luaL_addstring(&b, s);
+  luaL_pushresult(&b);
+}
+
+/* The forms a secret takes in foreign text: JSON-escaped or not (with "/"
+ * as is and as "\/", lua-cjson's way), then percent-encoded or not (upper-
+ * or lower-case hex): a cache may quote its JSON entry URL-encoded. */
+enum { JSON_NONE, JSON_PLAIN, JSON_SLASH, JSON_FORMS };
+enum { URL_NONE, URL_UPPER, URL_LOWER, URL_FORMS };
+
+/* Writes into out, which has room for 2 * strlen(s) + 1. */
+static void json_form(const char *s, int form, char *out) {
+  for (; *s; s++) {
+    if (form != JSON_NONE && (*s == '"' || *s == '\\' || (*s == '/' && form == JSON_SLASH)))
+      *out++ = '\\';
+    *out++ = *s;
+  }
+  *out = '\0';
+}
+
+/* Writes into out, which has room for 3 * strlen(s) + 1. */
+static void url_form(const char *s, int form, char *out) {
+  const char *hex = form == URL_LOWER ? "0123456789abcdef" : "0123456789ABCDEF";
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (form == URL_NONE || isalnum(ch) || strchr("-._~", ch)) {
+      *out++ = (char)ch;
+    } else {
+      *out++ = '%';
+      *out++ = hex[ch >> 4];
+      *out++ = hex[ch & 15];
+    }
+  }
+  *out = '\0';
+}
+
+void spotify_push_redacted(lua_State *L, const char *s, const char *secret) {
+  size_t n = secret ? strlen(secret) : 0;
+  /* userdata: collected even if a push raises */
+  char *json = lua_newuserdata(L, 2 * n + 1 + 6 * n + 1), *form = json + 2 * n + 1;
+  lua_pushstring(L, s);
+  for (int j = 0; n > 0 && j < JSON_FORMS; j++) {
+    json_form(secret, j, json);
+    for (int u = 0; u < URL_FORMS; u++) {
+      url_form(json, u, form);
+      push_replaced(L, lua_tostring(L, -1), form);
+      lua_remove(L, -2);
+    }
+  }
+  lua_remove(L, -2);
 }
 
 /* core.error_message(body) -> message | nil */

@@ -23,5 +23,8 @@ void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kin
                                  const char *body, size_t len, double retry_after);
 /* Push e as a Lua error object naming the request. */
 void spotify_push_error(lua_State *L, const spotify_error *e, const char *method, const char *url);
+/* Push s with every form of secret in it (raw, JSON-escaped, URL-encoded)
+ * replaced by "<token>"; s as is when secret is NULL or empty. */
+void spotify_push_redacted(lua_State *L, const char *s, const char *secret);
 
 #endif

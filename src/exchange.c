@@ -34,11 +34,11 @@ static int push_cache_action(lua_State *L, const spotify_cache_req *rq) {
   return 2 + spotify_cache_push_args(L, rq);
 }
 
-/* Run the machine to its next action and push it. */
-static int next_action(lua_State *L, lua_exchange *e) {
+/* Under the client's bracket: (e) -> the next action. */
+static int step_bracketed(lua_State *L) {
+  lua_exchange *e = lua_touserdata(L, 1);
   spotify_exchange *x = &e->x;
-  spotify_client *c = x->c;
-  spotify_client_enter(c);
+  lua_settop(L, 0);
   spotify_action a = spotify_exchange_next(L, x);
   int n;
   switch (a) {
@@ -68,8 +68,29 @@ static int next_action(lua_State *L, lua_exchange *e) {
       lua_pushliteral(L, "done");
       n = 1 + spotify_push_result(L, x);
   }
-  spotify_client_leave(L, c);
   return n;
+}
+
+/* Run the machine to its next action and push it. */
+static int next_action(lua_State *L, lua_exchange *e) {
+  return spotify_client_bracket(L, e->x.c, step_bracketed, e, 0);
+}
+
+typedef struct outcome_args {
+  lua_exchange *e;
+  const spotify_outcome *o;
+} outcome_args;
+
+static int outcome_bracketed(lua_State *L) {
+  outcome_args *a = lua_touserdata(L, 1);
+  spotify_exchange_outcome(L, &a->e->x, a->o);
+  return 0;
+}
+
+/* Hand the machine what the driver saw, inside the client's bracket. */
+static void outcome(lua_State *L, lua_exchange *e, const spotify_outcome *o) {
+  outcome_args a = {e, o};
+  spotify_client_bracket(L, e->x.c, outcome_bracketed, &a, 0);
 }
 
 /* core.exchange(client, purpose, method, url[, name]) -> exchange; name:
@@ -116,9 +137,7 @@ static int l_response(lua_State *L) {
   const char *cc = lua_tolstring(L, 7, &n);
   o.max_age = cc ? spotify_parse_max_age(cc, n) : 0;
   if (o.status < 100 || o.status > 999) o.status = 999;
-  spotify_client_enter(e->x.c);
-  spotify_exchange_outcome(L, &e->x, &o);
-  spotify_client_leave(L, e->x.c);
+  outcome(L, e, &o);
   return next_action(L, e); /* the body stays on the stack meanwhile */
 }
 
@@ -132,9 +151,7 @@ static int l_failure(lua_State *L) {
   o.retry_after = -1;
   o.elapsed = luaL_optnumber(L, 4, 0);
   o.connections = (int)luaL_optinteger(L, 5, 0);
-  spotify_client_enter(e->x.c);
-  spotify_exchange_outcome(L, &e->x, &o);
-  spotify_client_leave(L, e->x.c);
+  outcome(L, e, &o);
   return next_action(L, e);
 }
 

@@ -16,6 +16,9 @@
 
 #define MAX_CACHE_FILE (1024 * 1024)
 
+/* Never follow a link, never wait on a FIFO or device someone planted. */
+#define OPEN_FLAGS (O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+
 static int fail_errno(char *err, const char *what, const char *path) {
   const char *why = strerror(errno);
   if (snprintf(err, SPOTIFY_FILE_ERRLEN, "%s %s: %s", what, path, why) >= SPOTIFY_FILE_ERRLEN)
@@ -23,11 +26,42 @@ static int fail_errno(char *err, const char *what, const char *path) {
   return -1;
 }
 
+/* Why st (NULL: a symbolic link) is not trusted, or NULL when it is: only
+ * a regular file of this user that no one else may read or write. */
+static const char *distrust(const struct stat *st) {
+  if (st == NULL || S_ISLNK(st->st_mode)) return "is a symbolic link";
+  if (!S_ISREG(st->st_mode)) return "is not a regular file";
+  if (st->st_uid != geteuid()) return "belongs to another user";
+  if (st->st_mode & 077) return "is open to group or others (not mode 0600)";
+  return NULL;
+}
+
+static int untrusted(char *err, const char *path, const char *why) {
+  if (snprintf(err, SPOTIFY_FILE_ERRLEN, "%s %s; not used", path, why) >= SPOTIFY_FILE_ERRLEN)
+    snprintf(err, SPOTIFY_FILE_ERRLEN, "a cache file (a long path) %s; not used", why);
+  return SPOTIFY_FILE_UNTRUSTED;
+}
+
+/* open(2) with OPEN_FLAGS, then the trust check: an fd, -1 (errno set) or
+ * SPOTIFY_FILE_UNTRUSTED (err set). */
+static int open_trusted(const char *path, int flags, char *err) {
+  int fd = open(path, flags | OPEN_FLAGS, 0600);
+  if (fd < 0) return errno == ELOOP ? untrusted(err, path, distrust(NULL)) : -1;
+  struct stat st;
+  const char *why = fstat(fd, &st) != 0 ? "cannot be examined" : distrust(&st);
+  if (why) {
+    close(fd);
+    return untrusted(err, path, why);
+  }
+  return fd;
+}
+
 int spotify_file_read(const char *path, char **buf, size_t *len, char *err) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open_trusted(path, O_RDONLY, err);
+  if (fd == SPOTIFY_FILE_UNTRUSTED) return fd;
   if (fd < 0) return fail_errno(err, "cannot open", path);
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_CACHE_FILE) {
+  if (fstat(fd, &st) != 0 || st.st_size > MAX_CACHE_FILE) {
     close(fd);
     if (snprintf(err, SPOTIFY_FILE_ERRLEN, "%s is not a cache file", path) >= SPOTIFY_FILE_ERRLEN)
       snprintf(err, SPOTIFY_FILE_ERRLEN, "not a cache file");
@@ -71,7 +105,13 @@ int spotify_file_write(const char *path, const char *data, size_t len, char *err
     snprintf(err, SPOTIFY_FILE_ERRLEN, "cache path too long");
     return -1;
   }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  /* rename() replaces a link rather than following it, and a file of this
+   * user's that was open to others is replaced by a 0600 one; another
+   * user's file is left alone (in a sticky directory it could not be
+   * replaced anyway). */
+  struct stat st;
+  if (lstat(path, &st) == 0 && st.st_uid != geteuid()) return untrusted(err, path, distrust(&st));
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | OPEN_FLAGS, 0600);
   if (fd < 0) return fail_errno(err, "cannot create", tmp);
   int ok = write_all(fd, data, len) == 0 && fsync(fd) == 0;
   ok = close(fd) == 0 && ok;
@@ -87,7 +127,7 @@ int spotify_file_write(const char *path, const char *data, size_t len, char *err
 /* The expiry a holder wrote into its lock file, or 0 when none is there. */
 static double lock_expiry(const char *path) {
   char buf[64];
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | OPEN_FLAGS);
   if (fd < 0) return 0;
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
@@ -104,7 +144,15 @@ static int still_there(int fd, const char *path) {
 }
 
 static int try_lock(const char *path, int wait, int *fd_out, char *err) {
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* Created with O_EXCL, so a file made meanwhile is opened (and checked)
+   * as an existing one; a lock file removed meanwhile is made again. */
+  int fd = -1;
+  for (int tries = 0; fd == -1 && tries < 3; tries++) {
+    fd = open_trusted(path, O_RDWR | O_CREAT | O_EXCL, err);
+    if (fd == -1 && errno == EEXIST) fd = open_trusted(path, O_RDWR, err);
+    if (fd == -1 && errno != ENOENT) break;
+  }
+  if (fd == SPOTIFY_FILE_UNTRUSTED) return fd;
   if (fd < 0) return fail_errno(err, "cannot open", path);
   int r;
   while ((r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR) {
@@ -129,6 +177,7 @@ static int try_lock(const char *path, int wait, int *fd_out, char *err) {
 
 int spotify_file_lock(const char *path, int wait, double ttl, int *fd_out, char *err) {
   int r = try_lock(path, wait, fd_out, err);
+  if (r == SPOTIFY_FILE_UNTRUSTED) return r;
   if (r == 0 && ttl > 0) {
     double expiry = lock_expiry(path);
     if (expiry > 0 && expiry < spotify_wall_time() && unlink(path) == 0)

@@ -3,15 +3,22 @@
  * connection cache, so keep-alive and HTTP/2 multiplexing work across both. */
 #include "http.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "responses.h"
 #include "spotify.h"
 
 #define MAX_HEADERS 100
+/* As in the nginx driver (lua/spotify/ngx.lua): a header line, all of them. */
+#define MAX_HEADER_LINE (8 * 1024)
+#define MAX_HEADER_BYTES (64 * 1024)
 #define MIN_BODY_CAP 16384
 
 typedef struct curl_failure {
@@ -73,11 +80,19 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
     /* A new response (after 100-continue or a proxy's CONNECT). */
     x->header_count = 0;
+    x->header_bytes = len;
+    x->headers_ended = 0;
     x->retry_after = -1;
     x->max_age = 0;
     return len;
   }
-  if (++x->header_count > MAX_HEADERS) {
+  if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+    x->headers_ended = 1;
+    return len;
+  }
+  x->header_bytes += len;
+  if (++x->header_count > MAX_HEADERS || len > MAX_HEADER_LINE ||
+      x->header_bytes > MAX_HEADER_BYTES) {
     x->too_many_headers = 1;
     return 0;
   }
@@ -114,7 +129,10 @@ static int setup_easy(spotify_http *h, spotify_xfer *x) {
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->opt.max_body);
   if (h->opt.user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, h->opt.user_agent);
   if (h->opt.ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, h->opt.ca_file);
-  if (h->opt.proxy) curl_easy_setopt(e, CURLOPT_PROXY, h->opt.proxy);
+  /* Only the `proxy` option names a proxy: "" keeps libcurl from taking
+   * one from http_proxy / https_proxy / all_proxy, as the nginx driver
+   * never does. */
+  curl_easy_setopt(e, CURLOPT_PROXY, h->opt.proxy ? h->opt.proxy : "");
   return 0;
 }
 
@@ -217,7 +235,8 @@ static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   x->len = 0;
   x->retry_after = -1;
   x->max_age = 0;
-  x->header_count = x->too_big = x->too_many_headers = 0;
+  x->header_count = x->too_big = x->too_many_headers = x->headers_ended = 0;
+  x->header_bytes = 0;
   x->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, s->url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
@@ -228,6 +247,27 @@ static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
   return 0;
+}
+
+/* A connect that failed for want of file descriptors says so, rather than
+ * libcurl's plain "Couldn't connect to server". */
+static void describe_errno(spotify_xfer *x, CURLcode code) {
+  long err = 0;
+  if (code != CURLE_COULDNT_CONNECT) return;
+  curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &err);
+  if (err != EMFILE && err != ENFILE) { /* libcurl may not keep socket()'s errno: ask again */
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0)
+      close(probe);
+    else
+      err = errno;
+  }
+  if (err == EMFILE || err == ENFILE) {
+    if (x->errbuf[0] == '\0') snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(code));
+    size_t n = strlen(x->errbuf);
+    snprintf(x->errbuf + n, sizeof x->errbuf - n, " (out of file descriptors: %s)",
+             strerror((int)err));
+  }
 }
 
 static void outcome_of(spotify_xfer *x, CURLcode code, spotify_outcome *o) {
@@ -242,17 +282,24 @@ static void outcome_of(spotify_xfer *x, CURLcode code, spotify_outcome *o) {
   o->len = x->len;
   o->retry_after = x->retry_after;
   o->max_age = x->max_age;
-  if (code == CURLE_OK) {
+  if (code == CURLE_OK && x->headers_ended) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o->status);
     return;
   }
   o->len = 0;
-  if (x->too_big)
+  if (x->too_big) {
     o->failure = SPOTIFY_FAIL_TOO_BIG;
-  else if (x->too_many_headers)
+  } else if (x->too_many_headers || (code == CURLE_OUT_OF_MEMORY && x->header_count > 0)) {
+    /* libcurl refuses a header line over 100 KB as "out of memory" */
     o->failure = SPOTIFY_FAIL_TOO_MANY_HEADERS;
-  else
+  } else if (code == CURLE_OK) { /* closed before the end of the headers */
+    o->failure = SPOTIFY_FAIL_BROKEN;
+    o->detail = "connection closed before the end of the response headers";
+    return;
+  } else {
     o->failure = failure_of(code);
+  }
+  describe_errno(x, code);
   o->detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
 }
 
@@ -284,7 +331,7 @@ void spotify_drive_blocking(lua_State *L, spotify_client *c, spotify_exchange *x
         spotify_sleep(x->wait);
         break;
       case SPOTIFY_ACT_CACHE: { /* not asked of a C driver; answered as unsupported */
-        spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0};
+        spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0, NULL};
         spotify_exchange_cache_answer(L, x, &r);
         break;
       }
@@ -352,7 +399,7 @@ static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
       j->wake_at = spotify_monotonic_time() + j->x.wait;
       j->phase = SPOTIFY_JOB_WAITING;
     } else if (a == SPOTIFY_ACT_CACHE) {
-      spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0};
+      spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0, NULL};
       spotify_exchange_cache_answer(L, &j->x, &r);
       continue;
     } else {

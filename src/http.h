@@ -27,6 +27,8 @@ typedef struct spotify_xfer {
   double retry_after; /* -1: no usable Retry-After */
   double max_age;     /* Cache-Control max-age; 0: none */
   int header_count, too_big, too_many_headers, in_multi;
+  size_t header_bytes; /* of the current response's header lines */
+  int headers_ended;   /* its blank line came: a close before it is not an answer */
   char errbuf[CURL_ERROR_SIZE];
   int language; /* `headers` carry Accept-Language */
 } spotify_xfer;

@@ -60,7 +60,9 @@ static const failure_rule failure_rules[SPOTIFY_FAIL_COUNT] = {
     [SPOTIFY_FAIL_TLS_VERIFY] = {"tls_verify", {"network", 0, 0, NULL}},
     [SPOTIFY_FAIL_TOO_BIG] = {"too_big", {"decode", 0, 0, "response body larger than max_body"}},
     [SPOTIFY_FAIL_TOO_MANY_HEADERS] = {"too_many_headers",
-                                       {"decode", 0, 0, "response has too many header lines"}},
+                                       {"decode", 0, 0,
+                                        "response headers too many or too large (over 100 lines, "
+                                        "8 KiB a line or 64 KiB in all)"}},
     [SPOTIFY_FAIL_UNUSABLE] = {"unusable", {"network", 0, 0, NULL}},
     [SPOTIFY_FAIL_NO_MEMORY] = {"no_memory", {"network", 0, 0, "out of memory"}},
 };

@@ -44,6 +44,10 @@ local context = { env_of = env_of, get = get, get_all = get_all, invalid = inval
 function spotify.client(opts)
   local o = options.resolve(opts, spotify.VERSION)
   o.cache = o.cache or core.memory_cache()
+  local insecure = not o.access_token and options.insecure_token_url(o.token_url)
+  if insecure and o.on_request then -- said once, when the client is made
+    pcall(o.on_request, { event = "insecure_token_url", message = insecure })
+  end
   local client = core.new(o, {
     api_base = o.api_base, market = o.market, batch = o.batch, concurrency = o.concurrency,
     batch_window = o.batch_window and o.batch_window > 0 and o.batch_window or nil,
@@ -59,17 +63,42 @@ function spotify.client(opts)
   return client
 end
 
+-- A request-target's characters: what cannot reach a request line or a
+-- header (CR, LF, NUL, any control character, space) is refused here, for
+-- every driver (client:get's path and query, a page's next link).
+local function bad_target(s)
+  return s:find "[%c ]" ~= nil
+end
+
+-- A dot segment ("." or "..", also percent-encoded) would let a URL leave
+-- the path it names once a server or libcurl normalizes it.
+local function has_dot_segment(p)
+  local plain = p:gsub("%%2[eE]", ".")
+  if plain:find("%.%.") then return true end
+  for seg in plain:gmatch "[^/]+" do
+    if seg == "." then return true end
+  end
+  return false
+end
+
 -- An absolute URL for `path`: a path below api_base, or a full URL that
 -- starts with api_base (a page's `next` link); nothing else, so the token
--- never goes to another host.
+-- never goes to another host. Returns url, query or nil.
 local function url_for(env, path)
-  if type(path) ~= "string" then return nil end
+  if type(path) ~= "string" or bad_target(path) then return nil end
   local base = env.api_base
   if path:sub(1, #base + 1) == base .. "/" then path = path:sub(#base + 1) end
   local p, q = path:match "^([^?#]*)(%??[^#]*)$"
-  if not p or not p:match("^/[%w%-%._~/%%]*$") or p:find("%.%.") or p:find("%%2[fF]") then return nil end
+  if not p or not p:match("^/[%w%-%._~/%%]*$") or has_dot_segment(p) or p:find("%%2[fF]") then return nil end
   return base .. p, q ~= "" and q or nil
 end
+context.url_for = url_for
+
+-- A refused URL as text for a message: control characters escaped.
+local function shown(s)
+  return (tostring(s):gsub("%c", function(ch) return ("\\%d"):format(ch:byte()) end))
+end
+context.shown = shown
 
 --- GET any API path or URL. syntax: `value, err = client:get(path, query)`
 -- @tparam string path below api_base ("/tracks/ID"), or a full URL that
@@ -81,8 +110,8 @@ function methods.get(self, path, query)
   if not env then return nil, err end
   local url, own_query = url_for(env, path)
   if not url then
-    return nil, invalid("path must start with / (or with api_base) and hold only path characters, got "
-      .. tostring(path))
+    return nil, invalid("path must start with / (or with api_base) and hold only path characters"
+      .. " (no dot segments, no control characters or spaces), got " .. shown(path))
   end
   if query ~= nil and type(query) ~= "table" then return nil, invalid("query must be a table") end
   local qs = own_query and own_query:sub(2) or nil

@@ -19,6 +19,11 @@ local concat, tonumber, lower, pcall = table.concat, tonumber, string.lower, pca
 local M = {}
 
 local MAX_HEADERS = 100
+-- Every read is bounded: a header line, all header lines, a chunk-size or
+-- trailer line, and the body (max_body), whatever the peer sends.
+local MAX_LINE = 8 * 1024
+local MAX_HEAD = 64 * 1024
+local READ_SIZE = 64 * 1024
 local KEEPALIVE_IDLE_MS = 60 * 1000
 local POOL_SIZE = 64
 
@@ -86,9 +91,75 @@ local function arm(sock, deadline)
   return true
 end
 
-local function receive(sock, deadline, pattern)
-  if not arm(sock, deadline) then return nil, "timeout" end
-  return sock:receive(pattern)
+-- A buffered reader over one socket. Each read asks for what has arrived
+-- (at most READ_SIZE) and never waits past the deadline, so `timeout`
+-- bounds the whole request as with libcurl, not each idle gap.
+local Reader = {}
+Reader.__index = Reader
+
+local function reader(sock, deadline)
+  return setmetatable({ sock = sock, deadline = deadline, buf = "", pos = 1 }, Reader)
+end
+
+function Reader:buffered() return #self.buf - self.pos + 1 end
+
+function Reader:fill()
+  if not arm(self.sock, self.deadline) then return nil, "timeout" end
+  local data, err = self.sock:receiveany(READ_SIZE)
+  if not data then return nil, err end
+  self.buf, self.pos = self.buf:sub(self.pos) .. data, 1
+  return true
+end
+
+-- One line without its CRLF (or LF), of at most `max` bytes.
+function Reader:line(max)
+  while true do
+    local i = self.buf:find("\n", self.pos, true)
+    if i then
+      if i - self.pos > max then return nil, "line too long" end
+      local line = self.buf:sub(self.pos, i - 1)
+      self.pos = i + 1
+      if line:sub(-1) == "\r" then line = line:sub(1, -2) end
+      return line
+    end
+    if self:buffered() > max then return nil, "line too long" end
+    local ok, err = self:fill()
+    if not ok then return nil, err end
+  end
+end
+
+-- Exactly n bytes.
+function Reader:bytes(n)
+  local parts = {}
+  while n > 0 do
+    if self:buffered() == 0 then
+      local ok, err = self:fill()
+      if not ok then return nil, err end
+    end
+    local take = math.min(self:buffered(), n)
+    parts[#parts + 1] = self.buf:sub(self.pos, self.pos + take - 1)
+    self.pos, n = self.pos + take, n - take
+  end
+  return concat(parts)
+end
+
+-- Everything up to the end of the connection, at most max bytes.
+function Reader:rest(max)
+  local parts, total = {}, 0
+  while true do
+    local n = self:buffered()
+    if n > 0 then
+      total = total + n
+      if total > max then return nil, "too big" end
+      parts[#parts + 1] = self.buf:sub(self.pos)
+      self.buf, self.pos = "", 1
+    end
+    local ok, err = self:fill()
+    if not ok then
+      if err == "closed" then return concat(parts) end
+      return nil, err
+    end
+  end
 end
 
 -- A TLS failure that retrying cannot cure: the certificate was refused.
@@ -121,7 +192,7 @@ local function tunnel(sock, u, deadline)
   if not arm(sock, deadline) then return nil, "timeout", "proxy CONNECT timed out" end
   local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n\r\n")
   local head
-  if ok then head, err = read_head(sock, deadline) end
+  if ok then head, err = read_head(reader(sock, deadline)) end
   if not head then
     if err == "timeout" then return nil, "timeout", "proxy CONNECT timed out" end
     return nil, "connect", "proxy CONNECT failed: " .. tostring(err)
@@ -176,57 +247,61 @@ local function connect(t, u, proxy, deadline)
   return sock, false
 end
 
-read_head = function(sock, deadline)
-  local line, err = receive(sock, deadline, "*l")
+read_head = function(r)
+  local line, err = r:line(MAX_LINE)
   if not line then return nil, err end
   local minor, code = line:match "^HTTP/1%.([01]) (%d%d%d)"
   if not code then return nil, "malformed status line" end
-  local headers, count = {}, 0
+  local headers, count, size = {}, 0, #line
   while true do
-    line, err = receive(sock, deadline, "*l")
+    line, err = r:line(MAX_LINE)
     if not line then return nil, err end
     if line == "" then break end
-    count = count + 1
+    count, size = count + 1, size + #line
     if count > MAX_HEADERS then return nil, "too many headers" end
+    if size > MAX_HEAD then return nil, "headers too large" end
     local name, value = line:match "^([^:]+):%s*(.-)%s*$"
     if name then headers[lower(name)] = value end
   end
   return { status = tonumber(code), headers = headers, http10 = minor == "0" }
 end
 
-local function read_chunked(sock, deadline, max_body)
+local function read_chunked(r, max_body)
   local parts, total = {}, 0
   while true do
-    local line, err = receive(sock, deadline, "*l")
+    local line, err = r:line(MAX_LINE)
     if not line then return nil, err end
     local hex = line:match "^%s*(%x+)"
-    local size = hex and tonumber(hex, 16)
+    local size = hex and #hex <= 12 and tonumber(hex, 16)
     if not size then return nil, "malformed chunk size" end
     if size == 0 then break end
     total = total + size
     if total > max_body then return nil, "too big" end
     local data
-    data, err = receive(sock, deadline, size)
+    data, err = r:bytes(size)
     if not data then return nil, err end
     parts[#parts + 1] = data
-    data, err = receive(sock, deadline, 2)
+    data, err = r:bytes(2)
     if data ~= "\r\n" then return nil, err or "malformed chunk" end
   end
+  local trailer = 0
   repeat -- trailer lines, up to the empty one
-    local line, err = receive(sock, deadline, "*l")
+    local line, err = r:line(MAX_LINE)
     if not line then return nil, err end
+    trailer = trailer + #line
+    if trailer > MAX_HEAD then return nil, "headers too large" end
   until line == ""
   return concat(parts)
 end
 
 -- Returns body, keep_alive or nil, err.
-local function read_body(sock, deadline, head, method, max_body)
+local function read_body(r, head, method, max_body)
   local status, h = head.status, head.headers
   if method == "HEAD" or status == 204 or status == 304 then
     return "", true
   end
   if h["transfer-encoding"] and lower(h["transfer-encoding"]):find("chunked", 1, true) then
-    local body, err = read_chunked(sock, deadline, max_body)
+    local body, err = read_chunked(r, max_body)
     if not body then return nil, err end
     return body, true
   end
@@ -236,14 +311,13 @@ local function read_body(sock, deadline, head, method, max_body)
     if not n then return nil, "malformed Content-Length" end
     if n > max_body then return nil, "too big" end
     if n == 0 then return "", true end
-    local body, err = receive(sock, deadline, n)
+    local body, err = r:bytes(n)
     if not body then return nil, err end
     return body, true
   end
   -- Neither: the body runs to the end of the connection.
-  local body, err = receive(sock, deadline, "*a")
+  local body, err = r:rest(max_body)
   if not body then return nil, err end
-  if #body > max_body then return nil, "too big" end
   return body, false
 end
 
@@ -257,7 +331,9 @@ end
 -- means), and a description.
 local function failure_of(err, u)
   if err == "too big" then return "too_big", "response body larger than max_body" end
-  if err == "too many headers" then return "too_many_headers", "response has too many header lines" end
+  if err == "too many headers" or err == "headers too large" or err == "line too long" then
+    return "too_many_headers", "response headers too many or too large"
+  end
   if err == "timeout" then return "timeout", "request to " .. u.host .. " timed out" end
   return "broken", "connection to " .. u.host .. " failed: " .. tostring(err)
 end
@@ -269,15 +345,17 @@ local function attempt(t, sock, reused, deadline, method, request)
   local sent, err = sock:send(request)
   if not sent then return nil, err, reused end
   local head
+  local r = reader(sock, deadline)
   for _ = 1, 5 do -- informational answers (1xx) come before the real one
-    head, err = read_head(sock, deadline)
+    head, err = read_head(r)
     if not head then return nil, err, reused and (err == "closed" or err == "connection reset by peer") end
     if head.status >= 200 then break end
   end
   if head.status < 200 then return nil, "too many informational answers" end
-  local body, keep = read_body(sock, deadline, head, method, t.max_body)
+  local body, keep = read_body(r, head, method, t.max_body)
   if not body then return nil, keep end
-  if keep and reusable(head) then
+  -- bytes beyond the answer: the connection is out of step, never reused
+  if keep and reusable(head) and r:buffered() == 0 then
     sock:setkeepalive(KEEPALIVE_IDLE_MS, POOL_SIZE)
   else
     sock:close()

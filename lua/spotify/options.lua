@@ -111,6 +111,20 @@ end
 local from_env = {
   api_base = "SPOTIFY_API_BASE", token_url = "SPOTIFY_TOKEN_URL",
 }
+-- Hosts whose traffic never leaves the machine.
+local function loopback(host)
+  host = host:lower()
+  return host == "localhost" or host:match "^127%.%d+%.%d+%.%d+$" ~= nil or host == "::1"
+end
+
+--- A warning when `token_url` is plain http:// to another machine (the
+-- client secret would travel in clear), or nil.
+function options.insecure_token_url(token_url)
+  if type(token_url) ~= "string" then return nil end
+  local host = token_url:match "^[hH][tT][tT][pP]://%[([^%]]+)%]" or token_url:match "^[hH][tT][tT][pP]://([^/:?#]+)"
+  if not host or loopback(host) then return nil end
+  return "token_url " .. token_url .. " is plain http:// to another machine: the client secret travels in clear"
+end
 
 --- Check `given` and return a new table with defaults filled in.
 function options.resolve(given, version)
@@ -124,6 +138,10 @@ function options.resolve(given, version)
       error("spotify.client: unknown option '" .. tostring(k) .. "'", 3)
     end
     local want = check(v)
+    if not want and type(v) == "string" and v:find "%c" then
+      -- never quoted: the value may be a secret
+      error(("spotify.client: option '%s' must not hold control characters (CR, LF, NUL ...)"):format(k), 3)
+    end
     if want then
       error(("spotify.client: option '%s' must be %s, got %s"):format(k, want, shown(v, k)), 3)
     end
@@ -151,6 +169,10 @@ function options.resolve(given, version)
     for _, k in ipairs { "client_id", "client_secret" } do
       if o[k] == nil or o[k] == "" then
         error(("spotify.client: option '%s' missing (pass it or set %s)"):format(
+          k, "SPOTIFY_" .. k:upper()), 3)
+      end
+      if o[k]:find "%c" then
+        error(("spotify.client: option '%s' (from %s) must not hold control characters"):format(
           k, "SPOTIFY_" .. k:upper()), 3)
       end
     end

@@ -39,8 +39,13 @@ end
 local function follow(ctx, self, env, url, prev)
   -- The token goes only to our own API: never follow a link elsewhere.
   if url:sub(1, #env.api_base + 1) ~= env.api_base .. "/" then
-    return nil, ctx.invalid("next link is not below api_base: " .. url)
+    return nil, ctx.invalid("next link is not below api_base: " .. ctx.shown(url))
   end
+  local target, query = ctx.url_for(env, url)
+  if not target then
+    return nil, ctx.invalid("next link holds a dot segment or a character not allowed in a URL: " .. ctx.shown(url))
+  end
+  url = target .. (query or "")
   local value, err = ctx.get(self, env, url)
   if value == nil then return nil, err end
   local page = page_of(value, prev)

@@ -56,9 +56,9 @@ local spotify = {}
 ---@field attempt integer 1 for the first attempt
 ---@field elapsed number seconds
 ---@field bytes integer? bytes of the answer
----@field event "cache_error"|"rate_limited_wait"|"retry_wait"|nil set for an event instead of an exchange
----@field op string? "cache_error": the cache operation that failed
----@field message string? "cache_error": the cache's message (never the token)
+---@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|"retry_wait"|nil set for an event instead of an exchange
+---@field op string? "cache_error", "cache_warning": the cache operation concerned
+---@field message string? "cache_error", "cache_warning", "insecure_token_url": what happened (never the token)
 ---@field reason string? "rate_limited_wait": "penalty" or "pacing"
 ---@field wait number? the wait's seconds ("rate_limited_wait", "retry_wait")
 

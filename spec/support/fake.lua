@@ -97,7 +97,9 @@ end
 function Fake:config(changes) self:call("config", cjson.encode(changes)) end
 
 --- Replaces the fault list. Each fault: path (prefix), method, query_contains,
--- status, fixture | body, headers, delay, action, seconds, times (1; -1 = always).
+-- status, fixture | body, headers, delay, action, seconds, times (1; -1 = always),
+-- barrier = n (each answer waits until n such requests are in flight together,
+-- at most barrier_seconds, 5; the log entry's `met` says whether they were).
 function Fake:faults(list)
   local json = #list == 0 and '{"faults":[]}' or cjson.encode { faults = list }
   self:call("config", json)

@@ -62,8 +62,18 @@ class State:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.gates = threading.Condition()
         self.conn_ids = 0
         self.reset()
+
+    def meet(self, name, n, seconds):
+        """Holds a request until `n` requests of barrier `name` have arrived,
+        at most `seconds`; True when they did (the requests were in flight
+        together), False on giving up."""
+        with self.gates:
+            self.arrived[name] = self.arrived.get(name, 0) + 1
+            self.gates.notify_all()
+            return self.gates.wait_for(lambda: self.arrived.get(name, 0) >= n, timeout=seconds)
 
     def reset(self):
         with self.lock:
@@ -72,6 +82,8 @@ class State:
             self.log = []
             self.tokens = {}     # token -> expires_at (monotonic)
             self.issued = 0
+        with self.gates:
+            self.arrived = {}    # barrier name -> requests arrived
 
     def next_conn(self):
         with self.lock:
@@ -83,6 +95,8 @@ class State:
             for key, value in changes.items():
                 if key == "faults":
                     self.faults = [dict(f) for f in value]
+                    with self.gates:
+                        self.arrived = {}
                 elif key == "revoke":
                     if value:
                         self.tokens = {}
@@ -108,7 +122,8 @@ class State:
     def issue_token(self):
         with self.lock:
             self.issued += 1
-            token = "tok-%d-%d" % (os.getpid(), self.issued)
+            # config token_prefix: tokens holding characters a secret may hold
+            token = "%s-%d-%d" % (self.config.get("token_prefix", "tok"), os.getpid(), self.issued)
             self.tokens[token] = time.monotonic() + self.config["expires_in"]
             return token, self.config["expires_in"]
 
@@ -454,6 +469,10 @@ class Handler(BaseHTTPRequestHandler):
             answer = a
         entry["status"] = answer.status
         if fault:
+            if fault.get("barrier"):
+                # barrier = n: the answer waits for n such requests in flight
+                entry["met"] = STATE.meet(fault.get("path", ""), int(fault["barrier"]),
+                                          float(fault.get("barrier_seconds", 5)))
             return self.faulty(fault, answer)
         self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
 
@@ -599,6 +618,23 @@ class Handler(BaseHTTPRequestHandler):
             piece = data[: len(data) // 2]
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.flush()
+            return self.drop()
+        if action == "raw":
+            # A hostile answer as given: `head`, then `fill` written `count`
+            # times (`interval` s apart), `tail`, then `hold` s before closing.
+            self.close_connection = True
+            try:
+                self.wfile.write(fault.get("head", "").encode("latin-1"))
+                fill = fault.get("fill", "").encode("latin-1")
+                for _ in range(int(fault.get("count", 0))):
+                    self.wfile.write(fill)
+                    self.wfile.flush()
+                    time.sleep(float(fault.get("interval", 0)))
+                self.wfile.write(fault.get("tail", "").encode("latin-1"))
+                self.wfile.flush()
+                time.sleep(float(fault.get("hold", 0)))
+            except OSError:
+                pass
             return self.drop()
         if action == "slow_headers":
             time.sleep(float(fault.get("seconds", 1)))
