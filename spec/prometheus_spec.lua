@@ -375,12 +375,12 @@ describe("spotify.prometheus() in a process", function()
   end)
 
   it("escapes label values and never shows the secret", function()
-    local id = 'we"ird\\id\nx'
+    local id = 'we"ird\\id' -- quote and backslash (options refuse control characters)
     local c = spotify.client { client_id = id, client_secret = "s3cr3t-value", api_base = f.api_base,
       token_url = f.token_url }
     local text = spotify.prometheus()
     assert.is_nil(text:find("s3cr3t-value", 1, true))
-    assert.truthy(text:find('app="we\\"ird\\\\id\\nx"', 1, true))
+    assert.truthy(text:find('app="we\\"ird\\\\id"', 1, true))
     assert.equal(0, value(parse(text), "spotify_retries_total", "spotify_retries_total", { app = id }))
     c:close()
   end)
