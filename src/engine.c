@@ -287,8 +287,8 @@ static spotify_action send_token_request(spotify_exchange *x) {
   x->send.method = "POST";
   x->send.url = c->token_url;
   x->send.auth = c->basic_auth;
-  x->send.body = c->token_body;
-  x->send.body_len = strlen(c->token_body);
+  x->send.body = c->token_body ? c->token_body : "";
+  x->send.body_len = strlen(x->send.body);
   x->state = T_SENT;
   return SPOTIFY_ACT_SEND;
 }
