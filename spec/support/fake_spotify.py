@@ -496,9 +496,14 @@ class Handler(BaseHTTPRequestHandler):
         except Answer as a:
             answer = a
         entry["status"] = answer.status
-        if fault:
-            return self.faulty(fault, answer)
-        self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
+        if fault and "status" in fault:
+            entry["fault_status"] = fault["status"]  # what went out instead
+        try:
+            if fault:
+                return self.faulty(fault, answer)
+            self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
+        finally:
+            entry["answered"] = time.time()  # the answer has left (or the connection broke)
 
     def answer(self, method, path, raw_query, body):
         if path == "/api/token":
