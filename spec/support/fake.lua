@@ -97,7 +97,8 @@ end
 function Fake:config(changes) self:call("config", cjson.encode(changes)) end
 
 --- Replaces the fault list. Each fault: path (prefix), method, query_contains,
--- status, fixture | body, headers, delay, action, seconds, times (1; -1 = always).
+-- status, fixture | body, headers, delay, action, seconds, times (1; -1 = always),
+-- reason (Spotify's error.reason in the error object, e.g. "QUOTA_EXCEEDED").
 function Fake:faults(list)
   local json = #list == 0 and '{"faults":[]}' or cjson.encode { faults = list }
   self:call("config", json)
@@ -105,6 +106,9 @@ end
 
 function Fake:reset() self:call("reset", "{}") end
 
+--- Every request: method, path, query, body, authorization, ..., time (when
+-- the fake handled it), arrived (when the kernel received it), answered
+-- (when the answer left), status, fault_status (what a fault sent instead).
 function Fake:log() return cjson.decode(self:call "log") end
 
 function Fake:log_for(prefix)
