@@ -41,6 +41,7 @@ local function median(list)
   return list[math.floor((#list + 1) / 2)]
 end
 
+local commands
 local f = fake.start {}
 local redis = redis_server.start()
 local ok, err = pcall(function()
@@ -60,6 +61,38 @@ local ok, err = pcall(function()
     row("redis, no rate_limit", measure(spotify.client(with { cache = redis_cache() })))
     row("redis, rate_limit", measure(spotify.client(with { cache = redis_cache(), rate_limit = BUDGET })))
   end
+
+  -- Redis commands per paced call: the commands the client sent (counted
+  -- on its connection: round trips) and INFO commandstats (what Redis ran,
+  -- a script's own commands included).
+  local sent = 0
+  local conn = redis:connect()
+  local counting = setmetatable({}, { __index = function(_, name)
+    local v = conn[name]
+    if type(v) ~= "function" then return v end
+    return function(_, ...)
+      sent = sent + 1
+      return v(conn, ...)
+    end
+  end })
+  local counted = spotify.client(with { cache = spotify.cache.redis(counting), rate_limit = BUDGET })
+  assert(counted:track(ID)) -- the token, the script loaded
+  local admin = redis:connect()
+  admin:config("resetstat")
+  sent = 0
+  for _ = 1, N do assert(counted:track(ID)) end
+  local p = assert(io.popen(("redis-cli -p %d info commandstats"):format(redis.port)))
+  local stats, ran = {}, 0
+  for name, n in p:read("*a"):gmatch "cmdstat_([%w|_]+):calls=(%d+)" do
+    if name ~= "config|resetstat" then
+      stats[#stats + 1] = ("%s %.2f"):format(name, tonumber(n) / N)
+      ran = ran + tonumber(n)
+    end
+  end
+  p:close()
+  table.sort(stats)
+  commands = ("Redis commands per paced call (%d calls): %.3f sent by the client; %.2f run by Redis (%s)")
+    :format(N, sent / N, ran / N, table.concat(stats, ", "))
 
   nginx.check()
   local server = nginx.start {
@@ -102,3 +135,4 @@ print(("%-28s %8s %10s   (median of %d rounds of %d sequential track() calls, %s
 for _, name in ipairs(order) do
   print(("%-28s %8.1f %10.1f"):format(name, median(rows[name].cpu), median(rows[name].latency)))
 end
+print(commands)

@@ -151,7 +151,7 @@ describe("custom cache objects", function()
   setup(function() f = fake.start {} end)
   teardown(function() if f then f:stop() end end)
 
-  it("get/set are called with the client id as key and a ttl", function()
+  it("get/set are called with the token's key (a digest of the credentials) and a ttl", function()
     local store, calls = {}, {}
     local cache = {
       get = function(_, k) calls[#calls + 1] = "get " .. k; return store[k] end,
@@ -160,7 +160,8 @@ describe("custom cache objects", function()
     local c = spotify.client(fake.client_opts(f, { cache = cache }))
     assert(c:track(ID))
     -- the app's shared 429 penalty is looked up before the request, then the token
-    assert.same({ "get test-id:penalty", "get test-id", "set test-id" }, calls)
+    local token, _, penalty = require("spec.support.keys").of(f)
+    assert.same({ "get " .. penalty, "get " .. token, "set " .. token }, calls)
   end)
 
   it("a cache that raises never fails the call", function()

@@ -6,6 +6,7 @@ local spotify = require "spotify"
 local core = require "spotify.core"
 local socket = require "socket"
 local fake = require "spec.support.fake"
+local keys = require "spec.support.keys"
 local files = require "spec.support.files"
 local redis_server = require "spec.support.redis"
 
@@ -127,7 +128,7 @@ describe("chaos: Redis killed and restarted under a Redis token cache", function
     -- the token renewed after the restart is in the new Redis (read after
     -- access_token(), which may renew it once more)
     local token = c:access_token()
-    local entry = server:connect(1):get("spotify:test-id")
+    local entry = server:connect(1):get("spotify:" .. keys.of(f))
     assert.is_string(entry)
     assert.equal(token, cjson.decode(entry).access_token)
     c:close()
@@ -195,7 +196,7 @@ describe("chaos: the file cache on a full filesystem", function()
     for i = 1, 30 do other:set("other-app-" .. i, ("x"):rep(300), 3600) end
     local c = spotify.client(fake.client_opts(f, { cache = spotify.cache.file(path) }))
     local first = assert(c:access_token())
-    assert.equal(first, cjson.decode((assert(other:get "test-id"))).access_token)
+    assert.equal(first, cjson.decode((assert(other:get(keys.of(f))))).access_token)
     fill()
     local seen
     for round = 1, 5 do -- each round a 401, so a renewal and a failed write
@@ -204,7 +205,7 @@ describe("chaos: the file cache on a full filesystem", function()
       local data = intact()
       assert.is_table(data, "the cache file is gone")
       assert.equal(("x"):rep(300), other:get "other-app-7")
-      assert.equal(first, cjson.decode((assert(other:get "test-id"))).access_token)
+      assert.equal(first, cjson.decode((assert(other:get(keys.of(f))))).access_token)
       if round == 1 then seen = entries() end
       assert.same(seen, entries()) -- a failed write leaves nothing behind
     end
@@ -216,7 +217,7 @@ describe("chaos: the file cache on a full filesystem", function()
     assert(c:track(ID))
     local now = assert(c:access_token())
     assert.not_equal(first, now)
-    assert.equal(now, cjson.decode((assert(other:get "test-id"))).access_token)
+    assert.equal(now, cjson.decode((assert(other:get(keys.of(f))))).access_token)
     assert.equal(("x"):rep(300), other:get "other-app-30")
     c:close()
   end)

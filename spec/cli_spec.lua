@@ -458,7 +458,7 @@ describe("spotify command", function()
       local path = tmp .. "/tokens.json"
       local until_ = os.time() + 1.5
       local file = assert(io.open(path, "w"))
-      file:write(cjson.encode { ["test-id:penalty"] = { value = ("%.3f"):format(until_), expires = until_ + 5 } })
+      file:write(cjson.encode { ["penalty:test-id"] = { value = ("%.3f"):format(until_), expires = until_ + 5 } })
       file:close()
       os.execute("chmod 600 '" .. path .. "'") -- as the process that wrote it would have
       local out, err, code = run({ "track", TRACK, "-v" }, { SPOTIFY_TOKEN_CACHE = path })

@@ -5,6 +5,7 @@ local cjson = require "cjson"
 local core = require "spotify.core"
 local fake = require "spec.support.fake"
 local fleet = require "spec.support.fleet"
+local keys = require "spec.support.keys"
 local redis_server = require "spec.support.redis"
 
 local WORKERS, CALLS = 16, 50
@@ -84,7 +85,7 @@ describe("a fleet of processes", function()
     assert.equal(1, t.token_fetches)
     assert.equal(1, t.distinct)
     assert.equal(0, t.cache_errors)
-    local raw = admin:get "spotify:test-id"
+    local raw = admin:get("spotify:" .. keys.of(f))
     assert.equal(next(t.tokens), cjson.decode(raw).access_token)
     assert.falsy(raw:find("test-secret", 1, true))
   end)
@@ -139,6 +140,6 @@ describe("a fleet of processes", function()
       assert.equal(last, s.last_token, "worker " .. i)
       assert.equal(2, #s.tokens, "worker " .. i)
     end
-    assert.equal(last, cjson.decode(admin:get "spotify:test-id").access_token)
+    assert.equal(last, cjson.decode(admin:get("spotify:" .. keys.of(f))).access_token)
   end)
 end)

@@ -108,7 +108,9 @@ describe("spotify.client options", function()
     local tok, err = c:access_token()
     assert.is_nil(tok)
     assert.equal("network", err.kind)
-    assert.same({ "get id" }, calls) -- looked up before fetching; nothing to store after a failure
+    -- looked up before fetching; nothing to store after a failure
+    assert.same({ "get " .. require("spec.support.keys").token("id", "secret", "http://127.0.0.1:9/api/token") },
+      calls)
     c:close()
   end)
 end)

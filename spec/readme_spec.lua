@@ -26,6 +26,7 @@
 local cjson = require "cjson"
 local fake = require "spec.support.fake"
 local files = require "spec.support.files"
+local keys = require "spec.support.keys"
 
 local LUA = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match "%d+%.%d+")
 local BUILD = os.getenv "SPOTIFY_BUILD" or ("build/" .. LUA)
@@ -158,7 +159,7 @@ describe("README.md", function()
           .. 'assert(client:track "4iV5W9uYEdYUVa79Axb7Rh")\nprint("stats", client:stats().cache_errors)\n'
         local out, status = run_lua(f, dir, code)
         local conn = server:connect(1)
-        local stored = conn:get "spotify:test-id"
+        local stored = conn:get("spotify:" .. keys.of(f))
         server:kill()
         local down_out, down_status = run_lua(f, dir, code)
         server:stop()

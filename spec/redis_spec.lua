@@ -5,6 +5,7 @@ local spotify = require "spotify"
 local core = require "spotify.core"
 local cjson = require "cjson"
 local fake = require "spec.support.fake"
+local keys = require "spec.support.keys"
 local redis_server = require "spec.support.redis"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
@@ -36,16 +37,18 @@ describe("redis cache", function()
     admin:flushall()
   end)
 
-  it("stores the token under prefix .. client id with the TTL, never the secret", function()
+  it("stores the token under prefix .. a digest of the credentials with the TTL, never the secret", function()
     local c = client_with(f, spotify.cache.redis(server:connect()), { refresh_buffer = 60 })
     local tok = assert(c:access_token())
-    local raw = admin:get("spotify:test-id")
+    local token_key, lock_key = keys.of(f)
+    local raw = admin:get("spotify:" .. token_key)
     local entry = cjson.decode(raw)
     assert.equal(tok, entry.access_token)
     assert.falsy(raw:find("test-secret", 1, true))
-    local ttl = admin:ttl("spotify:test-id")
+    for _, k in ipairs(admin:keys "*") do assert.falsy(k:find("test-secret", 1, true), k) end
+    local ttl = admin:ttl("spotify:" .. token_key)
     assert.is_true(ttl > 3600 - 5 and ttl <= 3600, "ttl " .. ttl) -- the token's lifetime
-    assert.is_nil(admin:get("spotify:test-id:lock")) -- released after the fetch
+    assert.is_nil(admin:get("spotify:" .. lock_key)) -- released after the fetch
   end)
 
   it("hands the token to other processes: one fetch, then cache hits", function()
@@ -64,9 +67,9 @@ describe("redis cache", function()
     local b = client_with(f, spotify.cache.redis(server:connect(), { prefix = "app1:" }),
       { client_id = "other", client_secret = "other-secret" })
     assert.are_not.equal(a:access_token(), b:access_token())
-    assert.truthy(admin:get("app1:test-id"))
-    assert.truthy(admin:get("app1:other"))
-    assert.is_nil(admin:get("spotify:test-id"))
+    assert.truthy(admin:get("app1:" .. keys.of(f)))
+    assert.truthy(admin:get("app1:" .. keys.of(f, { client_id = "other", client_secret = "other-secret" })))
+    assert.is_nil(admin:get("spotify:" .. keys.of(f)))
   end)
 
   it("lock: one owner at a time, released only by its owner, expires after its ttl", function()
@@ -127,18 +130,18 @@ describe("redis cache", function()
   it("a value that is not a token entry is a miss, and is replaced", function()
     for _, junk in ipairs { "{not json", "", "[1,2]", '{"access_token": 5, "expires_at": 1}',
       '{"access_token": "tok-x", "expires_at": 1}', string.rep("\0", 50) } do
-      admin:set("spotify:test-id", junk)
+      admin:set("spotify:" .. keys.of(f), junk)
       local c = client_with(f, spotify.cache.redis(server:connect()))
       assert(c:track(ID))
       assert.equal(0, c:stats().cache_hits)
       assert.equal(0, c:stats().cache_errors)
-      assert.equal(c:access_token(), cjson.decode(admin:get("spotify:test-id")).access_token)
+      assert.equal(c:access_token(), cjson.decode(admin:get("spotify:" .. keys.of(f))).access_token)
       c:close()
     end
   end)
 
   it("a key of another type counts a cache error, never fails the call", function()
-    admin:rpush("spotify:test-id", "a")
+    admin:rpush("spotify:" .. keys.of(f), "a")
     local c, events = client_with(f, spotify.cache.redis(server:connect()))
     assert(c:track(ID))
     assert.is_true(c:stats().cache_errors >= 1)
@@ -154,7 +157,7 @@ describe("redis cache", function()
     assert(a:track(ID)) -- 401, renewal, repeat
     local new = a:access_token()
     assert.are_not.equal(old, new)
-    assert.equal(new, cjson.decode(admin:get("spotify:test-id")).access_token)
+    assert.equal(new, cjson.decode(admin:get("spotify:" .. keys.of(f))).access_token)
     assert(b:track(ID)) -- 401 with the old token, adopts the new one from Redis
     assert.equal(new, b:access_token())
     assert.equal(2, #f:log_for("/api/token"))
@@ -184,7 +187,7 @@ describe("redis cache", function()
       close = function() log.closed = true; return 1 end,
       set_timeout = function(_, ms) log.timeout = ms end,
     }
-    for _, name in ipairs { "get", "set", "eval" } do
+    for _, name in ipairs { "get", "set", "eval", "evalsha", "script" } do
       resty[name] = function(_, ...)
         local ok, res = pcall(conn[name], conn, ...)
         if not ok then return nil, res end
@@ -233,6 +236,83 @@ describe("redis cache", function()
     assert.equal(4, connects)
     assert.equal(4, log.keepalive)
   end)
+
+  -- INFO commandstats as {command = calls}.
+  local function commandstats()
+    local p = assert(io.popen(("redis-cli -p %d info commandstats"):format(server.port)))
+    local calls = {}
+    for name, n in p:read("*a"):gmatch "cmdstat_([%w|_]+):calls=(%d+)" do calls[name] = tonumber(n) end
+    p:close()
+    return calls
+  end
+
+  it("checks the penalty and paces a request in one round trip (one EVALSHA), INFO commandstats", function()
+    local N = 50
+    local c = client_with(f, spotify.cache.redis(server:connect()), { rate_limit = { requests = 100000, window = 30 } })
+    assert(c:track(ID)) -- the token, and the script loaded
+    admin:config("resetstat")
+    for _ = 1, N do assert(c:track(ID)) end
+    local calls = commandstats()
+    local scripts = (calls.evalsha or 0) + (calls.eval or 0)
+    assert.equal(N, scripts)
+    -- everything else Redis ran is the script's own work: two GETs, INCR, SET
+    assert.equal(2 * N, calls.get)
+    assert.equal(N, calls.incr)
+    assert.equal(N, calls.set)
+    for name in pairs(calls) do
+      assert.truthy(({ evalsha = 1, eval = 1, get = 1, incr = 1, set = 1, expire = 1, ["config|resetstat"] = 1 })[name],
+        name .. " was sent")
+    end
+    assert.equal(0, c:stats().cache_errors)
+  end)
+
+  it("a penalty in Redis holds a paced call: the script answers it instead of a place", function()
+    local cache = spotify.cache.redis(server:connect())
+    local until_ = core.time() + 0.3
+    admin:set("spotify:" .. keys.penalty "test-id", ("%.17g"):format(until_))
+    local c = client_with(f, cache, { rate_limit = { requests = 10, window = 30 } })
+    assert(c:track(ID))
+    assert.equal(1, c:stats().rate_limited_waits)
+    assert.is_true(f:log_for("/v1/")[1].arrived >= until_ - 0.01, "sent during the penalty")
+    assert.same(cache:pace(keys.penalty "x", "pace:x", { requests = 1, window = 5, margin = 0, now = 100 }), 100)
+    assert.same(cache:pace(keys.penalty "x", "pace:x", { requests = 1, window = 5, margin = 0, now = 101 }), 105)
+  end)
+
+  it("a spent quota (429 QUOTA_EXCEEDED) is shared: another process's client fails at once, making no request",
+    function()
+      f:faults { { path = "/v1/", status = 429, reason = "QUOTA_EXCEEDED", headers = { ["Retry-After"] = "600" } } }
+      local a = client_with(f, spotify.cache.redis(server:connect()))
+      local _, err = a:track(ID)
+      assert.equal("QUOTA_EXCEEDED", err.reason)
+      for _, paced in ipairs { false, true } do
+        local b = client_with(f, spotify.cache.redis(server:connect()),
+          { max_retry_after = 3600, rate_limit = paced and { requests = 10, window = 30 } or nil })
+        _, err = b:track(ID)
+        assert.equal("rate_limited", err.kind)
+        assert.equal("QUOTA_EXCEEDED", err.reason)
+        assert.is_true(err.retry_after > 590 and err.retry_after <= 600, tostring(err.retry_after))
+        assert.equal(0, b:stats().rate_limited_waits)
+      end
+      assert.equal(1, #f:log_for "/v1/")
+    end)
+
+  for _, dialect in ipairs { "lua-redis", "resty" } do
+    it("the pace script outlives a Redis that forgot it (NOSCRIPT: EVAL once, EVALSHA again) (" .. dialect .. ")",
+      function()
+        local conn = server:connect()
+        local cache = spotify.cache.redis(dialect == "resty" and resty_style(conn, {}) or conn)
+        local c = client_with(f, cache, { rate_limit = { requests = 1000, window = 30 } })
+        assert(c:track(ID))
+        admin:script("flush") -- as after a restart
+        admin:config("resetstat")
+        assert(c:track(ID))
+        assert(c:track(ID))
+        local calls = commandstats()
+        assert.equal(1, calls.eval)
+        assert.equal(2, calls.evalsha) -- the one refused, then the one after EVAL loaded it again
+        assert.equal(0, c:stats().cache_errors)
+      end)
+  end
 
   it("rejects what is not a connection", function()
     assert.has_error(function() spotify.cache.redis({}) end)

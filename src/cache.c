@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "filecache.h"
 #include "spotify.h"
 
 #define MEMORY_MT "spotify.cache.memory"
 #define FILE_MT "spotify.cache.file"
 
-const char *const spotify_cache_op_names[SPOTIFY_CACHE_OPS] = {"get", "set", "lock", "unlock",
-                                                               "incr"};
+const char *const spotify_cache_op_names[SPOTIFY_CACHE_OPS] = {"get",    "set",  "lock",
+                                                               "unlock", "incr", "pace"};
 
 void spotify_cache_result_clear(spotify_cache_result *r) {
   free(r->str);
@@ -512,6 +513,18 @@ int spotify_cache_push_args(lua_State *L, const spotify_cache_req *rq) {
       lua_pushnumber(L, rq->delta);
       lua_pushnumber(L, rq->ttl);
       return 3;
+    case SPOTIFY_CACHE_PACE:
+      lua_pushstring(L, rq->pace_key);
+      lua_createtable(L, 0, 4);
+      lua_pushinteger(L, rq->requests);
+      lua_setfield(L, -2, "requests");
+      lua_pushnumber(L, rq->window);
+      lua_setfield(L, -2, "window");
+      lua_pushnumber(L, rq->margin);
+      lua_setfield(L, -2, "margin");
+      lua_pushnumber(L, rq->now);
+      lua_setfield(L, -2, "now");
+      return 3;
     default:
       return 1;
   }
@@ -541,6 +554,15 @@ void spotify_cache_result_from_lua(lua_State *L, spotify_cache_op op, int ok, in
       answer_number(out, lua_tonumber(L, i));
     else
       answer_failed(out, "incr answered something that is not a number");
+  } else if (op == SPOTIFY_CACHE_PACE) {
+    size_t len = 0;
+    const char *s = t == LUA_TSTRING ? lua_tolstring(L, i, &len) : NULL;
+    if (t == LUA_TNUMBER)
+      answer_number(out, lua_tonumber(L, i));
+    else if (s)
+      answer(out, SPOTIFY_ANSWER_STRING, s, len);
+    else
+      answer_failed(out, "pace answered neither a start time nor a penalty");
   } else {
     answer(out, SPOTIFY_ANSWER_NONE, NULL, 0);
   }
@@ -728,7 +750,22 @@ static void new_cache_mt(lua_State *L, const char *name, lua_CFunction gc) {
   lua_pop(L, 1);
 }
 
+/* core.digest(s) -> SHA-256 of s, hex: how the cache keys name credentials. */
+static int l_digest(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char hex[SPOTIFY_DIGEST_HEX];
+  spotify_sha256 d;
+  spotify_sha256_init(&d);
+  spotify_sha256_update(&d, s, len);
+  spotify_sha256_hex(&d, hex);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 void spotify_open_cache(lua_State *L) {
+  lua_pushcfunction(L, l_digest);
+  lua_setfield(L, -2, "digest");
   new_cache_mt(L, MEMORY_MT, memory_gc);
   new_cache_mt(L, FILE_MT, file_gc);
   lua_pushcfunction(L, l_memory_cache);

@@ -15,6 +15,7 @@ typedef enum spotify_cache_op {
   SPOTIFY_CACHE_LOCK,
   SPOTIFY_CACHE_UNLOCK,
   SPOTIFY_CACHE_INCR,
+  SPOTIFY_CACHE_PACE,
   SPOTIFY_CACHE_OPS
 } spotify_cache_op;
 
@@ -27,14 +28,18 @@ typedef struct spotify_cache_req {
   size_t len;
   double ttl;   /* set, lock, incr: seconds */
   double delta; /* incr */
+  /* pace: key is the penalty's, pace_key the base of the pacing keys */
+  const char *pace_key;
+  int requests;
+  double window, margin, now;
 } spotify_cache_req;
 
 typedef enum spotify_cache_answer {
   SPOTIFY_ANSWER_NONE,        /* nil: a miss, or done */
-  SPOTIFY_ANSWER_STRING,      /* get */
+  SPOTIFY_ANSWER_STRING,      /* get; pace: the penalty that holds the request */
   SPOTIFY_ANSWER_TRUE,        /* lock taken */
   SPOTIFY_ANSWER_FALSE,       /* lock held elsewhere */
-  SPOTIFY_ANSWER_NUMBER,      /* incr */
+  SPOTIFY_ANSWER_NUMBER,      /* incr; pace: the start time taken */
   SPOTIFY_ANSWER_UNSUPPORTED, /* the object has no such method */
   SPOTIFY_ANSWER_FAILED       /* it raised or answered nonsense: `str` says why */
 } spotify_cache_answer;
@@ -72,7 +77,8 @@ void spotify_cache_run(lua_State *L, const spotify_cache *c, const spotify_cache
                        spotify_cache_result *out);
 /* Push the key and the arguments of rq as the cache method takes them
  * (get(key), set(key, value, ttl), lock(key, ttl), unlock(key),
- * incr(key, delta, ttl)); returns how many. */
+ * incr(key, delta, ttl), pace(penalty_key, pace_key, {requests, window,
+ * margin, now})); returns how many. */
 int spotify_cache_push_args(lua_State *L, const spotify_cache_req *rq);
 /* The Lua driver's half of the adapter: what a Lua cache call gave
  * (pcall's ok and first result at index i) as a result. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "digest.h"
 #include "responses.h"
 #include "spotify.h"
 
@@ -48,12 +49,15 @@ static void free_resources(lua_State *L, spotify_client *c) {
   free(c->client_id);
   free(c->basic_auth);
   free(c->token_url);
+  free(c->token_body);
+  free(c->token_key);
   free(c->lock_key);
   free(c->penalty_key);
   free(c->pace_key);
   free(c->pacing.ring);
   c->pacing.ring = NULL;
   c->client_id = c->basic_auth = c->token_url = c->lock_key = c->penalty_key = c->pace_key = NULL;
+  c->token_body = c->token_key = NULL;
 }
 
 /* The one release: close, __gc and __close. Idempotent. */
@@ -121,12 +125,40 @@ static long milliseconds(double seconds) {
   return (long)ceil(seconds * 1000.0);
 }
 
-/* client_id .. suffix, malloc'd; NULL without a client ID. */
-static char *key_for(const char *client_id, const char *suffix) {
-  if (client_id == NULL) return NULL;
-  char *k = malloc(strlen(client_id) + strlen(suffix) + 1);
-  if (k) strcat(strcpy(k, client_id), suffix);
+/* kind .. name, malloc'd; NULL without a name. The kind comes first, so
+ * no name (a client ID such as "APP:lock") can reach another kind's key. */
+static char *key_for(const char *kind, const char *name) {
+  if (name == NULL) return NULL;
+  char *k = malloc(strlen(kind) + strlen(name) + 1);
+  if (k) strcat(strcpy(k, kind), name);
   return k;
+}
+
+/* SHA-256 of every credential that decides which token the endpoint
+ * gives, each ended by a NUL (no string holds one): a key that names the
+ * credentials without revealing the secret. */
+static void credential_digest(char out[SPOTIFY_DIGEST_HEX], const char *const parts[], int n) {
+  spotify_sha256 s;
+  spotify_sha256_init(&s);
+  for (int i = 0; i < n; i++) spotify_sha256_update(&s, parts[i], strlen(parts[i]) + 1);
+  spotify_sha256_hex(&s, out);
+}
+
+/* "grant_type=client_credentials" and, with scopes, "&scope=" and the
+ * space-joined scopes form-encoded. */
+static char *token_body(const char *scope) {
+  static const char grant[] = "grant_type=client_credentials";
+  size_t n = scope ? strlen(scope) : 0;
+  char *b = malloc(sizeof grant + sizeof "&scope=" + 3 * n);
+  if (b == NULL) return NULL;
+  char *w = b + sprintf(b, "%s", grant);
+  if (n) w += sprintf(w, "&scope=");
+  for (const unsigned char *p = (const unsigned char *)scope; p && *p; p++) {
+    int plain = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                *p == '-' || *p == '.' || *p == '_' || *p == '~';
+    w += plain ? sprintf(w, "%c", *p) : sprintf(w, "%%%02X", *p);
+  }
+  return b;
 }
 
 /* rate_limit = {requests, window}, checked in Lua. */
@@ -140,7 +172,11 @@ static int take_pacing(lua_State *L, spotify_pacing *p) {
     if (n >= 1 && w > 0) {
       p->requests = n > 100000 ? 100000 : (int)n;
       p->window = w > 86400 ? 86400 : w;
-      p->ring = calloc((size_t)p->requests, sizeof *p->ring);
+      lua_getfield(L, -1, "fallback");
+      double f = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : n;
+      lua_pop(L, 1);
+      p->fallback = f >= 1 && f <= 100000 ? (int)f : p->requests;
+      p->ring = calloc((size_t)p->fallback, sizeof *p->ring);
     }
   }
   lua_pop(L, 1);
@@ -173,15 +209,31 @@ static int take_options(lua_State *L, spotify_client *c) {
   } else {
     c->client_id = opt_string(L, "client_id", &ok);
     char *secret = opt_string(L, "client_secret", &ok);
+    char *scope = opt_string(L, "scope", &ok);
     c->basic_auth = c->client_id && secret ? spotify_basic_auth(c->client_id, secret) : NULL;
+    c->token_body = token_body(scope);
+    if (c->client_id && secret) {
+      char digest[SPOTIFY_DIGEST_HEX];
+      const char *parts[] = {c->client_id, secret, c->token_url ? c->token_url : "",
+                             scope ? scope : ""};
+      credential_digest(digest, parts, 4);
+      c->token_key = key_for("token:", digest);
+      c->lock_key = key_for("lock:", digest);
+    }
     if (secret) memset(secret, 0, strlen(secret));
     free(secret);
-    c->lock_key = key_for(c->client_id, ":lock");
-    c->penalty_key = key_for(c->client_id, ":penalty");
-    c->pace_key = key_for(c->client_id, ":pace");
-    ok = ok && c->basic_auth && c->lock_key && c->penalty_key && c->pace_key;
+    free(scope);
+    ok = ok && c->basic_auth && c->token_body && c->token_key && c->lock_key;
   }
   lua_pop(L, 1);
+  /* The penalty and the pacing are shared under budget_key, else the
+   * client ID: several apps of one developer may share one quota. */
+  char *budget = opt_string(L, "budget_key", &ok);
+  const char *name = budget ? budget : c->client_id;
+  c->penalty_key = key_for("penalty:", name);
+  c->pace_key = key_for("pace:", name);
+  ok = ok && (name == NULL || (c->penalty_key && c->pace_key));
+  free(budget);
   ok = ok && take_pacing(L, &c->pacing);
   lua_getfield(L, 1, "on_request");
   c->on_request_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
@@ -225,7 +277,7 @@ static int l_new(lua_State *L) {
 static int l_env(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   if (c->closed) {
-    spotify_error e = {"closed", 0, NULL, -1, 0};
+    spotify_error e = {"closed", 0, NULL, -1, 0, NULL};
     lua_pushnil(L);
     spotify_push_error(L, &e, NULL, NULL);
     return 2;
@@ -261,7 +313,7 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
   if (n == 1 && lua_istable(L, -1)) return 1;
   const char *why = n == 2 ? lua_tostring(L, -1) : luaL_typename(L, -1);
   lua_pushfstring(L, "response is not a JSON object: %s", why ? why : "?");
-  spotify_error e = {"decode", x->status, NULL, -1, 0};
+  spotify_error e = {"decode", x->status, NULL, -1, 0, NULL};
   e.message = (char *)lua_tostring(L, -1); /* borrowed: it stays on the stack */
   spotify_push_error(L, &e, x->method, x->url);
   lua_replace(L, top + 2);
@@ -272,7 +324,7 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
 }
 
 static int closed_result(lua_State *L) {
-  spotify_error e = {"closed", 0, NULL, -1, 0};
+  spotify_error e = {"closed", 0, NULL, -1, 0, NULL};
   lua_pushnil(L);
   spotify_push_error(L, &e, NULL, NULL);
   return 2;

@@ -43,7 +43,8 @@ typedef struct spotify_metrics {
 typedef struct spotify_pacing {
   int requests; /* 0: no pacing */
   double window;
-  double *ring; /* wall-clock start times, for pacing without the cache */
+  int fallback; /* rate_limit.fallback: the process's own share while it cannot share */
+  double *ring; /* wall-clock start times of the last `fallback` requests */
   long long served;
 } spotify_pacing;
 
@@ -52,12 +53,19 @@ typedef struct spotify_client {
   int busy; /* drivers running now: the handles are freed once they return */
   /* options (validated and defaulted in Lua, options.lua) */
   char *client_id, *basic_auth, *token_url;
-  char *lock_key, *penalty_key, *pace_key; /* NULL without a client ID: nothing to share */
+  char *token_body; /* the token request's form: grant type and scopes */
+  /* Keys in the cache, one namespace per kind. The token's and the lock's
+   * name a digest of the credentials (only the same credentials share a
+   * token); the penalty's and the pacing's name budget_key (default the
+   * client ID); NULL: nothing to share. */
+  char *token_key, *lock_key, *penalty_key, *pace_key;
   spotify_limits limits;
   double refresh_buffer;
   double lock_ttl; /* how long a renewal may hold others: the request timeout */
   spotify_token token;
-  double blocked_until; /* monotonic: an earlier 429's Retry-After ends then */
+  double blocked_until;       /* monotonic: an earlier 429's Retry-After ends then */
+  const char *blocked_reason; /* static: a quota's reason (never waited for), or NULL */
+  int no_pace_op;             /* the cache has no pace method: penalty and pacing one call each */
   spotify_pacing pacing;
   /* A cache that fails is left alone for sharing (penalty, pacing) for a
    * moment, and reported once per outage. */

@@ -12,9 +12,8 @@
 
 #define TOKEN_POLL 0.01    /* seconds between looks while another renews */
 #define TOKEN_POLL_MAX 0.2 /* backing off up to this while another process renews */
-#define TOKEN_BODY "grant_type=client_credentials"
-#define CACHE_RETRY 1.0  /* seconds a failed cache is left alone for sharing */
-#define PACE_MARGIN 0.05 /* seconds: network jitter between a start and its arrival */
+#define CACHE_RETRY 1.0    /* seconds a failed cache is left alone for sharing */
+#define PACE_MARGIN 0.05   /* seconds: network jitter between a start and its arrival */
 #define PACE_COUNTER_TTL 86400
 #define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
 #define MIN_WAIT 0.001    /* shorter is no wait: timers count milliseconds */
@@ -50,6 +49,7 @@ enum state {
   S_PENALTY,        /* an earlier 429 holds every request of the client */
   S_PENALTY_SHARED, /* ... or of every client sharing the cache */
   S_PACE,           /* rate_limit: a place in the shared sliding window */
+  S_PACED,          /* ... and the shared penalty, in one cache call (pace) */
   S_PACE_COUNTED,
   S_PACE_SLOT,
   S_PACE_WAIT,
@@ -199,6 +199,12 @@ static spotify_action cache_op(lua_State *L, spotify_exchange *x, spotify_cache_
     rq->len = x->entry_len;
   } else if (op == SPOTIFY_CACHE_INCR) {
     rq->delta = 1;
+  } else if (op == SPOTIFY_CACHE_PACE) {
+    rq->pace_key = x->c->pace_key;
+    rq->requests = x->c->pacing.requests;
+    rq->window = x->c->pacing.window;
+    rq->margin = PACE_MARGIN;
+    rq->now = spotify_wall_time();
   }
   x->state = next;
   spotify_cache_result_clear(&x->cache_res);
@@ -316,8 +322,8 @@ static spotify_action send_token_request(spotify_exchange *x) {
   x->send.method = "POST";
   x->send.url = c->token_url;
   x->send.auth = c->basic_auth;
-  x->send.body = TOKEN_BODY;
-  x->send.body_len = sizeof TOKEN_BODY - 1;
+  x->send.body = c->token_body ? c->token_body : "";
+  x->send.body_len = strlen(x->send.body);
   x->state = T_SENT;
   return SPOTIFY_ACT_SEND;
 }
@@ -369,10 +375,12 @@ static const char *set_key(spotify_exchange *x, const char *prefix, const char *
   return k;
 }
 
-/* x->entry = the number as text: the value of the next cache set. */
-static int set_entry_number(spotify_exchange *x, double v) {
+/* x->entry = the number as text, and a quota's reason after it: the value
+ * of the next cache set. */
+static int set_entry_number(spotify_exchange *x, double v, const char *reason) {
   char buf[64];
-  int n = snprintf(buf, sizeof buf, "%.17g", v); /* at most 24 characters, whatever v */
+  /* At most 24 characters, whatever v; a reason is one of policy.c's. */
+  int n = snprintf(buf, sizeof buf, "%.17g%s%s", v, reason ? " " : "", reason ? reason : "");
   if (n < 0 || (size_t)n >= sizeof buf) return -1;
   char *e = malloc((size_t)n + 1);
   if (e == NULL) return -1;
@@ -381,6 +389,15 @@ static int set_entry_number(spotify_exchange *x, double v) {
   x->entry = e;
   x->entry_len = (size_t)n;
   return 0;
+}
+
+/* A shared penalty's end (wall clock) and, for a quota, its reason. */
+static double penalty_of(const char *s, const char **reason) {
+  char *end;
+  double until = strtod(s, &end);
+  while (*end == ' ') end++;
+  *reason = spotify_policy_quota(429, end);
+  return until;
 }
 
 static double answer_number(const spotify_exchange *x) {
@@ -410,10 +427,22 @@ static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, co
 static int answer_stale(spotify_exchange *x);
 
 /* Hold the call for an earlier 429, or fail it at once when the wait does
- * not fit max_retry_after or the deadline. */
-static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait) {
+ * not fit max_retry_after or the deadline, or when it is a spent quota
+ * (`reason`): hours long, never waited for inside a call. */
+static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait,
+                                       const char *reason) {
   spotify_client *c = x->c;
   if (x->stale && answer_stale(x)) return done(x); /* stale_if_error: no wait */
+  if (reason) {
+    if (now() + wait > c->blocked_until) {
+      c->blocked_until = now() + wait;
+      c->blocked_reason = reason;
+    }
+    fail(x, "rate_limited", 0, "the app's quota is spent: no request before an earlier Retry-After",
+         wait);
+    spotify_error_set_reason(&x->error, reason);
+    return done(x);
+  }
   if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
     fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
     return done(x);
@@ -426,8 +455,10 @@ static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double
 static spotify_action check_penalty(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   double wait = c->blocked_until - now();
-  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait);
-  if (!sharing(c)) {
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, c->blocked_reason);
+  /* With rate_limit, the cache's pace method checks the shared penalty
+   * with the pacing, right before sending: one call for both. */
+  if (!sharing(c) || (c->pacing.requests && !c->no_pace_op)) {
     x->state = S_TOKEN;
     return 0;
   }
@@ -435,28 +466,39 @@ static spotify_action check_penalty(lua_State *L, spotify_exchange *x) {
 }
 
 static spotify_action check_shared_penalty(lua_State *L, spotify_exchange *x) {
-  double wait = answer_number(x) - wall();
-  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait);
+  const char *reason = NULL;
+  double until = x->cache_res.answer == SPOTIFY_ANSWER_STRING
+                     ? penalty_of(x->cache_res.str, &reason)
+                     : answer_number(x);
+  double wait = until - wall();
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
   x->state = S_TOKEN;
   return 0;
 }
 
 /* A 429 answered: every client sharing the cache holds its requests for
- * as long as this one does. */
+ * as long as this one does; a spent quota holds this client's too. */
 static void share_penalty(spotify_exchange *x, const spotify_outcome *o, int retrying) {
   spotify_client *c = x->c;
-  if (o->status != 429 || !sharing(c)) return;
-  double d = retrying ? x->wait : o->retry_after;
+  if (o->status != 429) return;
+  const char *quota = retrying ? NULL : spotify_policy_quota(o->status, x->error.reason);
+  double d = retrying ? x->wait : x->error.retry_after;
   if (!(d > 0)) return;
   if (d > PENALTY_MAX) d = PENALTY_MAX;
+  if (quota && now() + d > c->blocked_until) {
+    c->blocked_until = now() + d;
+    c->blocked_reason = quota;
+  }
+  if (!sharing(c)) return;
   x->penalty_until = wall() + d;
+  x->penalty_reason = quota;
   x->after_share = x->state;
   x->state = S_SHARE_PENALTY;
 }
 
 static spotify_action store_penalty(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
-  if (set_entry_number(x, x->penalty_until) != 0) {
+  if (set_entry_number(x, x->penalty_until, x->penalty_reason) != 0) {
     x->state = x->after_share;
     return 0;
   }
@@ -464,11 +506,14 @@ static spotify_action store_penalty(lua_State *L, spotify_exchange *x) {
                   x->after_share);
 }
 
-/* A place among the client's last N starts, without the cache. */
+/* A place among the client's last `fallback` starts, without the cache:
+ * a fleet that cannot share stays within the budget when each process
+ * takes its share (rate_limit.fallback). */
 static double local_place(spotify_pacing *p) {
-  double *slot = &p->ring[p->served++ % p->requests];
+  double *slot = &p->ring[p->served++ % p->fallback];
   double start = wall();
-  if (*slot > 0 && *slot + p->window > start) start = *slot + p->window;
+  /* The margin covers the jitter between a start and its arrival. */
+  if (*slot > 0 && *slot + p->window + PACE_MARGIN > start) start = *slot + p->window + PACE_MARGIN;
   *slot = start;
   return start;
 }
@@ -479,11 +524,36 @@ static double local_place(spotify_pacing *p) {
 static spotify_action pace(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   x->state = S_PACE_WAIT;
+  if (sharing(c) && !c->no_pace_op)
+    return cache_op(L, x, SPOTIFY_CACHE_PACE, c->penalty_key, 0, S_PACED);
   if (!sharing(c) || set_key(x, c->pace_key, ":n") == NULL) {
     x->pace_start = local_place(&c->pacing);
     return 0;
   }
   return cache_op(L, x, SPOTIFY_CACHE_INCR, x->key, PACE_COUNTER_TTL, S_PACE_COUNTED);
+}
+
+/* The cache's pace answered: a start time, or the penalty that holds the
+ * request. A cache without pace gets the penalty and the pacing one call
+ * each from now on, starting with this request's penalty. */
+static spotify_action paced(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  const spotify_cache_result *r = &x->cache_res;
+  if (r->answer == SPOTIFY_ANSWER_UNSUPPORTED) {
+    c->no_pace_op = 1;
+    x->state = S_PENALTY;
+    return 0;
+  }
+  if (r->answer == SPOTIFY_ANSWER_STRING) {
+    const char *reason;
+    double wait = penalty_of(r->str, &reason) - wall();
+    if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
+  }
+  /* A start time; else the cache is down, or its penalty ended meanwhile:
+   * the process paces itself. */
+  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number : local_place(&c->pacing);
+  x->state = S_PACE_WAIT;
+  return 0;
 }
 
 static spotify_action pace_counted(lua_State *L, spotify_exchange *x) {
@@ -511,7 +581,7 @@ static spotify_action pace_slot(lua_State *L, spotify_exchange *x) {
   /* The margin covers the jitter between a start and its arrival. */
   if (prev > 0 && prev + p->window + PACE_MARGIN > start) start = prev + p->window + PACE_MARGIN;
   x->pace_start = start;
-  if (set_entry_number(x, start) != 0) {
+  if (set_entry_number(x, start, NULL) != 0) {
     x->state = S_PACE_WAIT;
     return 0;
   }
@@ -837,7 +907,10 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
   c->stats.retries++;
   /* A 429 means the whole app is over its limit: hold every request of
    * this client until then instead of adding to the penalty. */
-  if (status == 429 && t + delay > c->blocked_until) c->blocked_until = t + delay;
+  if (status == 429 && t + delay > c->blocked_until) {
+    c->blocked_until = t + delay;
+    c->blocked_reason = NULL;
+  }
   x->wait = delay;
   x->state = backoff_state;
   spotify_error_clear(&x->error);
@@ -869,6 +942,10 @@ static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_ou
   spotify_error_from_response(L, &x->error, v.kind, o->status, o->body, o->len, o->retry_after);
   redact_error(L, x);
   x->error.at_token = token_endpoint;
+  if (spotify_policy_quota(o->status, x->error.reason)) {
+    v.retry = 0;
+    if (x->error.retry_after < 0) x->error.retry_after = SPOTIFY_QUOTA_RETRY_AFTER;
+  }
   return v;
 }
 
@@ -967,6 +1044,8 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       return check_shared_penalty(L, x);
     case S_PACE:
       return pace(L, x);
+    case S_PACED:
+      return paced(L, x);
     case S_PACE_COUNTED:
       return pace_counted(L, x);
     case S_PACE_SLOT:
@@ -1010,7 +1089,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       if (x->rlock_held) return let_go_rlock(L, x);
       return SPOTIFY_ACT_DONE;
     case T_LOOK:
-      return cache_op(L, x, SPOTIFY_CACHE_GET, c->client_id, 0, T_LOOKED);
+      return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_LOOKED);
     case T_LOOKED:
       if (take_from_cache(L, x)) {
         x->state = T_UNLOCKED;
@@ -1022,7 +1101,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
         x->lock_held = 1;
         /* Another process may have stored a token and released the lock
          * between our first look and taking it: look again. */
-        return cache_op(L, x, SPOTIFY_CACHE_GET, c->client_id, 0, T_RELOOKED);
+        return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_RELOOKED);
       }
       if (x->cache_res.answer == SPOTIFY_ANSWER_FALSE) {
         x->give_up = now() + c->lock_ttl;
@@ -1045,7 +1124,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       x->state = T_OTHER_LOOK;
       return SPOTIFY_ACT_WAIT;
     case T_OTHER_LOOK:
-      return cache_op(L, x, SPOTIFY_CACHE_GET, c->client_id, 0, T_OTHER_LOOKED);
+      return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_OTHER_LOOKED);
     case T_OTHER_LOOKED:
       if (take_from_cache(L, x)) {
         x->state = T_UNLOCKED;
@@ -1066,7 +1145,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
       x->state = T_SEND;
       return SPOTIFY_ACT_WAIT;
     case T_STORE:
-      return cache_op(L, x, SPOTIFY_CACHE_SET, c->client_id, x->entry_ttl, T_UNLOCK);
+      return cache_op(L, x, SPOTIFY_CACHE_SET, c->token_key, x->entry_ttl, T_UNLOCK);
     case T_UNLOCK:
       if (!x->lock_held) {
         x->state = T_UNLOCKED;
@@ -1124,7 +1203,7 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
     /* As with the token's lock: only a native store here; the TTL frees a Lua one. */
     spotify_responses *r = c->responses;
     if (r && r->store.vt && (!r->store.may_yield || x->lua_caches_inline)) {
-      spotify_cache_req rq = {SPOTIFY_CACHE_UNLOCK, x->rlock_key, NULL, 0, 0, 0};
+      spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = x->rlock_key};
       spotify_cache_result res;
       memset(&res, 0, sizeof res);
       spotify_cache_run(L, &r->store, &rq, &res);
@@ -1136,7 +1215,7 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
     /* A Lua cache may yield, so only a native one is unlocked here; the
      * lock's TTL frees the other. */
     if (c->cache.vt && (!c->cache.may_yield || x->lua_caches_inline)) {
-      spotify_cache_req rq = {SPOTIFY_CACHE_UNLOCK, c->lock_key, NULL, 0, 0, 0};
+      spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = c->lock_key};
       spotify_cache_result r;
       memset(&r, 0, sizeof r);
       spotify_cache_run(L, &c->cache, &rq, &r);

@@ -56,6 +56,7 @@ typedef struct spotify_exchange {
   char *key;                        /* the key of a penalty or pacing operation, owned */
   double penalty_until, pace_start; /* wall clock */
   int after_share;                  /* the state after sharing a 429's penalty */
+  const char *penalty_reason;       /* static: the shared penalty is a spent quota */
   char *entry; /* the value being stored (token entry, penalty, start time), owned */
   size_t entry_len;
   double entry_ttl;

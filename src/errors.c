@@ -10,7 +10,8 @@
 
 void spotify_error_clear(spotify_error *e) {
   free(e->message);
-  e->message = NULL;
+  free(e->reason);
+  e->message = e->reason = NULL;
   e->kind = NULL;
   e->status = 0;
   e->retry_after = -1;
@@ -29,7 +30,13 @@ void spotify_error_set(spotify_error *e, const char *kind, long status, const ch
 
 void spotify_error_copy(spotify_error *dst, const spotify_error *src) {
   spotify_error_set(dst, src->kind, src->status, src->message, src->retry_after);
+  spotify_error_set_reason(dst, src->reason);
   dst->at_token = src->at_token;
+}
+
+void spotify_error_set_reason(spotify_error *e, const char *reason) {
+  free(e->reason);
+  e->reason = reason ? strdup(reason) : NULL; /* NULL on OOM: no reason */
 }
 
 typedef struct plain_text {
@@ -86,6 +93,26 @@ static int body_message(lua_State *L, const char *body, size_t len) {
   return 1;
 }
 
+/* Pushes the API's {"error":{"reason"}} of an error body (a short word such
+ * as "QUOTA_EXCEEDED" or "PREMIUM_REQUIRED"), or nothing; returns how many. */
+static int body_reason(lua_State *L, const char *body, size_t len) {
+  int top = lua_gettop(L);
+  if (len == 0 || spotify_json_decode(L, body, len) != 1 || !lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_getfield(L, -1, "error");
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "reason");
+  size_t n = 0;
+  if (lua_type(L, -1) != LUA_TSTRING || (lua_tolstring(L, -1, &n), n == 0 || n > 64)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+}
+
 void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kind, long status,
                                  const char *body, size_t len, double retry_after) {
   char fallback[96];
@@ -96,6 +123,9 @@ void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kin
   else
     snprintf(fallback, sizeof fallback, "%s (HTTP %ld)", plain_for(kind), status);
   spotify_error_set(e, kind, status, message, retry_after);
+  lua_pop(L, pushed);
+  pushed = body_reason(L, body, len);
+  spotify_error_set_reason(e, pushed ? lua_tostring(L, -1) : NULL);
   lua_pop(L, pushed);
 }
 
@@ -112,6 +142,10 @@ void spotify_push_error(lua_State *L, const spotify_error *e, const char *method
   if (e->retry_after >= 0) {
     lua_pushnumber(L, e->retry_after);
     lua_setfield(L, -2, "retry_after");
+  }
+  if (e->reason) {
+    lua_pushstring(L, e->reason);
+    lua_setfield(L, -2, "reason");
   }
   if (method) {
     lua_pushstring(L, method);

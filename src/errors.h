@@ -11,6 +11,7 @@ typedef struct spotify_error {
   char *message;      /* owned; NULL falls back to a plain description */
   double retry_after; /* seconds, < 0 when none */
   int at_token;       /* it came from the token endpoint */
+  char *reason;       /* owned: Spotify's error.reason, NULL when none */
 } spotify_error;
 
 void spotify_error_clear(spotify_error *e);
@@ -18,7 +19,10 @@ void spotify_error_clear(spotify_error *e);
 void spotify_error_set(spotify_error *e, const char *kind, long status, const char *message,
                        double retry_after);
 void spotify_error_copy(spotify_error *dst, const spotify_error *src);
-/* The error for a non-2xx answer, with Spotify's message from its body. */
+/* Set (a copy of) Spotify's reason on e; NULL clears it. */
+void spotify_error_set_reason(spotify_error *e, const char *reason);
+/* The error for a non-2xx answer, with Spotify's message and reason from
+ * its body. */
 void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kind, long status,
                                  const char *body, size_t len, double retry_after);
 /* Push e as a Lua error object naming the request. */

@@ -44,6 +44,15 @@ spotify_verdict spotify_policy_status(long status, int token_endpoint) {
   return r->verdict;
 }
 
+static const char *const quota_reasons[] = {"QUOTA_EXCEEDED", NULL};
+
+const char *spotify_policy_quota(long status, const char *reason) {
+  if (status != 429 || reason == NULL) return NULL;
+  for (const char *const *r = quota_reasons; *r; r++)
+    if (strcmp(*r, reason) == 0) return *r;
+  return NULL;
+}
+
 typedef struct failure_rule {
   const char *name;
   spotify_verdict verdict;

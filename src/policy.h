@@ -34,6 +34,13 @@ spotify_verdict spotify_policy_failure(spotify_failure f);
 /* "timeout", "connect", ... -> the failure; SPOTIFY_FAIL_BROKEN when unknown. */
 spotify_failure spotify_failure_named(const char *name);
 
+/* Spotify's reasons for a 429 that means a quota is spent (since July
+ * 2026: an app's daily quota, or a developer's): a ban of hours, so the
+ * call fails at once, never retried nor waited for, and the cooldown is
+ * shared. Returns the reason's static copy, or NULL for any other answer. */
+const char *spotify_policy_quota(long status, const char *reason);
+#define SPOTIFY_QUOTA_RETRY_AFTER 3600.0 /* seconds, when a quota's 429 has no Retry-After */
+
 /* Seconds before attempt `attempt` + 1: 0.5 s doubling to 8 s, times a
  * jitter in [0.5, 1.0], or the server's Retry-After when that is longer. */
 double spotify_backoff(int attempt, double retry_after);

@@ -1,5 +1,6 @@
 --- The one error type: a table with kind, status, message, retry_after,
--- method and url, printed by the core's `__tostring`.
+-- reason (Spotify's error.reason), method and url, printed by the core's
+-- `__tostring`. Errors of HTTP answers are built in C (src/errors.c).
 local core = require "spotify.core"
 
 local errors = {}

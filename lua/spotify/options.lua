@@ -30,15 +30,39 @@ local function cache(v)
   if not ok or get == nil or set == nil then return "a cache object (a table with get and set)" end
 end
 
+local function whole(n)
+  return type(n) == "number" and n >= 1 and n % 1 == 0 and n ~= math.huge
+end
+
 local function rate_limit(v)
-  local want = "a table {requests = N, window = seconds} (N a whole number of at least 1, seconds above 0)"
+  local want = "a table {requests = N, window = seconds, fallback = n} (N and n whole numbers of at least 1,"
+    .. " seconds above 0, fallback optional)"
   if type(v) ~= "table" then return want end
   local n, w = v.requests, v.window
-  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 or type(w) ~= "number" or w ~= w or w <= 0 or w == math.huge then
+  if not whole(n) or type(w) ~= "number" or w ~= w or w <= 0 or w == math.huge then
     return want
   end
+  if v.fallback ~= nil and not whole(v.fallback) then return want end
   for k in pairs(v) do
-    if k ~= "requests" and k ~= "window" then return want end
+    if k ~= "requests" and k ~= "window" and k ~= "fallback" then return want end
+  end
+end
+
+local function budget_key(v)
+  if type(v) ~= "string" or v == "" or v:find "[%c]" then
+    return "a non-empty string without control characters"
+  end
+end
+
+-- OAuth 2.0 scope tokens (RFC 6749, 3.3): printable ASCII but space, " and \.
+local function scopes(v)
+  local want = "a list of scope strings such as {\"user-read-email\"}"
+  if type(v) ~= "table" then return want end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  for i = 1, n do
+    local s = v[i]
+    if type(s) ~= "string" or s == "" or s:find '[^!-~]' or s:find '["\\]' then return want end
   end
 end
 
@@ -84,6 +108,7 @@ options.checks = {
   deadline = number_check(0, false, true), rate_limit = rate_limit,
   language = language, metrics = metrics,
   responses = responses, batch_window = number_check(0),
+  budget_key = budget_key, scopes = scopes,
 }
 
 options.defaults = {
@@ -162,6 +187,8 @@ function options.resolve(given, version)
     if o[k] == nil then o[k] = v end
   end
   o.user_agent = o.user_agent or ("lua-spotify/" .. version)
+  -- sent as the token request's `scope`, and part of the token's cache key
+  if o.scopes and #o.scopes > 0 then o.scope = table.concat(o.scopes, " ") end
   o.api_base = o.api_base:gsub("/+$", "")
   if not o.access_token then
     o.client_id = o.client_id or os.getenv "SPOTIFY_CLIENT_ID"

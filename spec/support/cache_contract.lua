@@ -78,6 +78,20 @@ function contract.checks(sleep)
     expect(make():incr("contract:n", 1, 60) == 4, "a second cache does not share the counter")
   end)
 
+  check("pace: a start time per request, N per window, shared; a live penalty answered instead", function(make)
+    local c = make()
+    if not c.pace then return end
+    local function pace(cache, now)
+      return cache:pace("contract:penalty", "contract:pace", { requests = 2, window = 10, margin = 0.5, now = now })
+    end
+    expect(pace(c, 1000) == 1000, "the first request did not start at once")
+    expect(pace(make(), 1001) == 1001, "the second of two did not start at once (or the count is not shared)")
+    expect(pace(c, 1002) == 1010.5, "the third did not wait for the first's window and margin")
+    c:set("contract:penalty", "1500 QUOTA_EXCEEDED", 60)
+    expect(pace(c, 1003) == "1500 QUOTA_EXCEEDED", "a live penalty was not answered")
+    expect(pace(c, 1600) == 1600, "an ended penalty still held")
+  end)
+
   return list
 end
 

@@ -100,6 +100,7 @@ function Fake:config(changes) self:call("config", cjson.encode(changes)) end
 -- status, fixture | body, headers, delay, action, seconds, times (1; -1 = always),
 -- barrier = n (each answer waits until n such requests are in flight together,
 -- at most barrier_seconds, 5; the log entry's `met` says whether they were).
+-- reason (Spotify's error.reason in the error object, e.g. "QUOTA_EXCEEDED").
 function Fake:faults(list)
   local json = #list == 0 and '{"faults":[]}' or cjson.encode { faults = list }
   self:call("config", json)
@@ -107,6 +108,9 @@ end
 
 function Fake:reset() self:call("reset", "{}") end
 
+--- Every request: method, path, query, body, authorization, ..., time (when
+-- the fake handled it), arrived (when the kernel received it), answered
+-- (when the answer left), status, fault_status (what a fault sent instead).
 function Fake:log() return cjson.decode(self:call "log") end
 
 function Fake:log_for(prefix)

@@ -21,12 +21,14 @@ accept, and exits on /_control/stop or when its parent process ends.
 import argparse
 import base64
 import copy
+import io
 import zlib
 import json
 import os
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 import urllib.parse
@@ -412,6 +414,38 @@ def route_catalog(base, path, query):
 
 # --- HTTP -------------------------------------------------------------------
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+class ArrivalReader(io.RawIOBase):
+    """The connection's reads, noting when the kernel received their bytes.
+
+    A request's `arrived` is that moment (the kernel's receive timestamp),
+    as a server counting requests sees them; `time` is when this process
+    got to handle it, which can be much later on a busy machine."""
+
+    def __init__(self, sock):
+        super().__init__()
+        self.sock = sock
+        self.first = None  # the receive time of the first read since mark()
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        n, anc, _, _ = self.sock.recvmsg_into([b], socket.CMSG_SPACE(16))
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack("qq", data[:16])
+                if self.first is None:
+                    self.first = sec + nsec / 1e9
+        return n
+
+    def mark(self):
+        self.first = None
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeSpotify/1.0"
@@ -421,6 +455,15 @@ class Handler(BaseHTTPRequestHandler):
         # Answers go out at once instead of waiting for the client's delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn_id = STATE.next_conn()
+        self.arrival = None
+        if not self.server.tls:
+            self.arrival = ArrivalReader(self.connection)
+            self.rfile = io.BufferedReader(self.arrival)
+
+    def handle_one_request(self):
+        if self.arrival:
+            self.arrival.mark()
+        super().handle_one_request()
 
     def log_message(self, *args):
         pass
@@ -458,6 +501,7 @@ class Handler(BaseHTTPRequestHandler):
             "user_agent": self.headers.get("User-Agent"),
             "accept_language": self.headers.get("Accept-Language"),
             "conn": self.conn_id, "tls": self.server.tls, "time": time.time(),
+            "arrived": (self.arrival and self.arrival.first) or time.time(),
             "target": self.path, "host": self.headers.get("Host"),
         }
         with STATE.lock:
@@ -468,13 +512,18 @@ class Handler(BaseHTTPRequestHandler):
         except Answer as a:
             answer = a
         entry["status"] = answer.status
-        if fault:
-            if fault.get("barrier"):
-                # barrier = n: the answer waits for n such requests in flight
-                entry["met"] = STATE.meet(fault.get("path", ""), int(fault["barrier"]),
-                                          float(fault.get("barrier_seconds", 5)))
-            return self.faulty(fault, answer)
-        self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
+        if fault and "status" in fault:
+            entry["fault_status"] = fault["status"]  # what went out instead
+        try:
+            if fault:
+                if fault.get("barrier"):
+                    # barrier = n: the answer waits for n such requests in flight
+                    entry["met"] = STATE.meet(fault.get("path", ""), int(fault["barrier"]),
+                                              float(fault.get("barrier_seconds", 5)))
+                return self.faulty(fault, answer)
+            self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
+        finally:
+            entry["answered"] = time.time()  # the answer has left (or the connection broke)
 
     def answer(self, method, path, raw_query, body):
         if path == "/api/token":
@@ -576,7 +625,14 @@ class Handler(BaseHTTPRequestHandler):
         status = fault.get("status", answer.status)
         headers = dict(answer.headers)
         headers.update(fault.get("headers") or {})
-        if "fixture" in fault:
+        if fault.get("reason"):
+            # Spotify's error object with error.reason, e.g. a spent quota:
+            # {"status": 429, "reason": "QUOTA_EXCEEDED", "headers": {}}
+            body = fixture(fault.get("fixture", "error_429_rate_limited.json"))
+            body["error"]["status"] = status
+            body["error"]["reason"] = fault["reason"]
+            data = json.dumps(body).encode()
+        elif "fixture" in fault:
             data = json.dumps(fixture(fault["fixture"])).encode()
         elif "body" in fault:
             data = fault["body"].encode()

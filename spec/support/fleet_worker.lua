@@ -2,8 +2,9 @@
 -- Spotify with the given token cache and prints a JSON summary on stdout.
 --
 --   luajit spec/support/fleet_worker.lua build=build/luajit api_base=URL token_url=URL \
---     cache=redis|file|memory target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
---     [refresh_buffer=s] [redis_timeout=s] [rate_requests=N rate_window=s] [max_retry_after=s]
+--     cache=redis|file|memory|file_noincr target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
+--     [refresh_buffer=s] [redis_timeout=s] [rate_requests=N rate_window=s [rate_fallback=n]]
+--     [max_retry_after=s]
 --
 -- Run from the project root. Summary: ok, failed, errors (first messages),
 -- token_fetches, cache_hits, cache_errors, cache_error_events, tokens (every
@@ -38,6 +39,13 @@ local function make_cache()
   local kind = args.cache or "memory"
   if kind == "redis" then return redis_cache(args.target, tonumber(args.redis_timeout) or 0.5) end
   if kind == "file" then return spotify.cache.file(args.target) end
+  if kind == "file_noincr" then -- a shared cache that cannot count: get, set and the lock only
+    local file = spotify.cache.file(args.target)
+    return {
+      get = function(_, ...) return file:get(...) end, set = function(_, ...) return file:set(...) end,
+      lock = function(_, ...) return file:lock(...) end, unlock = function(_, ...) return file:unlock(...) end,
+    }
+  end
   return spotify.cache.memory()
 end
 
@@ -49,8 +57,8 @@ local client = spotify.client {
   refresh_buffer = tonumber(args.refresh_buffer) or 60,
   timeout = 5,
   max_retry_after = tonumber(args.max_retry_after) or 60,
-  rate_limit = args.rate_requests and { requests = tonumber(args.rate_requests), window = tonumber(args.rate_window) }
-    or nil,
+  rate_limit = args.rate_requests and { requests = tonumber(args.rate_requests), window = tonumber(args.rate_window),
+    fallback = tonumber(args.rate_fallback) } or nil,
   on_request = function(info)
     if info.event == "cache_error" then cache_error_events = cache_error_events + 1 end
   end,

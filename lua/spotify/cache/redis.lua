@@ -38,6 +38,30 @@ end
 return v
 ]]
 
+-- The shared penalty and one request's place in the sliding window, in one
+-- round trip (the engine's pace; see cache:pace). KEYS[1]: the penalty;
+-- KEYS[2]: the base of the counter (`:n`) and of the N start-time slots.
+-- ARGV: requests, window, margin, now (the caller's wall clock, as every
+-- slot holds). Request k starts once request k - N started a window ago.
+-- The slot keys are derived here, so this wants one Redis, not a cluster.
+local PACE_SCRIPT = [[
+local now = tonumber(ARGV[4])
+local penalty = redis.call("get", KEYS[1])
+if penalty and (tonumber(string.match(penalty, "^%S+")) or 0) > now then
+  return {"penalty", penalty}
+end
+local n, w, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local k = redis.call("incr", KEYS[2] .. ":n")
+if k == 1 then redis.call("expire", KEYS[2] .. ":n", 86400) end
+local slot = KEYS[2] .. ":" .. (k % n)
+local prev = tonumber(redis.call("get", slot))
+local start = now
+if prev and prev + w + margin > start then start = prev + w + margin end
+local text = string.format("%.17g", start)
+redis.call("set", slot, text, "EX", math.ceil(2 * w) + 1)
+return {"start", text}
+]]
+
 local function has_commands(v)
   return type(v.get) == "function" and type(v.set) == "function" and type(v.eval) == "function"
 end
@@ -220,6 +244,42 @@ function Redis:incr(key, delta, ttl)
   local v = tonumber(command(self, "eval", INCR_SCRIPT, 1, self.prefix .. key, tostring(delta or 1), tostring(ms)))
   if v == nil then error("redis: INCRBYFLOAT answered something that is not a number", 0) end
   return v
+end
+
+-- Run PACE_SCRIPT by its SHA1 (loaded once per cache); a Redis that
+-- restarted has forgotten it: EVAL then, which loads it again.
+local function run_pace(self, ...)
+  if not self.pace_sha then
+    self.pace_sha = command(self, "script", "load", PACE_SCRIPT)
+  end
+  local conn = connection(self)
+  local ok, res, err = pcall(conn.evalsha, conn, self.pace_sha, ...)
+  local failure = not ok and res or (res == nil and err)
+  if failure and tostring(failure):find("NOSCRIPT", 1, true) then
+    release(self)
+    return command(self, "eval", PACE_SCRIPT, ...)
+  end
+  if failure then
+    drop(self)
+    error("redis: " .. tostring(failure), 0)
+  end
+  release(self)
+  return res
+end
+
+--- cache:pace(penalty_key, pace_key, budget) -> start time | penalty: the
+-- engine's penalty check and pacing of one request in one round trip.
+-- `budget` is {requests, window, margin, now}; answers the penalty's
+-- value (a string) while one holds, else the request's start time (wall
+-- clock, a number). Raises when Redis fails.
+function Redis:pace(penalty_key, pace_key, budget)
+  local reply = run_pace(self, 2, self.prefix .. penalty_key, self.prefix .. pace_key,
+    tostring(budget.requests), ("%.17g"):format(budget.window), ("%.17g"):format(budget.margin),
+    ("%.17g"):format(budget.now))
+  if type(reply) == "table" and reply[1] == "penalty" and type(reply[2]) == "string" then return reply[2] end
+  local start = type(reply) == "table" and reply[1] == "start" and tonumber(reply[2])
+  if not start then error("redis: the pace script answered something unexpected", 0) end
+  return start
 end
 
 --- cache:unlock(key): releases the lock only if this cache still owns it;

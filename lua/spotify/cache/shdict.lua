@@ -45,6 +45,26 @@ function Shdict:incr(key, delta, ttl)
   return v
 end
 
+--- cache:pace(penalty_key, pace_key, budget) -> start time | penalty: the
+-- engine's penalty check and pacing of one request in one call. `budget`
+-- is {requests, window, margin, now}; answers the penalty's value (a
+-- string) while one holds, else the request's start time (wall clock).
+-- Request k starts once request k - N started a window ago.
+function Shdict:pace(penalty_key, pace_key, budget)
+  local dict, now = self.dict, budget.now
+  local penalty = dict:get(penalty_key)
+  if type(penalty) == "string" and (tonumber(penalty:match "^%S+") or 0) > now then return penalty end
+  local k, err = dict:incr(pace_key .. ":n", 1, 0, 86400)
+  if k == nil then error("shared dict incr: " .. tostring(err), 0) end
+  local slot = pace_key .. ":" .. (k % budget.requests)
+  local start, prev = now, tonumber(dict:get(slot))
+  local next_start = prev and prev + budget.window + budget.margin
+  if next_start and next_start > start then start = next_start end
+  local ok, why = dict:set(slot, ("%.17g"):format(start), math.ceil(2 * budget.window) + 1)
+  if not ok then error("shared dict set: " .. tostring(why), 0) end
+  return start
+end
+
 -- A value no other holder of the lock can have: worker pid and a counter.
 local function lock_value()
   lock_serial = lock_serial + 1
