@@ -183,7 +183,7 @@ return { track = function(kind)
     for k, v in pairs(extra[kind] or {}) do o[k] = v end
     clients[kind] = spotify.client(o)
   end
-  local t, err = clients[kind]:track(%q)
+  local t, err = clients[kind]:track(ngx.var.arg_id or %q)
   ngx.say(t and "ok"
     or (tostring(err) .. " reason=" .. tostring(err.reason) .. " retry_after=" .. tostring(err.retry_after)))
 end }
@@ -214,7 +214,8 @@ end }
   it("rate_limit 10 per 2 s across both workers (the shared dict's pace): never more than 10 in any 2 s", function()
     local mark = #f:log_for "/v1/"
     local paths = {}
-    for i = 1, 30 do paths[i] = "/paced" end
+    -- distinct tracks: identical GETs in flight would share one request
+    for i = 1, 30 do paths[i] = ("/paced?id=P%021d"):format(i) end
     for _, r in ipairs(server:parallel(paths, 8)) do
       assert.equal(200, r.status)
       assert.matches("^ok", r.body)

@@ -925,7 +925,7 @@ static void redact_error(lua_State *L, spotify_exchange *x) {
   if (e->message == NULL) return;
   push_redacted(L, e->message, x->c->token.value);
   push_redacted(L, lua_tostring(L, -1), x->c->token.refused);
-  spotify_error_set(e, e->kind, e->status, lua_tostring(L, -1), e->retry_after);
+  spotify_error_set_message(e, lua_tostring(L, -1));
   lua_pop(L, 2);
 }
 

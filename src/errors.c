@@ -34,6 +34,12 @@ void spotify_error_copy(spotify_error *dst, const spotify_error *src) {
   dst->at_token = src->at_token;
 }
 
+void spotify_error_set_message(spotify_error *e, const char *message) {
+  char *copy = message ? strdup(message) : NULL; /* NULL on OOM: plain text later */
+  free(e->message);
+  e->message = copy;
+}
+
 void spotify_error_set_reason(spotify_error *e, const char *reason) {
   free(e->reason);
   e->reason = reason ? strdup(reason) : NULL; /* NULL on OOM: no reason */

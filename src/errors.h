@@ -20,6 +20,8 @@ void spotify_error_set(spotify_error *e, const char *kind, long status, const ch
                        double retry_after);
 void spotify_error_copy(spotify_error *dst, const spotify_error *src);
 /* Set (a copy of) Spotify's reason on e; NULL clears it. */
+/* Replace the message only (kind, status, reason and retry_after stay). */
+void spotify_error_set_message(spotify_error *e, const char *message);
 void spotify_error_set_reason(spotify_error *e, const char *reason);
 /* The error for a non-2xx answer, with Spotify's message and reason from
  * its body. */
