@@ -326,8 +326,10 @@ end
 -- gzip answer.
 local zlib
 local function load_zlib()
-  if zlib then return zlib end
-  local ffi = require "ffi"
+  if zlib ~= nil then return zlib end
+  zlib = false
+  local has_ffi, ffi = pcall(require, "ffi")
+  if not has_ffi then return zlib end
   pcall(ffi.cdef, [[
     typedef struct z_stream_s {
       const unsigned char *next_in; unsigned int avail_in; unsigned long total_in;
@@ -340,8 +342,10 @@ local function load_zlib()
     int inflate(z_stream *strm, int flush);
     int inflateEnd(z_stream *strm);
   ]]) -- fails only when the same declarations are there already
-  local ok = pcall(function() return ffi.C.inflate end)
-  zlib = { ffi = ffi, lib = ok and ffi.C or ffi.load "z" }
+  local linked = pcall(function() return ffi.C.inflate end)
+  local ok, lib = true, ffi.C
+  if not linked then ok, lib = pcall(ffi.load, "z") end
+  if ok then zlib = { ffi = ffi, lib = lib } end
   return zlib
 end
 
@@ -352,6 +356,7 @@ local Z_OK, Z_STREAM_END, Z_NO_FLUSH = 0, 1, 0
 -- so a gzip bomb ends as "too big" before it can grow. Returns text or nil, err.
 local function gunzip(data, max_body)
   local z = load_zlib()
+  if not z then return nil, "gzip answer but no zlib through the FFI here" end
   local ffi, lib = z.ffi, z.lib
   local strm = ffi.new "z_stream[1]"
   if lib.inflateInit2_(strm, 15 + 16, lib.zlibVersion(), ffi.sizeof "z_stream") ~= Z_OK then

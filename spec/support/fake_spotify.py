@@ -15,6 +15,12 @@ paging object's total is the number of items it really lists, so a playlist
 that says 4 items lists 4. Without it the answers keep the fixtures' totals
 and cycle their items, which the specs rely on.
 
+Config "gzip" gzips the answers of requests whose Accept-Encoding names gzip;
+the log then says per request what it sent ("sent": body bytes on the wire,
+"content_encoding"). Faults "gzip_bomb" (`size` zero bytes gzipped),
+"gzip_truncated" and "encoding" (an answer labelled with another
+Content-Encoding) test the clients' inflating.
+
 prints "<http port> [<tls port>]" (and writes it to F) once the listeners
 accept, and exits on /_control/stop or when its parent process ends.
 """
