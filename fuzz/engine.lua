@@ -7,7 +7,8 @@
 -- that every cache operation is an event too. Once the input runs out,
 -- every answer is the plain one (a 200, a miss), so each run ends.
 local core = core
-core.virtual_clock(true)
+local testing = core.testing()
+testing.virtual_clock(true)
 
 local TOKEN_URL = "http://accounts.invalid/api/token"
 local API_URL = "http://api.invalid/v1/tracks/4iV5W9uYEdYUVa79Axb7Rh"
@@ -39,9 +40,9 @@ local function cache_answer(byte, op)
   if k == 2 then return nil end -- no such method
   if op == "get" then
     if k == 3 then
-      return true, ('{"access_token":"cached","expires_at":%.3f}'):format(core.time() + byte() * 10 - 600)
+      return true, ('{"access_token":"cached","expires_at":%.3f}'):format(testing.time() + byte() * 10 - 600)
     end
-    if k == 4 then return true, ("%.3f"):format(core.time() + byte() / 10) end -- a penalty, a start time
+    if k == 4 then return true, ("%.3f"):format(testing.time() + byte() / 10) end -- a penalty, a start time
     if k == 5 then return true, "junk" end
     return true, nil
   end
