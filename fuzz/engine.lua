@@ -50,6 +50,12 @@ local function cache_answer(byte, op)
     if k == 3 then return true, false end -- another process renews
     return true, true
   end
+  if op == "pace" then -- the shared penalty (a string) or this request's start time
+    if k == 3 then return true, ("%.3f"):format(testing.time() + byte() / 10) end
+    if k == 4 then return true, testing.time() + byte() / 10 end
+    if k == 5 then return true, "junk" end
+    return true, nil
+  end
   if op == "incr" then
     if k == 3 then return true, "not a number" end
     return true, byte() + 1
@@ -95,7 +101,7 @@ function check(data)
       core.sleep(a + byte(3) * byte()) -- time passes, sometimes much more than asked
       act, a, b, d = x:step()
     elseif act == "cache" then
-      assert(({ get = 1, set = 1, lock = 1, unlock = 1, incr = 1 })[a], "unknown cache operation " .. tostring(a))
+      assert(({ get = 1, set = 1, lock = 1, unlock = 1, incr = 1, pace = 1 })[a], "unknown cache operation " .. tostring(a))
       assert(type(b) == "string" and #b > 0, "a cache operation without a key")
       act, a, b, d = x:cache(cache_answer(byte, a))
     else
