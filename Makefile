@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota leak fuzz soak soak-nginx clean
+.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -154,6 +154,11 @@ leak: deps build
 # What shared pacing and the shared 429 penalty cost per call (figures).
 bench-pacing: deps build
 	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/pacing.lua
+
+# Bytes per request on the wire and decoded, plain and gzipped, with libcurl
+# and inside nginx (figures).
+bench-bytes: deps build
+	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/bytes.lua
 
 # Quota the response cache, coalescing and batch_window save (figures,
 # written into bench/RESULTS.md).

@@ -12,6 +12,7 @@ package.cpath = build .. "/?.so;" .. package.cpath
 
 local spotify = require "spotify"
 local core = require "spotify.core"
+local testing = core.testing()
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 
 -- One run for callgrind: N calls of client:track, uncached or process-tier hits.
@@ -76,7 +77,7 @@ local ok, err = pcall(function()
   -- 2. 4 processes sharing Redis, 300 calls each over the same 100 IDs.
   f:reset()
   local lua, fbuild = fleet.runtime()
-  local start_at, dir, cmd = core.time() + 1.5, fake.workdir(), {}
+  local start_at, dir, cmd = testing.time() + 1.5, fake.workdir(), {}
   for i = 1, 4 do
     cmd[#cmd + 1] = ("%s spec/support/responses_worker.lua build=%s api_base=%s token_url=%s port=%d "
       .. "calls=300 ids=100 start_at=%.3f > %s/quota%d.out 2>&1 &"):format(lua, fbuild, f.api_base,

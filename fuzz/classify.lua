@@ -1,14 +1,15 @@
--- Response classification and header parsing: core.classify on any status
+-- Response classification and header parsing: testing.classify on any status
 -- (also outside 100-999, as a hostile server or a bug upstream could hand
--- over), core.parse_retry_after and core.backoff on any header value, and
--- core.error_message on any error body.
+-- over), testing.parse_retry_after and testing.backoff on any header value, and
+-- testing.error_message on any error body.
 local core = core
+local testing = core.testing()
 
 local KINDS = { auth = true, forbidden = true, not_found = true, bad_request = true,
   rate_limited = true, server = true }
 
 local function check_status(status, for_token)
-  local kind, retry, renew = core.classify(status, for_token)
+  local kind, retry, renew = testing.classify(status, for_token)
   if status >= 200 and status < 300 then
     assert(kind == nil, "a 2xx classified as an error")
     return
@@ -22,7 +23,7 @@ local function check_status(status, for_token)
 end
 
 local function check_retry_after(value, attempt)
-  local ra = core.parse_retry_after(value)
+  local ra = testing.parse_retry_after(value)
   if ra ~= nil then
     assert(type(ra) == "number" and ra == ra and ra >= 0, "bad Retry-After " .. tostring(ra))
   end
@@ -30,7 +31,7 @@ local function check_retry_after(value, attempt)
   if digits and #digits < 16 then
     assert(ra == tonumber(digits), "plain seconds misread: " .. value)
   end
-  local wait = core.backoff(attempt, ra)
+  local wait = testing.backoff(attempt, ra)
   assert(wait == wait and wait >= (ra or 0) and wait > 0, "bad backoff")
   if not ra then assert(wait <= 8, "backoff above its cap") end
 end
@@ -53,7 +54,7 @@ function check(data)
   check_status(status, false)
   check_status(status, true)
   check_retry_after(data:sub(6), attempt)
-  check_error_text(status, data, core.parse_retry_after(data:sub(6)) or #data + 0.5)
-  local msg = core.error_message(data)
+  check_error_text(status, data, testing.parse_retry_after(data:sub(6)) or #data + 0.5)
+  local msg = testing.error_message(data)
   assert(msg == nil or type(msg) == "string", "error_message returned " .. type(msg))
 end

@@ -7,7 +7,8 @@
 -- that every cache operation is an event too. Once the input runs out,
 -- every answer is the plain one (a 200, a miss), so each run ends.
 local core = core
-core.virtual_clock(true)
+local testing = core.testing()
+testing.virtual_clock(true)
 
 local TOKEN_URL = "http://accounts.invalid/api/token"
 local API_URL = "http://api.invalid/v1/tracks/4iV5W9uYEdYUVa79Axb7Rh"
@@ -39,15 +40,21 @@ local function cache_answer(byte, op)
   if k == 2 then return nil end -- no such method
   if op == "get" then
     if k == 3 then
-      return true, ('{"access_token":"cached","expires_at":%.3f}'):format(core.time() + byte() * 10 - 600)
+      return true, ('{"access_token":"cached","expires_at":%.3f}'):format(testing.time() + byte() * 10 - 600)
     end
-    if k == 4 then return true, ("%.3f"):format(core.time() + byte() / 10) end -- a penalty, a start time
+    if k == 4 then return true, ("%.3f"):format(testing.time() + byte() / 10) end -- a penalty, a start time
     if k == 5 then return true, "junk" end
     return true, nil
   end
   if op == "lock" then
     if k == 3 then return true, false end -- another process renews
     return true, true
+  end
+  if op == "pace" then -- the shared penalty (a string) or this request's start time
+    if k == 3 then return true, ("%.3f"):format(testing.time() + byte() / 10) end
+    if k == 4 then return true, testing.time() + byte() / 10 end
+    if k == 5 then return true, "junk" end
+    return true, nil
   end
   if op == "incr" then
     if k == 3 then return true, "not a number" end
@@ -94,7 +101,7 @@ function check(data)
       core.sleep(a + byte(3) * byte()) -- time passes, sometimes much more than asked
       act, a, b, d = x:step()
     elseif act == "cache" then
-      assert(({ get = 1, set = 1, lock = 1, unlock = 1, incr = 1 })[a], "unknown cache operation " .. tostring(a))
+      assert(({ get = 1, set = 1, lock = 1, unlock = 1, incr = 1, pace = 1 })[a], "unknown cache operation " .. tostring(a))
       assert(type(b) == "string" and #b > 0, "a cache operation without a key")
       act, a, b, d = x:cache(cache_answer(byte, a))
     else

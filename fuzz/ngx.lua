@@ -6,7 +6,8 @@
 -- "unreadable answer"), never asks for more than it may hold, always ends,
 -- and the call answers a value or an error of a documented kind.
 local core = core
-core.virtual_clock(true)
+local testing = core.testing()
+testing.virtual_clock(true)
 
 local KINDS = { network = true, timeout = true, decode = true, auth = true, forbidden = true, not_found = true,
   bad_request = true, rate_limited = true, server = true, invalid_argument = true }

@@ -1,10 +1,11 @@
--- core.parse_token on any token endpoint answer: either a usable token
+-- testing.parse_token on any token endpoint answer: either a usable token
 -- (visible ASCII only, so it cannot break a header line) and a positive,
 -- finite lifetime, or nil and a message.
 local core = core
+local testing = core.testing()
 
 function check(data)
-  local token, expires_in = core.parse_token(data)
+  local token, expires_in = testing.parse_token(data)
   if token == nil then
     assert(type(expires_in) == "string", "a refusal without a message")
     return

@@ -5,6 +5,7 @@
 local cjson = require "cjson"
 local spotify = require "spotify"
 local core = require "spotify.core"
+local testing = core.testing()
 local fake = require "spec.support.fake"
 local fleet = require "spec.support.fleet"
 local nginx = require "spec.support.nginx"
@@ -169,7 +170,7 @@ describe("coalescing across processes (a Redis store with lock)", function()
 
   it("4 processes, 300 calls each over the same 100 IDs, reach Spotify at most 100 times", function()
     local lua, build = fleet.runtime()
-    local start_at = core.time() + 1.5
+    local start_at = testing.time() + 1.5
     local cmd = {}
     local dir = fake.workdir()
     for i = 1, 4 do

@@ -207,6 +207,7 @@ describe("nginx with one worker", function()
         unbatched = fake.client_opts(f, { batch = false }),
         tls = fake.client_opts(f, { api_base = f.tls_api_base, token_url = f.tls_token_url }),
         short = fake.client_opts(f, { timeout = 0.5, max_retries = 0 }),
+        small_body = fake.client_opts(f, { max_body = 1024 * 1024, max_retries = 0 }),
         retrying = fake.client_opts(f, { max_retries = 2 }),
         -- holds a 3600 s penalty after its test, so no other test uses it
         penalized = fake.client_opts(f),
@@ -280,6 +281,75 @@ describe("nginx with one worker", function()
     local got, err = remote(server, "plain", "track", { ID })
     assert.is_nil(err)
     assert.same(plain(want), got)
+  end)
+
+  describe("gzip", function()
+    local function gzip_off() f:config { gzip = false } end
+    local function since_on(fk, mark, prefix)
+      local out = {}
+      for _, e in ipairs(since(fk, mark)) do
+        if e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
+      end
+      return out
+    end
+
+    it("asks for it and gets the same values over fewer bytes", function()
+      finally(gzip_off)
+      local args = { "roadhouse blues", { type = { "track", "artist" }, limit = 10 } }
+      local want = assert(curl_client:search(unpack(args)))
+      local mark = #f:log()
+      local plain_search = remote(server, "plain", "search", args)
+      f:config { gzip = true }
+      local got, err = remote(server, "plain", "search", args)
+      assert.is_nil(err)
+      assert.same(plain(want), got)
+      assert.same(plain(want), plain_search)
+      local log = since_on(f, mark, "/v1/search")
+      assert.equal(2, #log)
+      assert.matches("gzip", log[2].accept_encoding)
+      assert.is_not.equal("gzip", log[1].content_encoding)
+      assert.equal("gzip", log[2].content_encoding)
+      assert.is_true(log[2].sent * 4 < log[1].sent, log[2].sent .. " vs " .. log[1].sent)
+      assert_clean_log(server, log_mark)
+    end)
+
+    it("reads chunked gzip answers", function()
+      finally(gzip_off)
+      f:config { gzip = true }
+      f:faults { { path = "/v1/tracks/", action = "chunked", times = -1 } }
+      local want = assert(curl_client:track(ID))
+      local got, err = remote(server, "plain", "track", { ID })
+      assert.is_nil(err)
+      assert.same(plain(want), got)
+    end)
+
+    it("refuses a gzip bomb as too big, bounded by max_body", function()
+      f:faults { { path = "/v1/tracks/", action = "gzip_bomb", size = 256 * 1024 * 1024, times = 1 } }
+      local mark = #f:log()
+      local got, err = remote(server, "small_body", "track", { ID })
+      assert.is_nil(got)
+      assert.equal("decode", err.kind)
+      assert.matches("larger than max_body", err.message)
+      local log = since_on(f, mark, "/v1/tracks/")
+      assert.equal(1, #log)
+      assert.is_true(log[1].sent < 1024 * 1024) -- small on the wire, huge inflated
+    end)
+
+    it("says a truncated gzip stream is truncated", function()
+      f:faults { { path = "/v1/tracks/", action = "gzip_truncated", times = 1 } }
+      local got, err = remote(server, "short", "track", { ID })
+      assert.is_nil(got)
+      assert.equal("network", err.kind)
+      assert.matches("gzip stream truncated", err.message)
+    end)
+
+    it("refuses an unknown content encoding", function()
+      f:faults { { path = "/v1/tracks/", action = "encoding", encoding = "zstd-x", times = 1 } }
+      local got, err = remote(server, "short", "track", { ID })
+      assert.is_nil(got)
+      assert.equal("network", err.kind)
+      assert.matches("unknown content encoding zstd%-x", err.message)
+    end)
   end)
 
   it("retries a 429 after its Retry-After, as decided by the core", function()

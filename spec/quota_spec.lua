@@ -196,7 +196,7 @@ describe("quota-aware rate limit", function()
       for k in pairs(cache.used) do
         assert.falsy(k:find("test-secret", 1, true), k)
       end
-      local digest = require("spotify.core").digest("test-id\0test-secret\0" .. f.token_url .. "\0\0")
+      local digest = require("spotify.core").testing().digest("test-id\0test-secret\0" .. f.token_url .. "\0\0")
       assert.truthy(cache.store["token:" .. digest])
     end)
 

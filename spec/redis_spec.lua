@@ -3,6 +3,7 @@
 -- answering garbage) never failing an API call.
 local spotify = require "spotify"
 local core = require "spotify.core"
+local testing = core.testing()
 local cjson = require "cjson"
 local fake = require "spec.support.fake"
 local keys = require "spec.support.keys"
@@ -268,7 +269,7 @@ describe("redis cache", function()
 
   it("a penalty in Redis holds a paced call: the script answers it instead of a place", function()
     local cache = spotify.cache.redis(server:connect())
-    local until_ = core.time() + 0.3
+    local until_ = testing.time() + 0.3
     admin:set("spotify:" .. keys.penalty "test-id", ("%.17g"):format(until_))
     local c = client_with(f, cache, { rate_limit = { requests = 10, window = 30 } })
     assert(c:track(ID))

@@ -3,6 +3,7 @@
 -- from the fake's log.
 local spotify = require "spotify"
 local core = require "spotify.core"
+local testing = core.testing()
 local fake = require "spec.support.fake"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
@@ -262,7 +263,7 @@ describe("spotify.responses", function()
   describe("stale_if_error", function()
     local clock
     setup(function() clock = require("spec.support.virtual_clock").install() end)
-    teardown(function() core.virtual_clock(false) end)
+    teardown(function() testing.virtual_clock(false) end)
 
     local function expired(responses)
       local c = client(responses)

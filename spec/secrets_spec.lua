@@ -7,6 +7,7 @@ require("spec.support.virtual_clock").install()
 local spotify = require "spotify"
 local fake = require "spec.support.fake"
 local core = require "spotify.core"
+local testing = core.testing()
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local CLIENT_ID = "secret-spec-id"
@@ -54,7 +55,7 @@ describe("secrets", function()
   before_each(function()
     f:reset()
     f:config { credentials = { [CLIENT_ID] = SECRET } }
-    secrets = { SECRET, core.basic_auth(CLIENT_ID, SECRET):sub(7) }
+    secrets = { SECRET, testing.basic_auth(CLIENT_ID, SECRET):sub(7) }
   end)
 
   -- Add every token the fake handed out (seen in its log) to the secrets.

@@ -51,7 +51,7 @@ local function gather(self, env, urls, name)
     end
     if is_closed(self) then
       for i = 1, #urls do
-        if values[i] == nil and errs[i] == nil then errs[i] = errors.new("closed", { message = "client is closed" }) end
+        if values[i] == nil and errs[i] == nil then errs[i] = errors.closed() end
       end
       break
     end

@@ -1,6 +1,7 @@
 --- The one error type: a table with kind, status, message, retry_after,
 -- reason (Spotify's error.reason), method and url, printed by the core's
--- `__tostring`. Errors of HTTP answers are built in C (src/errors.c).
+-- `__tostring`. Errors of HTTP answers are built in C (src/errors.c), which
+-- also holds the plain text of each kind.
 local core = require "spotify.core"
 
 local errors = {}
@@ -22,25 +23,13 @@ function errors.is(v)
   return getmetatable(v) == mt
 end
 
-local plain = {
-  auth = "credentials or token refused",
-  forbidden = "forbidden",
-  not_found = "not found",
-  bad_request = "bad request",
-  rate_limited = "rate limited",
-  server = "server error",
-}
-
---- The error for an HTTP answer that is not a success.
-function errors.from_response(kind, status, body, retry_after, method, url)
-  local message = core.error_message(body)
-  if not message or message == "" then
-    message = (plain[kind] or kind) .. " (HTTP " .. status .. ")"
-  end
-  return errors.new(kind, {
-    status = status, message = message, retry_after = retry_after,
-    method = method, url = url,
-  })
+--- The error of a request that will not finish: its client was closed, or
+-- (`message` given) the started request was cancelled. The one place such
+-- errors are made on the Lua side.
+-- @tparam[opt] string message defaults to "client is closed", the C core's text
+-- @treturn table the error
+function errors.closed(message)
+  return errors.new("closed", { message = message or "client is closed" })
 end
 
 return errors

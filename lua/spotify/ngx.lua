@@ -69,6 +69,7 @@ local function request_text(t, method, u, auth, body, proxy)
     method .. " " .. target .. " HTTP/1.1",
     "Host: " .. u.host_header,
     "Accept: application/json",
+    "Accept-Encoding: gzip",
   }
   if t.user_agent then lines[#lines + 1] = "User-Agent: " .. t.user_agent end
   if auth then lines[#lines + 1] = "Authorization: " .. auth end
@@ -321,6 +322,77 @@ local function read_body(r, head, method, max_body)
   return body, false
 end
 
+-- zlib through LuaJIT's FFI: nginx links it already; loaded on the first
+-- gzip answer.
+local zlib
+local function load_zlib()
+  if zlib ~= nil then return zlib end
+  zlib = false
+  local has_ffi, ffi = pcall(require, "ffi")
+  if not has_ffi then return zlib end
+  pcall(ffi.cdef, [[
+    typedef struct z_stream_s {
+      const unsigned char *next_in; unsigned int avail_in; unsigned long total_in;
+      unsigned char *next_out; unsigned int avail_out; unsigned long total_out;
+      const char *msg; void *state; void *zalloc; void *zfree; void *opaque;
+      int data_type; unsigned long adler; unsigned long reserved;
+    } z_stream;
+    const char *zlibVersion(void);
+    int inflateInit2_(z_stream *strm, int windowBits, const char *version, int stream_size);
+    int inflate(z_stream *strm, int flush);
+    int inflateEnd(z_stream *strm);
+  ]]) -- fails only when the same declarations are there already
+  local linked = pcall(function() return ffi.C.inflate end)
+  local ok, lib = true, ffi.C
+  if not linked then ok, lib = pcall(ffi.load, "z") end
+  if ok then zlib = { ffi = ffi, lib = lib } end
+  return zlib
+end
+
+local INFLATE_STEP = 64 * 1024
+local Z_OK, Z_STREAM_END, Z_NO_FLUSH = 0, 1, 0
+
+-- Inflates a gzip body step by step: at most max_body bytes ever come out,
+-- so a gzip bomb ends as "too big" before it can grow. Returns text or nil, err.
+local function gunzip(data, max_body)
+  local z = load_zlib()
+  if not z then return nil, "gzip answer but no zlib through the FFI here" end
+  local ffi, lib = z.ffi, z.lib
+  local strm = ffi.new "z_stream[1]"
+  if lib.inflateInit2_(strm, 15 + 16, lib.zlibVersion(), ffi.sizeof "z_stream") ~= Z_OK then
+    return nil, "gzip: cannot start inflating"
+  end
+  local out = ffi.new("unsigned char[?]", INFLATE_STEP)
+  strm[0].next_in, strm[0].avail_in = data, #data
+  local parts, total, ret = {}, 0
+  repeat
+    strm[0].next_out, strm[0].avail_out = out, INFLATE_STEP
+    ret = lib.inflate(strm, Z_NO_FLUSH)
+    local n = INFLATE_STEP - strm[0].avail_out
+    total = total + n
+    if total > max_body then
+      ret = "too big"
+      break
+    end
+    if n > 0 then parts[#parts + 1] = ffi.string(out, n) end
+  until ret ~= Z_OK or (strm[0].avail_in == 0 and strm[0].avail_out > 0)
+  local msg = strm[0].msg ~= nil and ffi.string(strm[0].msg) or nil
+  lib.inflateEnd(strm)
+  if ret == Z_STREAM_END then return concat(parts) end
+  if ret == "too big" then return nil, ret end
+  if ret == Z_OK or ret == -5 then return nil, "gzip stream truncated" end -- -5: Z_BUF_ERROR
+  return nil, "malformed gzip stream" .. (msg and (": " .. msg) or "")
+end
+
+-- The body as sent, decoded per Content-Encoding (we ask for gzip only).
+local function decode_body(body, head, max_body)
+  local coding = head.headers["content-encoding"]
+  coding = coding and lower(coding)
+  if not coding or coding == "" or coding == "identity" or body == "" then return body end
+  if coding == "gzip" or coding == "x-gzip" then return gunzip(body, max_body) end
+  return nil, "unknown content encoding " .. coding
+end
+
 local function reusable(head)
   local c = head.headers.connection and lower(head.headers.connection) or ""
   if head.http10 then return c:find("keep-alive", 1, true) ~= nil end
@@ -335,6 +407,9 @@ local function failure_of(err, u)
     return "too_many_headers", "response headers too many or too large"
   end
   if err == "timeout" then return "timeout", "request to " .. u.host .. " timed out" end
+  if type(err) == "string" and (err:find("gzip", 1, true) or err:find("content encoding", 1, true)) then
+    return "broken", "answer from " .. u.host .. " unreadable: " .. err
+  end
   return "broken", "connection to " .. u.host .. " failed: " .. tostring(err)
 end
 
@@ -354,13 +429,15 @@ local function attempt(t, sock, reused, deadline, method, request)
   if head.status < 200 then return nil, "too many informational answers" end
   local body, keep = read_body(r, head, method, t.max_body)
   if not body then return nil, keep end
+  local decoded, why = decode_body(body, head, t.max_body)
+  if not decoded then return nil, why end
   -- bytes beyond the answer: the connection is out of step, never reused
   if keep and reusable(head) and r:buffered() == 0 then
     sock:setkeepalive(KEEPALIVE_IDLE_MS, POOL_SIZE)
   else
     sock:close()
   end
-  return { status = head.status, body = body, retry_after = head.headers["retry-after"],
+  return { status = head.status, body = decoded, retry_after = head.headers["retry-after"],
     cache_control = head.headers["cache-control"] }
 end
 

@@ -174,7 +174,7 @@ function tasks.cancel(self, env, task)
   -- nothing here has changed.
   for _, tag in ipairs(tags) do core.cancel(self, tag) end
   for _, tag in ipairs(tags) do s.waiting[tag] = nil end
-  finish(s, task, true, nil, errors.new("closed", { message = "request was cancelled" }))
+  finish(s, task, true, nil, errors.closed "request was cancelled")
   task.cancelled = true
   return true
 end
@@ -186,7 +186,7 @@ function tasks.close_all(env)
   s.waiting = {}
   env.windows = nil
   for _, task in pairs(s.by_co) do
-    finish(s, task, true, nil, errors.new("closed", { message = "client is closed" }))
+    finish(s, task, true, nil, errors.closed())
   end
 end
 

@@ -15,6 +15,12 @@ paging object's total is the number of items it really lists, so a playlist
 that says 4 items lists 4. Without it the answers keep the fixtures' totals
 and cycle their items, which the specs rely on.
 
+Config "gzip" gzips the answers of requests whose Accept-Encoding names gzip;
+the log then says per request what it sent ("sent": body bytes on the wire,
+"content_encoding"). Faults "gzip_bomb" (`size` zero bytes gzipped),
+"gzip_truncated" and "encoding" (an answer labelled with another
+Content-Encoding) test the clients' inflating.
+
 prints "<http port> [<tls port>]" (and writes it to F) once the listeners
 accept, and exits on /_control/stop or when its parent process ends.
 """
@@ -48,6 +54,7 @@ DEFAULT_CONFIG = {
     "totals": {},           # route name -> total of its paging object
     "max_ids": {},          # batch route -> IDs allowed per request (overrides)
     "demo": False,          # varied objects and totals that match the items (--demo)
+    "gzip": False,          # answers gzipped when the request's Accept-Encoding names gzip
 }
 
 BATCH_MAX = {"tracks": 50, "albums": 20, "artists": 50, "shows": 50,
@@ -490,6 +497,7 @@ class Handler(BaseHTTPRequestHandler):
         return "%s://%s/v1" % (scheme, self.headers.get("Host", "127.0.0.1"))
 
     def handle_any(self, method):
+        self.entry = None
         url = urllib.parse.urlsplit(self.path)
         path, raw_query = url.path, url.query
         body = self.read_body()
@@ -503,7 +511,9 @@ class Handler(BaseHTTPRequestHandler):
             "conn": self.conn_id, "tls": self.server.tls, "time": time.time(),
             "arrived": (self.arrival and self.arrival.first) or time.time(),
             "target": self.path, "host": self.headers.get("Host"),
+            "accept_encoding": self.headers.get("Accept-Encoding"),
         }
+        self.entry = entry
         with STATE.lock:
             STATE.log.append(entry)
         fault = STATE.take_fault(method, path, raw_query)
@@ -583,7 +593,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, data)
         return self.send(404, b'{"error":"no such control"}')
 
+    def wants_gzip(self):
+        with STATE.lock:
+            on = STATE.config.get("gzip")
+        return on and "gzip" in (self.headers.get("Accept-Encoding") or "")
+
     def send(self, status, data, headers=None, ctype="application/json; charset=utf-8", chunked=False):
+        headers = dict(headers or {})
+        if data and self.entry is not None and "Content-Encoding" not in headers and self.wants_gzip():
+            data = gzip_bytes(data)
+            headers["Content-Encoding"] = "gzip"
+        if self.entry is not None:
+            # Body bytes as they went out, after any gzip: bytes on the wire.
+            self.entry["sent"] = len(data)
+            self.entry["content_encoding"] = headers.get("Content-Encoding")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         for k, v in (headers or {}).items():
@@ -664,6 +687,19 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(status, data, headers, ctype="text/plain")
         if action == "chunked":
             return self.send(status, data, headers, chunked=True)
+        if action == "gzip_bomb":
+            # `size` zero bytes gzipped (a few KB on the wire), whatever was asked.
+            headers["Content-Encoding"] = "gzip"
+            return self.send(status, gzip_zeros(int(fault.get("size", 64 << 20))), headers)
+        if action == "gzip_truncated":
+            # The gzip of the answer cut in half, with a Content-Length that fits the cut.
+            headers["Content-Encoding"] = "gzip"
+            packed = gzip_bytes(data)
+            return self.send(status, packed[: len(packed) // 2], headers)
+        if action == "encoding":
+            # The answer as is, labelled with another Content-Encoding (fault["encoding"]).
+            headers["Content-Encoding"] = fault.get("encoding", "br")
+            return self.send(status, data, headers)
         if action == "drop_mid_chunks":
             # No Content-Length: the client learns of the loss only from the
             # missing last chunk.
@@ -707,6 +743,20 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(float(fault.get("seconds", 1)) / 10)
             return None
         return self.send(500, b'{"error":{"status":500,"message":"unknown fault action"}}')
+
+
+def gzip_bytes(data):
+    z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return z.compress(data) + z.flush()
+
+
+def gzip_zeros(size):
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    step, parts = bytes(1 << 20), []
+    for i in range(0, size, len(step)):
+        parts.append(z.compress(step[: min(len(step), size - i)]))
+    parts.append(z.flush())
+    return b"".join(parts)
 
 
 class Server(ThreadingHTTPServer):

@@ -5,6 +5,7 @@
 --   local summaries = finish()   -- waits; one decoded summary per worker
 local cjson = require "cjson"
 local core = require "spotify.core"
+local testing = core.testing()
 local files = require "spec.support.files"
 
 local fleet = {}
@@ -29,7 +30,7 @@ end
 function fleet.launch(dir, f, workers, params)
   local lua, build = fleet.runtime()
   local common = { "build=" .. build, "api_base=" .. f.api_base, "token_url=" .. f.token_url,
-    ("start_at=%.3f"):format(core.time() + 1.5) }
+    ("start_at=%.3f"):format(testing.time() + 1.5) }
   for k, v in pairs(params) do common[#common + 1] = k .. "=" .. tostring(v) end
   local cmd = {}
   for i = 1, workers do

@@ -22,6 +22,7 @@ package.cpath = assert(args.build, "build=DIR is required") .. "/?.so;" .. packa
 local cjson = require "cjson"
 local spotify = require "spotify"
 local core = require "spotify.core"
+local testing = core.testing()
 
 local TRACK = "4iV5W9uYEdYUVa79Axb7Rh"
 
@@ -67,11 +68,11 @@ local client = spotify.client {
 -- Every worker starts at the same moment, whatever its start-up time.
 local start_at = tonumber(args.start_at)
 if start_at then
-  local wait = start_at - core.time()
+  local wait = start_at - testing.time()
   if wait > 0 then core.sleep(wait) end
 end
 
-local summary = { ok = 0, failed = 0, errors = {}, tokens = {}, started = core.time() }
+local summary = { ok = 0, failed = 0, errors = {}, tokens = {}, started = testing.time() }
 local seen = {}
 local pause = tonumber(args.pause) or 0
 for _ = 1, tonumber(args.calls) or 50 do
@@ -91,7 +92,7 @@ for _ = 1, tonumber(args.calls) or 50 do
   if pause > 0 then core.sleep(pause) end
 end
 
-summary.finished = core.time()
+summary.finished = testing.time()
 local stats = client:stats()
 summary.rate_limited_waits = stats.rate_limited_waits
 summary.token_fetches, summary.cache_hits = stats.token_fetches, stats.cache_hits

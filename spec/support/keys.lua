@@ -3,11 +3,12 @@
 -- of the credentials (client ID, secret, token URL, scopes, each ended by
 -- a NUL), penalties and pacing under the budget key (default the client ID).
 local core = require "spotify.core"
+local testing = core.testing()
 
 local keys = {}
 
 local function digest(client_id, secret, token_url, scope)
-  return core.digest(table.concat({ client_id, secret, token_url, scope or "" }, "\0") .. "\0")
+  return testing.digest(table.concat({ client_id, secret, token_url, scope or "" }, "\0") .. "\0")
 end
 
 --- keys.token(client_id, secret, token_url[, scope]) -> the token entry's key

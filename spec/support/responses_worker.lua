@@ -18,6 +18,7 @@ package.cpath = assert(args.build, "build=DIR is required") .. "/?.so;" .. packa
 local cjson = require "cjson"
 local spotify = require "spotify"
 local core = require "spotify.core"
+local testing = core.testing()
 local redis = require "redis"
 
 local conn = redis.connect { host = "127.0.0.1", port = tonumber(args.port), timeout = 2 }
@@ -30,7 +31,7 @@ local client = spotify.client {
 
 local start_at = tonumber(args.start_at)
 if start_at then
-  local wait = start_at - core.time()
+  local wait = start_at - testing.time()
   if wait > 0 then core.sleep(wait) end
 end
 

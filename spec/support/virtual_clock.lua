@@ -9,20 +9,20 @@
 --   clock.waits  -- every wait asked for, in order;  clock.reset()
 local clock = setmetatable({}, {
   __index = function(_, k)
-    if k == "waits" then return require("spotify.core").virtual_waits() end
+    if k == "waits" then return require("spotify.core").testing().virtual_waits() end
   end,
 })
 
 --- Switch the core's clock to virtual.
 -- @return the clock
 function clock.install()
-  require("spotify.core").virtual_clock(true)
+  require("spotify.core").testing().virtual_clock(true)
   return clock
 end
 
 --- Forget the recorded waits.
 function clock.reset()
-  require("spotify.core").virtual_reset()
+  require("spotify.core").testing().virtual_reset()
 end
 
 --- Sum of the recorded waits.
