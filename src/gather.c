@@ -17,6 +17,7 @@ typedef struct gather_args {
   lua_Integer base;
   int n, concurrency, nxt, in_flight, left, others;
   const char *name;
+  int run; /* 0: submit what fits and return; the caller runs the driver */
 } gather_args;
 
 /* Stack under the bracket: 1 args, 2 urls, 3 values, 4 errs, 5 others. */
@@ -92,6 +93,10 @@ static void collect(lua_State *L, spotify_job *j, void *ud) {
 static int drive(lua_State *L) {
   gather_args *g = lua_touserdata(L, 1);
   take_stock(L, g);
+  if (!g->run) {
+    submit_more(L, g);
+    return 0;
+  }
   while (g->left > 0 && g->others == 0 && !g->c->closed) {
     submit_more(L, g);
     spotify_multi_run(L, g->c, FOREVER, collect, g);
@@ -109,21 +114,23 @@ static void close_rest(lua_State *L, const gather_args *g, int values, int errs)
   }
 }
 
-/* core.gather(c, urls, concurrency, base_tag, values, errs[, name])
- * -> others: GETs urls[i] with tag base_tag + i, results into values[i]
- * or errs[i]. Returns early, with the finished exchanges of other tags as
- * {tag, value | err}, when any come in; call again to go on. Done when
- * `others` is empty. */
+/* core.gather(c, urls, concurrency, base_tag, values, errs[, name[, run]])
+ * -> others, left: GETs urls[i] with tag base_tag + i, results into
+ * values[i] or errs[i]. Returns early, with the finished exchanges of other
+ * tags as {tag, value | err}, when any come in; call again to go on. Done
+ * when `left` is 0. With run == false it only submits what the concurrency
+ * allows: a started request yields, and core.run brings the results. */
 static int l_gather(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  gather_args g = {c, 0, 0, 1, 1, 0, 0, 0, NULL};
+  gather_args g = {c, 0, 0, 1, 1, 0, 0, 0, NULL, 1};
   g.concurrency = (int)luaL_checkinteger(L, 3);
   if (g.concurrency < 1) g.concurrency = 1;
   g.base = luaL_checkinteger(L, 4);
   luaL_checktype(L, 5, LUA_TTABLE);
   luaL_checktype(L, 6, LUA_TTABLE);
   g.name = luaL_optstring(L, 7, NULL);
+  g.run = lua_isnoneornil(L, 8) || lua_toboolean(L, 8);
   g.n = (int)spotify_rawlen(L, 2);
   lua_settop(L, 7);
   lua_newtable(L); /* others, at 8 */
@@ -137,7 +144,8 @@ static int l_gather(lua_State *L) {
     lua_settop(L, 8);
   }
   if (c->closed) close_rest(L, &g, 5, 6);
-  return 1;
+  lua_pushinteger(L, c->closed ? 0 : g.left);
+  return 2;
 }
 
 void spotify_open_gather(lua_State *L) {
