@@ -8,7 +8,7 @@
 local core = require "spotify.core"
 local tasks = require "spotify.tasks"
 
-local call, core_gather = core.call, core.gather
+local call = core.call
 
 local calls = {}
 
@@ -16,27 +16,11 @@ calls.in_nginx = type(rawget(_G, "ngx")) == "table" and type(ngx.get_phase) == "
 
 local function nginx_driver() return require "spotify.ngx" end
 
-
---- GET every URL on the multi driver, at most `concurrency` in flight,
--- and wait for all of them: one core.gather, which hands back early the
--- results of started requests that finish meanwhile; they go to those
--- requests and the gather goes on.
-local function gather(self, env, urls, name)
-  local base = env.next_tag or 0
-  env.next_tag = base + #urls -- tags base + 1 .. base + #urls are this gather's
-  local values, errs = {}, {}
-  repeat
-    local others = core_gather(self, urls, env.concurrency, base, values, errs, name)
-    for k = 1, #others do tasks.deliver(env, others[k], self) end
-  until #others == 0
-  return values, errs
-end
-
 --- GET one URL and decode it. `name`: the API method's (the response
 -- cache's ttl), or nil. @return value | nil, err
 function calls.get(self, env, url, name)
   if env.tasks and tasks.inside(env) then
-    local values, errs = tasks.get_all(self, env, { url }, name)
+    local values, errs = tasks.gather(self, env, { url }, name)
     return values[1], errs[1]
   end
   if calls.in_nginx then return nginx_driver().get(self, url, name) end
@@ -49,9 +33,10 @@ function calls.get_all(self, env, urls, name)
     local v, e = calls.get(self, env, urls[1], name)
     return { v }, { e }
   end
-  if env.tasks and tasks.inside(env) then return tasks.get_all(self, env, urls, name) end
-  if calls.in_nginx then return nginx_driver().get_all(self, urls, env.concurrency, name) end
-  return gather(self, env, urls, name)
+  if calls.in_nginx and not (env.tasks and tasks.inside(env)) then
+    return nginx_driver().get_all(self, urls, env.concurrency, name)
+  end
+  return tasks.gather(self, env, urls, name)
 end
 
 --- Single lookups inside batch windows (batch_window), where callers can

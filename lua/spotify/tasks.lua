@@ -65,22 +65,25 @@ function tasks.spawn(env, fn, ...)
   return task
 end
 
---- GET every URL from inside a started request: core.gather submits
--- what `concurrency` allows and the request parks; each result that
--- poll brings in wakes it to submit more, until every result is in.
+--- GET every URL on the multi driver, `concurrency` in flight (core.gather
+-- decides): the one gather loop of the libcurl paths. A plain call runs
+-- the driver until all are in; results of started requests that come
+-- meanwhile go to those requests. A started request only submits and
+-- parks; each result that poll brings in wakes it to submit more.
 -- Returns values and errs, by index.
-function tasks.get_all(self, env, urls, name)
-  local s = env.tasks
+function tasks.gather(self, env, urls, name)
   local base = env.next_tag or 0
   env.next_tag = base + #urls -- tags base + 1 .. base + #urls are this gather's
-  local g = { task = s.by_co[running()], base = base, n = #urls, values = {}, errs = {} }
-  s.gathers[g] = true
-  local _, left = core.gather(self, urls, env.concurrency, base, g.values, g.errs, name, false)
-  while left > 0 do
-    yield()
-    _, left = core.gather(self, urls, env.concurrency, base, g.values, g.errs, name, false)
-  end
-  s.gathers[g] = nil
+  local s = env.tasks
+  local task = s and s.by_co[running() or false]
+  local g = { task = task, base = base, n = #urls, values = {}, errs = {} }
+  if task then s.gathers[g] = true end
+  repeat
+    local others, left = core.gather(self, urls, env.concurrency, base, g.values, g.errs, name, not task)
+    for k = 1, #others do tasks.deliver(env, others[k], self) end
+    if task and left > 0 then yield() end
+  until left == 0
+  if task then s.gathers[g] = nil end
   return g.values, g.errs
 end
 
