@@ -54,6 +54,32 @@ describe("IDs", function()
     assert.is_nil(core.parse_id("din ner", "category"))
   end)
 
+  describe("a list at once (parse_ids)", function()
+    it("parses every form and builds each ID's URL", function()
+      local inputs = { ID, "spotify:track:" .. ID, "https://open.spotify.com/track/" .. ID .. "?si=x" }
+      local ids, urls = core.parse_ids(inputs, "track", "http://h/v1/tracks/", "?market=SE")
+      assert.same({ ID, ID, ID }, ids)
+      for i = 1, 3 do assert.equal("http://h/v1/tracks/" .. ID .. "?market=SE", urls[i]) end
+      local only, none = core.parse_ids({ "spotify:album:" .. ID }, "album")
+      assert.same({ ID }, only)
+      assert.same({}, none)
+    end)
+
+    it("refuses what parse_id refuses, naming the position", function()
+      for _, bad in ipairs { "nope", 5, {}, "spotify:album:" .. ID, ID .. "\0" } do
+        local ids, why = core.parse_ids({ ID, ID, bad }, "track", "x/")
+        assert.is_nil(ids)
+        local _, one = core.parse_id(bad, "track")
+        assert.equal(one .. " (at position 3)", why)
+      end
+    end)
+
+    it("raises on an unknown kind or a list that is not a table", function()
+      assert.has_error(function() core.parse_ids({ ID }, "planet") end)
+      assert.has_error(function() core.parse_ids(ID, "track") end)
+    end)
+  end)
+
   it("gives invalid_argument from client methods and sends nothing", function()
     local sent = 0
     local c = spotify.client { client_id = "i", client_secret = "s", api_base = "http://127.0.0.1:9/v1",

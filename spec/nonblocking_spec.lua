@@ -80,6 +80,41 @@ describe("non-blocking use", function()
     assert.is_table(assert(reqs[4]:result()).tracks)
   end)
 
+  it("hands a started request its answer when it comes during a plural call", function()
+    local c = client { batch = false, concurrency = 1 }
+    assert(c:access_token())
+    -- the album and the first track are answered together, only once both
+    -- are in flight: the album's answer comes while the plural call runs
+    f:faults { { path = "/v1/", barrier = 2, times = 2 } }
+    local req = c:start("album", ALBUM)
+    local ids = {}
+    for i = 1, 5 do ids[i] = ("%022d"):format(i):gsub("0", "A", 1) end
+    local list = assert(c:tracks(ids))
+    for i = 1, 5 do assert.equal(ids[i], list[i].id) end
+    assert.is_true(req:done()) -- no poll since start
+    assert.equal(ALBUM, assert(req:result()).id)
+    assert.equal(1, #f:log_for "/v1/albums/")
+    assert.equal(5, #f:log_for "/v1/tracks/")
+    local met = 0
+    for _, e in ipairs(f:log_for "/v1/") do met = met + (e.met and 1 or 0) end
+    assert.equal(2, met)
+  end)
+
+  it("a plural call whose client is closed from on_request ends with kind closed", function()
+    local c, n
+    n = 0
+    c = client { batch = false, concurrency = 2, on_request = function()
+      n = n + 1
+      if n == 3 then c:close() end
+    end }
+    local ids = {}
+    for i = 1, 8 do ids[i] = ("%022d"):format(i):gsub("0", "A", 1) end
+    local v, err = c:tracks(ids)
+    assert.is_nil(v)
+    assert.equal("closed", err.kind)
+    assert.equal(0, c:poll(0.01))
+  end)
+
   it("fetches one token for many started requests", function()
     local c = client()
     local reqs = {}

@@ -2,6 +2,7 @@
  * use. */
 #include <stdlib.h>
 
+#include "gather.h"
 #include "spotify.h"
 
 #define SPOTIFY_EXPORT __attribute__((visibility("default")))
@@ -66,6 +67,7 @@ int luaopen_spotify_core(lua_State *L) {
   spotify_open_filecache(L);
   spotify_open_clock(L);
   spotify_open_client(L);
+  spotify_open_gather(L);
   spotify_open_responses(L);
   open_testing(L);
   return 1;

@@ -409,9 +409,9 @@ static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
   }
 }
 
-/* Start queued jobs, first come first served. (Plural calls and pages
- * keep `concurrency` in flight themselves, in lua/spotify/calls.lua; the
- * started requests of a client are independent of each other.) */
+/* Start queued jobs, first come first served. (core.gather, gather.c,
+ * submits at most `concurrency` of a list at a time; the started requests
+ * of a client are independent of each other.) */
 static void start_queued(lua_State *L, spotify_client *c) {
   spotify_multi *m = &c->multi;
   for (;;) {

@@ -131,34 +131,90 @@ static void push_invalid(lua_State *L, const char *kind, const char *s, size_t l
   lua_remove(L, -2);
 }
 
-/* core.parse_id(input, kind) -> id | nil, message */
-static int l_parse_id(lua_State *L) {
-  const char *kind_name = luaL_checkstring(L, 2);
-  const id_kind *kind = find_kind(kind_name);
-  if (kind == NULL) return luaL_argerror(L, 2, "unknown id kind");
-  if (lua_type(L, 1) != LUA_TSTRING) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s id must be a string, got %s", kind_name, luaL_typename(L, 1));
-    return 2;
+/* The ID in the string at index i, or 0 with the message pushed. */
+static int parse_at(lua_State *L, int i, const char *kind_name, const id_kind *kind,
+                    const char **id, size_t *id_len) {
+  if (lua_type(L, i) != LUA_TSTRING) {
+    lua_pushfstring(L, "%s id must be a string, got %s", kind_name, luaL_typename(L, i));
+    return 0;
   }
   size_t len;
-  const char *s = lua_tolstring(L, 1, &len);
-  const char *id = s;
-  size_t id_len = len;
+  const char *s = lua_tolstring(L, i, &len);
+  *id = s, *id_len = len;
   int ok = len <= MAX_ID_INPUT && strlen(s) == len; /* no embedded NUL */
   if (ok && starts_with(s, len, "spotify:"))
-    ok = from_uri(s, len, kind_name, &id, &id_len);
+    ok = from_uri(s, len, kind_name, id, id_len);
   else if (ok && memchr(s, '/', len) != NULL)
-    ok = from_url(s, len, kind_name, &id, &id_len);
-  if (!ok || !kind->check(id, id_len)) {
+    ok = from_url(s, len, kind_name, id, id_len);
+  if (!ok || !kind->check(*id, *id_len)) {
     push_invalid(L, kind_name, s, len);
+    lua_remove(L, -2); /* push_invalid's nil */
+    return 0;
+  }
+  return 1;
+}
+
+static const id_kind *check_kind(lua_State *L, int i) {
+  const id_kind *kind = find_kind(luaL_checkstring(L, i));
+  if (kind == NULL) luaL_argerror(L, i, "unknown id kind");
+  return kind;
+}
+
+/* core.parse_id(input, kind) -> id | nil, message */
+static int l_parse_id(lua_State *L) {
+  const char *kind_name = luaL_checkstring(L, 2), *id;
+  const id_kind *kind = check_kind(L, 2);
+  size_t id_len;
+  if (!parse_at(L, 1, kind_name, kind, &id, &id_len)) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
     return 2;
   }
-  if (id == s && id_len == len)
+  if (id == lua_tostring(L, 1) && id_len == spotify_rawlen(L, 1))
     lua_pushvalue(L, 1);
   else
     lua_pushlstring(L, id, id_len);
   return 1;
+}
+
+/* core.parse_ids(list, kind[, before, after]) -> ids, urls | nil, message:
+ * every input of a plural call at once; with `before`, urls[i] is
+ * before .. ids[i] .. after (its single lookup's URL). */
+static int l_parse_ids(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *kind_name = luaL_checkstring(L, 2);
+  const id_kind *kind = check_kind(L, 2);
+  int with_urls = !lua_isnoneornil(L, 3);
+  size_t before_len = 0, after_len = 0;
+  const char *before = with_urls ? luaL_checklstring(L, 3, &before_len) : NULL;
+  const char *after = with_urls ? luaL_optlstring(L, 4, "", &after_len) : NULL;
+  int n = (int)spotify_rawlen(L, 1);
+  lua_settop(L, 4);
+  lua_createtable(L, n, 0);                 /* 5: ids */
+  lua_createtable(L, with_urls ? n : 0, 0); /* 6: urls */
+  for (int i = 1; i <= n; i++) {
+    const char *id;
+    size_t id_len;
+    lua_rawgeti(L, 1, i);
+    if (!parse_at(L, 7, kind_name, kind, &id, &id_len)) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s (at position %d)", lua_tostring(L, -2), i);
+      return 2;
+    }
+    lua_pushlstring(L, id, id_len);
+    lua_rawseti(L, 5, i);
+    if (with_urls) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      luaL_addlstring(&b, before, before_len);
+      luaL_addlstring(&b, id, id_len);
+      luaL_addlstring(&b, after, after_len);
+      luaL_pushresult(&b);
+      lua_rawseti(L, 6, i);
+    }
+    lua_pop(L, 1);
+  }
+  return 2;
 }
 
 static const char hexdigits[] = "0123456789ABCDEF";
@@ -312,7 +368,10 @@ static int l_query(lua_State *L) {
 }
 
 void spotify_open_ids(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"parse_id", l_parse_id}, {"urlencode", l_urlencode}, {"query", l_query}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"parse_id", l_parse_id},
+                                 {"parse_ids", l_parse_ids},
+                                 {"urlencode", l_urlencode},
+                                 {"query", l_query},
+                                 {NULL, NULL}};
   spotify_setfuncs(L, fns);
 }

@@ -1,15 +1,14 @@
 --- How a call's exchanges are driven where it runs. Every driver runs the
 -- same exchange machine of the C core; this file only picks one:
 --   * a plain call blocks inside C (core.call: the whole exchange at once);
---   * several URLs at once go to the libcurl multi driver (core.submit and
---     core.run), with `concurrency` in flight;
+--   * several URLs at once go to the libcurl multi driver in one call
+--     (core.gather), with `concurrency` in flight;
 --   * a started request (client:start) submits and yields to client:poll;
 --   * inside nginx, the Lua driver (spotify.ngx) runs over cosockets.
 local core = require "spotify.core"
-local errors = require "spotify.errors"
 local tasks = require "spotify.tasks"
 
-local call, submit, run_multi, is_closed = core.call, core.submit, core.run, core.is_closed
+local call = core.call
 
 local calls = {}
 
@@ -17,54 +16,11 @@ calls.in_nginx = type(rawget(_G, "ngx")) == "table" and type(ngx.get_phase) == "
 
 local function nginx_driver() return require "spotify.ngx" end
 
-
---- GET every URL on the multi driver, at most `concurrency` in flight,
--- and wait for all of them. Results of started requests that finish
--- meanwhile go to those requests.
-local function gather(self, env, urls, name)
-  local values, errs, tags, left, nxt = {}, {}, {}, #urls, 1
-  local function submit_more(in_flight)
-    while nxt <= #urls and in_flight < env.concurrency do
-      local tag = tasks.tag(env)
-      local ok, err = submit(self, tag, "GET", urls[nxt], name)
-      if ok then
-        tags[tag], in_flight = nxt, in_flight + 1
-      else
-        errs[nxt], left = err, left - 1
-      end
-      nxt = nxt + 1
-    end
-    return in_flight
-  end
-  local in_flight = submit_more(0)
-  while left > 0 do
-    local done = run_multi(self, 1)
-    for k = 1, #done do
-      local r = done[k]
-      local i = tags[r.tag]
-      if i then
-        tags[r.tag] = nil
-        values[i], errs[i], left, in_flight = r.value, r.err, left - 1, in_flight - 1
-      else
-        tasks.deliver(env, r, self)
-      end
-    end
-    if is_closed(self) then
-      for i = 1, #urls do
-        if values[i] == nil and errs[i] == nil then errs[i] = errors.closed() end
-      end
-      break
-    end
-    in_flight = submit_more(in_flight)
-  end
-  return values, errs
-end
-
 --- GET one URL and decode it. `name`: the API method's (the response
 -- cache's ttl), or nil. @return value | nil, err
 function calls.get(self, env, url, name)
   if env.tasks and tasks.inside(env) then
-    local values, errs = tasks.get_all(self, env, { url }, name)
+    local values, errs = tasks.gather(self, env, { url }, name)
     return values[1], errs[1]
   end
   if calls.in_nginx then return nginx_driver().get(self, url, name) end
@@ -77,9 +33,10 @@ function calls.get_all(self, env, urls, name)
     local v, e = calls.get(self, env, urls[1], name)
     return { v }, { e }
   end
-  if env.tasks and tasks.inside(env) then return tasks.get_all(self, env, urls, name) end
-  if calls.in_nginx then return nginx_driver().get_all(self, urls, env.concurrency, name) end
-  return gather(self, env, urls, name)
+  if calls.in_nginx and not (env.tasks and tasks.inside(env)) then
+    return nginx_driver().get_all(self, urls, env.concurrency, name)
+  end
+  return tasks.gather(self, env, urls, name)
 end
 
 --- Single lookups inside batch windows (batch_window), where callers can

@@ -5,7 +5,7 @@ local core = require "spotify.core"
 local endpoints = require "spotify.endpoints"
 local errors = require "spotify.errors"
 
-local parse_id, query = core.parse_id, core.query
+local parse_id, parse_ids_of, query = core.parse_id, core.parse_ids, core.query
 local null = core.null
 
 local catalog = {}
@@ -32,6 +32,16 @@ local function url_for(env, row, path, id, opts, extra)
   local qs, why = query(q)
   if not qs then return nil, why end
   return url .. "?" .. qs
+end
+
+-- The single URL of every (parsed) ID in one core call: the row's URL
+-- with a marker for the ID, split around it.
+local function single_urls(env, row, path, ids, opts)
+  local template, why = url_for(env, row, path, "{id}", opts)
+  if not template then return nil, why end
+  local at = template:find("{id}", #env.api_base + 1, true)
+  local _, urls = parse_ids_of(ids, row.id, template:sub(1, at - 1), template:sub(at + 4))
+  return urls
 end
 
 local function unavailable(err)
@@ -86,11 +96,9 @@ end
 local function window_of(env, plural, opts, ids)
   local base = url_for(env, plural, plural.path, nil, opts)
   if not base then return nil end
-  local single, urls = { name = plural.name, market = plural.market }, {}
-  for i, id in ipairs(ids) do
-    urls[i] = url_for(env, single, plural.batch.single, id, opts)
-    if not urls[i] then return nil end
-  end
+  local urls = single_urls(env, { name = plural.name, market = plural.market, id = plural.id },
+    plural.batch.single, ids, opts)
+  if not urls then return nil end
   return { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }, urls
 end
 
@@ -167,12 +175,8 @@ end
 
 local function parse_ids(ctx, ids, kind)
   if type(ids) ~= "table" then return nil, ctx.invalid(kind .. " ids must be a list, got " .. type(ids)) end
-  local out = {}
-  for i = 1, #ids do
-    local id, why = parse_id(ids[i], kind)
-    if not id then return nil, ctx.invalid(why .. " (at position " .. i .. ")") end
-    out[i] = id
-  end
+  local out, why = parse_ids_of(ids, kind)
+  if not out then return nil, ctx.invalid(why) end
   return out
 end
 
@@ -206,13 +210,9 @@ end
 
 -- The same result from one GET per ID (apps without batch endpoints).
 local function one_by_one(ctx, self, env, row, ids, opts)
-  local single = { name = row.name, market = row.market }
-  local urls = {}
-  for i, id in ipairs(ids) do
-    local url, why = url_for(env, single, row.batch.single, id, opts)
-    if not url then return nil, ctx.invalid(why) end
-    urls[i] = url
-  end
+  local urls, why = single_urls(env, { name = row.name, market = row.market, id = row.id },
+    row.batch.single, ids, opts)
+  if not urls then return nil, ctx.invalid(why) end
   local out, values, errs = {}, ctx.get_all(self, env, urls, single_name[row.name])
   for i = 1, #urls do
     if values[i] ~= nil then

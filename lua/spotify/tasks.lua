@@ -16,7 +16,7 @@ local tasks = {}
 local function state(env)
   local s = env.tasks
   if not s then
-    s = { by_co = {}, waiting = {}, count = 0 }
+    s = { by_co = {}, waiting = {}, gathers = {}, count = 0 }
     env.tasks = s
   end
   return s
@@ -65,30 +65,26 @@ function tasks.spawn(env, fn, ...)
   return task
 end
 
---- GET every URL from inside a started request: submit them (at most
--- `concurrency` in flight), park until every result is in. Returns values
--- and errs, by index.
-function tasks.get_all(self, env, urls, name)
+--- GET every URL on the multi driver, `concurrency` in flight (core.gather
+-- decides): the one gather loop of the libcurl paths. A plain call runs
+-- the driver until all are in; results of started requests that come
+-- meanwhile go to those requests. A started request only submits and
+-- parks; each result that poll brings in wakes it to submit more.
+-- Returns values and errs, by index.
+function tasks.gather(self, env, urls, name)
+  local base = env.next_tag or 0
+  env.next_tag = base + #urls -- tags base + 1 .. base + #urls are this gather's
   local s = env.tasks
-  local task = s.by_co[running()]
-  local values, errs = {}, {}
-  local nxt = 1
-  task.left, task.in_flight = #urls, 0
-  while task.left > 0 do
-    while nxt <= #urls and task.in_flight < env.concurrency do
-      local tag = tasks.tag(env)
-      local ok, err = core.submit(self, tag, "GET", urls[nxt], name)
-      if ok then
-        s.waiting[tag] = { task = task, values = values, errs = errs, i = nxt }
-        task.in_flight = task.in_flight + 1
-      else
-        errs[nxt], task.left = err, task.left - 1
-      end
-      nxt = nxt + 1
-    end
-    if task.left > 0 then yield() end
-  end
-  return values, errs
+  local task = s and s.by_co[running() or false]
+  local g = { task = task, base = base, n = #urls, values = {}, errs = {} }
+  if task then s.gathers[g] = true end
+  repeat
+    local others, left = core.gather(self, urls, env.concurrency, base, g.values, g.errs, name, not task)
+    for k = 1, #others do tasks.deliver(env, others[k], self) end
+    if task and left > 0 then yield() end
+  until left == 0
+  if task then s.gathers[g] = nil end
+  return g.values, g.errs
 end
 
 -- Let every parked caller of a settled window go on.
@@ -129,21 +125,30 @@ function tasks.batch_lookup(self, env, spec, ids, urls)
   return waiters
 end
 
+-- The gather of a started request that tag belongs to.
+local function gather_of(s, tag)
+  for g in pairs(s.gathers) do
+    if tag > g.base and tag <= g.base + g.n then return g end
+  end
+end
+
 --- Hand one finished exchange {tag, value | err} to the request waiting
--- for it, and let that request go on once all of its results are in.
+-- for it, and let that request go on (it submits more, or goes on once
+-- all of its results are in).
 function tasks.deliver(env, r, self)
   local s = env.tasks
-  local w = s and s.waiting[r.tag]
-  if not w then return end
-  s.waiting[r.tag] = nil
-  if w.window then
+  if not s then return end
+  local w = s.waiting[r.tag]
+  if w then
+    s.waiting[r.tag] = nil
     batch.settle(self, env, w.window, r.value, r.err)
     return wake(s, w.window)
   end
-  w.values[w.i], w.errs[w.i] = r.value, r.err
-  local task = w.task
-  task.left, task.in_flight = task.left - 1, task.in_flight - 1
-  if not task.done then run(s, task) end -- it submits more, or goes on once all are in
+  local g = gather_of(s, r.tag)
+  if not g then return end
+  local i = r.tag - g.base
+  g.values[i], g.errs[i] = r.value, r.err
+  if not g.task.done then run(s, g.task) end
 end
 
 --- Advance every started request; wait at most `wait` seconds.
@@ -166,14 +171,19 @@ end
 function tasks.cancel(self, env, task)
   local s = env.tasks
   if not s or task.done then return false end
-  local tags = {}
-  for tag, w in pairs(s.waiting) do
-    if w.task == task then tags[#tags + 1] = tag end
+  local tags, mine = {}, {}
+  for g in pairs(s.gathers) do
+    if g.task == task then
+      mine[#mine + 1] = g
+      for i = 1, g.n do
+        if g.values[i] == nil and g.errs[i] == nil then tags[#tags + 1] = g.base + i end
+      end
+    end
   end
   -- The core refuses (raises) from inside the client's own hook: then
   -- nothing here has changed.
   for _, tag in ipairs(tags) do core.cancel(self, tag) end
-  for _, tag in ipairs(tags) do s.waiting[tag] = nil end
+  for _, g in ipairs(mine) do s.gathers[g] = nil end
   finish(s, task, true, nil, errors.closed "request was cancelled")
   task.cancelled = true
   return true
@@ -183,7 +193,7 @@ end
 function tasks.close_all(env)
   local s = env.tasks
   if not s then return end
-  s.waiting = {}
+  s.waiting, s.gathers = {}, {}
   env.windows = nil
   for _, task in pairs(s.by_co) do
     finish(s, task, true, nil, errors.closed())
