@@ -1167,7 +1167,7 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
   for (;;) {
     if (x->c->closed && x->state != S_DONE) {
       spotify_exchange_abandon(L, x);
-      fail(x, "closed", 0, "client is closed", -1);
+      spotify_error_closed(&x->error);
       return done(x);
     }
     spotify_action a = advance(L, x);
