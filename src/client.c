@@ -408,7 +408,7 @@ static int l_access_token(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   if (c->closed) return spotify_push_closed(L);
   double now = spotify_wall_time();
-  if (spotify_token_fresh(&c->token, c->refresh_buffer, now)) {
+  if (spotify_exchange_token_fresh(c, now)) {
     lua_pushstring(L, c->token.value);
     if (c->token.fixed) return 1;
     lua_pushnumber(L, c->token.expires_at - now);

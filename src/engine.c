@@ -277,10 +277,14 @@ static void renewer_alive(spotify_exchange *x, double seconds) {
   if (t->renewer == x) t->renewer_alive_until = now() + seconds + 1;
 }
 
+int spotify_exchange_token_fresh(const spotify_client *c, double now) {
+  return spotify_token_fresh(&c->token, c->refresh_buffer, now);
+}
+
 static spotify_action need_token(spotify_exchange *x) {
   spotify_client *c = x->c;
   spotify_token *t = &c->token;
-  if (spotify_token_fresh(t, c->refresh_buffer, spotify_wall_time())) return token_ready(x);
+  if (spotify_exchange_token_fresh(c, spotify_wall_time())) return token_ready(x);
   if (t->fixed) return token_ready(x);
   if (t->renewer && t->renewer != x) {
     x->waited_round = t->round;
