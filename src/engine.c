@@ -73,7 +73,8 @@ enum state {
   T_BACKOFF,
   T_STORE,
   T_UNLOCK,
-  T_UNLOCKED
+  T_UNLOCKED,
+  STATE_COUNT
 };
 
 static double now(void) {
@@ -1008,163 +1009,308 @@ void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_o
     api_outcome(L, x, o);
 }
 
-/* ---- the machine ---- */
+/* ---- the machine: one handler per state, advance() looks it up ---- */
 
-static spotify_action advance(lua_State *L, spotify_exchange *x) {
+static spotify_action on_s_begin(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  x->started = now();
+  x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN : x->c->responses ? S_RESPONSE : S_COALESCE;
+  return 0;
+}
+
+static spotify_action on_s_coalesce(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  return join_flight(x);
+}
+
+static spotify_action on_s_follow(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  return follow(x);
+}
+
+static spotify_action on_s_rlock(lua_State *L, spotify_exchange *x) {
+  return take_rlock(L, x);
+}
+
+static spotify_action on_s_rlocked(lua_State *L, spotify_exchange *x) {
+  return rlocked(L, x);
+}
+
+static spotify_action on_s_rrelooked(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  return stored_answer(L, x, S_PENALTY, &c->stats.response_shared_hits);
+}
+
+static spotify_action on_s_rpoll_wait(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  return rpoll_wait(x);
+}
+
+static spotify_action on_s_rpoll_look(lua_State *L, spotify_exchange *x) {
+  return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RPOLL_LOOKED);
+}
+
+static spotify_action on_s_rpoll_looked(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  return stored_answer(L, x, S_RLOCK, &c->stats.coalesced);
+}
+
+static spotify_action on_s_response(lua_State *L, spotify_exchange *x) {
+  return look_response(L, x);
+}
+
+static spotify_action on_s_response_shared(lua_State *L, spotify_exchange *x) {
+  return shared_response(L, x);
+}
+
+static spotify_action on_s_response_store(lua_State *L, spotify_exchange *x) {
+  return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
+}
+
+static spotify_action on_s_penalty(lua_State *L, spotify_exchange *x) {
+  return check_penalty(L, x);
+}
+
+static spotify_action on_s_penalty_shared(lua_State *L, spotify_exchange *x) {
+  return check_shared_penalty(L, x);
+}
+
+static spotify_action on_s_pace(lua_State *L, spotify_exchange *x) {
+  return pace(L, x);
+}
+
+static spotify_action on_s_paced(lua_State *L, spotify_exchange *x) {
+  return paced(L, x);
+}
+
+static spotify_action on_s_pace_counted(lua_State *L, spotify_exchange *x) {
+  return pace_counted(L, x);
+}
+
+static spotify_action on_s_pace_slot(lua_State *L, spotify_exchange *x) {
+  return pace_slot(L, x);
+}
+
+static spotify_action on_s_pace_wait(lua_State *L, spotify_exchange *x) {
+  return pace_wait(L, x);
+}
+
+static spotify_action on_s_share_penalty(lua_State *L, spotify_exchange *x) {
+  return store_penalty(L, x);
+}
+
+static spotify_action on_s_token(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  return need_token(x);
+}
+
+static spotify_action on_s_token_wait(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  return wait_for_renewal(x);
+}
+
+static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
+  (void)L;
   spotify_client *c = x->c;
   spotify_token *t = &c->token;
-  switch (x->state) {
-    case S_BEGIN:
-      x->started = now();
-      x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN
-                 : x->c->responses               ? S_RESPONSE
-                                                 : S_COALESCE;
-      return 0;
-    case S_COALESCE:
-      return join_flight(x);
-    case S_FOLLOW:
-      return follow(x);
-    case S_RLOCK:
-      return take_rlock(L, x);
-    case S_RLOCKED:
-      return rlocked(L, x);
-    case S_RRELOOKED:
-      return stored_answer(L, x, S_PENALTY, &c->stats.response_shared_hits);
-    case S_RPOLL_WAIT:
-      return rpoll_wait(x);
-    case S_RPOLL_LOOK:
-      return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RPOLL_LOOKED);
-    case S_RPOLL_LOOKED:
-      return stored_answer(L, x, S_RLOCK, &c->stats.coalesced);
-    case S_RESPONSE:
-      return look_response(L, x);
-    case S_RESPONSE_SHARED:
-      return shared_response(L, x);
-    case S_RESPONSE_STORE:
-      return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
-    case S_PENALTY:
-      return check_penalty(L, x);
-    case S_PENALTY_SHARED:
-      return check_shared_penalty(L, x);
-    case S_PACE:
-      return pace(L, x);
-    case S_PACED:
-      return paced(L, x);
-    case S_PACE_COUNTED:
-      return pace_counted(L, x);
-    case S_PACE_SLOT:
-      return pace_slot(L, x);
-    case S_PACE_WAIT:
-      return pace_wait(L, x);
-    case S_SHARE_PENALTY:
-      return store_penalty(L, x);
-    case S_TOKEN:
-      return need_token(x);
-    case S_TOKEN_WAIT:
-      return wait_for_renewal(x);
-    case S_SEND:
-      if (t->auth == NULL) { /* refused by another exchange while this one was paced */
-        x->state = S_TOKEN;
-        return 0;
-      }
-      x->attempt++;
-      c->stats.requests++;
-      x->carried = t->serial;
-      x->send.method = x->method;
-      x->send.url = x->url;
-      x->send.auth = t->auth;
-      x->send.body = NULL;
-      x->send.body_len = 0;
-      x->state = S_SENT;
-      return SPOTIFY_ACT_SEND;
-    case S_SENT:
-    case T_SENT:
-      /* Driven on without an outcome: the driver lost the transfer. */
-      fail(x, "network", 0, "the request was never answered", -1);
-      if (x->state == T_SENT) {
-        x->state = T_UNLOCK;
-        return 0;
-      }
-      return done(x);
-    case S_BACKOFF:
-      x->state = S_PENALTY;
-      return SPOTIFY_ACT_WAIT;
-    case S_DONE:
-      if (x->rlock_held) return let_go_rlock(L, x);
-      return SPOTIFY_ACT_DONE;
-    case T_LOOK:
-      return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_LOOKED);
-    case T_LOOKED:
-      if (take_from_cache(L, x)) {
-        x->state = T_UNLOCKED;
-        return 0;
-      }
-      return cache_op(L, x, SPOTIFY_CACHE_LOCK, c->lock_key, c->lock_ttl, T_LOCKED);
-    case T_LOCKED:
-      if (x->cache_res.answer == SPOTIFY_ANSWER_TRUE) {
-        x->lock_held = 1;
-        /* Another process may have stored a token and released the lock
-         * between our first look and taking it: look again. */
-        return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_RELOOKED);
-      }
-      if (x->cache_res.answer == SPOTIFY_ANSWER_FALSE) {
-        x->give_up = now() + c->lock_ttl;
-        x->poll_step = TOKEN_POLL;
-        x->state = T_OTHER_WAIT;
-      } else {
-        x->state = T_FETCH; /* no lock, or a cache that is down */
-      }
-      return 0;
-    case T_RELOOKED:
-      x->state = take_from_cache(L, x) ? T_UNLOCK : T_FETCH;
-      return 0;
-    case T_OTHER_WAIT:
-      if (now() >= x->give_up) {
-        x->state = T_FETCH;
-        return 0;
-      }
-      x->wait = x->poll_step;
-      renewer_alive(x, x->wait + c->lock_ttl);
-      x->state = T_OTHER_LOOK;
-      return SPOTIFY_ACT_WAIT;
-    case T_OTHER_LOOK:
-      return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_OTHER_LOOKED);
-    case T_OTHER_LOOKED:
-      if (take_from_cache(L, x)) {
-        x->state = T_UNLOCKED;
-        return 0;
-      }
-      x->poll_step = fmin(x->poll_step * 2, TOKEN_POLL_MAX);
-      x->state = T_OTHER_WAIT;
-      return 0;
-    case T_FETCH:
-      c->stats.token_fetches++;
-      x->token_attempt = 0;
-      x->state = T_SEND;
-      return 0;
-    case T_SEND:
-      return send_token_request(x);
-    case T_BACKOFF:
-      renewer_alive(x, x->wait + c->lock_ttl);
-      x->state = T_SEND;
-      return SPOTIFY_ACT_WAIT;
-    case T_STORE:
-      return cache_op(L, x, SPOTIFY_CACHE_SET, c->token_key, x->entry_ttl, T_UNLOCK);
-    case T_UNLOCK:
-      if (!x->lock_held) {
-        x->state = T_UNLOCKED;
-        return 0;
-      }
-      x->lock_held = 0;
-      return cache_op(L, x, SPOTIFY_CACHE_UNLOCK, c->lock_key, 0, T_UNLOCKED);
-    case T_UNLOCKED:
-      end_renewal(x);
-      if (x->error.kind) return done(x);
-      return token_ready(x);
-    default:
-      fail(x, "network", 0, "exchange in an unknown state", -1);
-      return done(x);
+  if (t->auth == NULL) { /* refused by another exchange while this one was paced */
+    x->state = S_TOKEN;
+    return 0;
   }
+  x->attempt++;
+  c->stats.requests++;
+  x->carried = t->serial;
+  x->send.method = x->method;
+  x->send.url = x->url;
+  x->send.auth = t->auth;
+  x->send.body = NULL;
+  x->send.body_len = 0;
+  x->state = S_SENT;
+  return SPOTIFY_ACT_SEND;
+}
+
+static spotify_action on_s_sent(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  /* Driven on without an outcome: the driver lost the transfer. */
+  fail(x, "network", 0, "the request was never answered", -1);
+  if (x->state == T_SENT) {
+    x->state = T_UNLOCK;
+    return 0;
+  }
+  return done(x);
+}
+
+static spotify_action on_s_backoff(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  x->state = S_PENALTY;
+  return SPOTIFY_ACT_WAIT;
+}
+
+static spotify_action on_s_done(lua_State *L, spotify_exchange *x) {
+  if (x->rlock_held) return let_go_rlock(L, x);
+  return SPOTIFY_ACT_DONE;
+}
+
+static spotify_action on_t_look(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_LOOKED);
+}
+
+static spotify_action on_t_looked(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (take_from_cache(L, x)) {
+    x->state = T_UNLOCKED;
+    return 0;
+  }
+  return cache_op(L, x, SPOTIFY_CACHE_LOCK, c->lock_key, c->lock_ttl, T_LOCKED);
+}
+
+static spotify_action on_t_locked(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (x->cache_res.answer == SPOTIFY_ANSWER_TRUE) {
+    x->lock_held = 1;
+    /* Another process may have stored a token and released the lock
+     * between our first look and taking it: look again. */
+    return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_RELOOKED);
+  }
+  if (x->cache_res.answer == SPOTIFY_ANSWER_FALSE) {
+    x->give_up = now() + c->lock_ttl;
+    x->poll_step = TOKEN_POLL;
+    x->state = T_OTHER_WAIT;
+  } else {
+    x->state = T_FETCH; /* no lock, or a cache that is down */
+  }
+  return 0;
+}
+
+static spotify_action on_t_relooked(lua_State *L, spotify_exchange *x) {
+  x->state = take_from_cache(L, x) ? T_UNLOCK : T_FETCH;
+  return 0;
+}
+
+static spotify_action on_t_other_wait(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  spotify_client *c = x->c;
+  if (now() >= x->give_up) {
+    x->state = T_FETCH;
+    return 0;
+  }
+  x->wait = x->poll_step;
+  renewer_alive(x, x->wait + c->lock_ttl);
+  x->state = T_OTHER_LOOK;
+  return SPOTIFY_ACT_WAIT;
+}
+
+static spotify_action on_t_other_look(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  return cache_op(L, x, SPOTIFY_CACHE_GET, c->token_key, 0, T_OTHER_LOOKED);
+}
+
+static spotify_action on_t_other_looked(lua_State *L, spotify_exchange *x) {
+  if (take_from_cache(L, x)) {
+    x->state = T_UNLOCKED;
+    return 0;
+  }
+  x->poll_step = fmin(x->poll_step * 2, TOKEN_POLL_MAX);
+  x->state = T_OTHER_WAIT;
+  return 0;
+}
+
+static spotify_action on_t_fetch(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  spotify_client *c = x->c;
+  c->stats.token_fetches++;
+  x->token_attempt = 0;
+  x->state = T_SEND;
+  return 0;
+}
+
+static spotify_action on_t_send(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  return send_token_request(x);
+}
+
+static spotify_action on_t_backoff(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  spotify_client *c = x->c;
+  renewer_alive(x, x->wait + c->lock_ttl);
+  x->state = T_SEND;
+  return SPOTIFY_ACT_WAIT;
+}
+
+static spotify_action on_t_store(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  return cache_op(L, x, SPOTIFY_CACHE_SET, c->token_key, x->entry_ttl, T_UNLOCK);
+}
+
+static spotify_action on_t_unlock(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (!x->lock_held) {
+    x->state = T_UNLOCKED;
+    return 0;
+  }
+  x->lock_held = 0;
+  return cache_op(L, x, SPOTIFY_CACHE_UNLOCK, c->lock_key, 0, T_UNLOCKED);
+}
+
+static spotify_action on_t_unlocked(lua_State *L, spotify_exchange *x) {
+  (void)L;
+  end_renewal(x);
+  if (x->error.kind) return done(x);
+  return token_ready(x);
+}
+
+typedef spotify_action (*state_handler)(lua_State *L, spotify_exchange *x);
+
+static const state_handler handlers[STATE_COUNT] = {
+    [S_BEGIN] = on_s_begin,
+    [S_COALESCE] = on_s_coalesce,
+    [S_FOLLOW] = on_s_follow,
+    [S_RLOCK] = on_s_rlock,
+    [S_RLOCKED] = on_s_rlocked,
+    [S_RRELOOKED] = on_s_rrelooked,
+    [S_RPOLL_WAIT] = on_s_rpoll_wait,
+    [S_RPOLL_LOOK] = on_s_rpoll_look,
+    [S_RPOLL_LOOKED] = on_s_rpoll_looked,
+    [S_RESPONSE] = on_s_response,
+    [S_RESPONSE_SHARED] = on_s_response_shared,
+    [S_RESPONSE_STORE] = on_s_response_store,
+    [S_PENALTY] = on_s_penalty,
+    [S_PENALTY_SHARED] = on_s_penalty_shared,
+    [S_PACE] = on_s_pace,
+    [S_PACED] = on_s_paced,
+    [S_PACE_COUNTED] = on_s_pace_counted,
+    [S_PACE_SLOT] = on_s_pace_slot,
+    [S_PACE_WAIT] = on_s_pace_wait,
+    [S_SHARE_PENALTY] = on_s_share_penalty,
+    [S_TOKEN] = on_s_token,
+    [S_TOKEN_WAIT] = on_s_token_wait,
+    [S_SEND] = on_s_send,
+    [S_SENT] = on_s_sent,
+    [T_SENT] = on_s_sent,
+    [S_BACKOFF] = on_s_backoff,
+    [S_DONE] = on_s_done,
+    [T_LOOK] = on_t_look,
+    [T_LOOKED] = on_t_looked,
+    [T_LOCKED] = on_t_locked,
+    [T_RELOOKED] = on_t_relooked,
+    [T_OTHER_WAIT] = on_t_other_wait,
+    [T_OTHER_LOOK] = on_t_other_look,
+    [T_OTHER_LOOKED] = on_t_other_looked,
+    [T_FETCH] = on_t_fetch,
+    [T_SEND] = on_t_send,
+    [T_BACKOFF] = on_t_backoff,
+    [T_STORE] = on_t_store,
+    [T_UNLOCK] = on_t_unlock,
+    [T_UNLOCKED] = on_t_unlocked,
+};
+
+static spotify_action advance(lua_State *L, spotify_exchange *x) {
+  if (x->state < 0 || x->state >= STATE_COUNT || handlers[x->state] == NULL) {
+    fail(x, "network", 0, "exchange in an unknown state", -1);
+    return done(x);
+  }
+  return handlers[x->state](L, x);
 }
 
 spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
