@@ -1,5 +1,6 @@
 /* The exchange machine's own parts, shared by its files (engine.c: the
- * states and the response cache; ratelimit.c: the 429 penalty and pacing).
+ * states and the response cache; renewal.c: the token; ratelimit.c: the
+ * 429 penalty and pacing).
  * No file outside the machine includes it. */
 #ifndef SPOTIFY_MACHINE_H
 #define SPOTIFY_MACHINE_H
@@ -81,6 +82,8 @@ static inline spotify_action done(spotify_exchange *x) {
   return SPOTIFY_ACT_DONE;
 }
 
+typedef spotify_action (*spotify_state_handler)(lua_State *L, spotify_exchange *x);
+
 /* engine.c */
 void spotify_machine_call_hook(lua_State *L, spotify_client *c);
 void spotify_machine_set_string(lua_State *L, const char *k, const char *v);
@@ -89,6 +92,12 @@ int spotify_machine_sharing(const spotify_client *c);
 spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                         const char *key, double ttl, int next);
 int spotify_machine_answer_stale(spotify_exchange *x);
+
+/* renewal.c: the token sub-machine; _step runs its T_ states */
+spotify_action spotify_renewal_step(lua_State *L, spotify_exchange *x);
+spotify_action spotify_renewal_need_token(spotify_exchange *x);
+spotify_action spotify_renewal_wait(spotify_exchange *x);
+void spotify_renewal_answered(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
 
 /* ratelimit.c: the states of the penalty and the pacing */
 spotify_action spotify_ratelimit_check_penalty(lua_State *L, spotify_exchange *x);
