@@ -57,8 +57,8 @@ build = {
       sources = {
         "src/cache.c", "src/client.c", "src/clock.c", "src/compat.c", "src/core.c",
         "src/engine.c", "src/errors.c", "src/exchange.c", "src/filecache.c", "src/http.c",
-        "src/digest.c", "src/gather.c", "src/ids.c", "src/json.c", "src/policy.c", "src/responses.c",
-        "src/token.c",
+        "src/digest.c", "src/gather.c", "src/ids.c", "src/json.c", "src/policy.c", "src/ratelimit.c",
+        "src/renewal.c", "src/responses.c", "src/token.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(CURL_INCDIR)" },

@@ -44,6 +44,12 @@ describe("spotify.client options", function()
     { "rate_limit", 10 }, { "rate_limit", { requests = 0, window = 1 } },
     { "rate_limit", { requests = 1.5, window = 1 } }, { "rate_limit", { requests = 5 } },
     { "rate_limit", { requests = 5, window = 0 } }, { "rate_limit", { requests = 5, window = 1, burst = 2 } },
+    -- upper bounds: options.lua owns them, the core never clamps
+    { "max_retries", 5000 }, { "timeout", 86401 }, { "connect_timeout", math.huge },
+    { "max_retry_after", 1e10 }, { "refresh_buffer", 1e10 }, { "deadline", math.huge },
+    { "max_body", 2 ^ 40 }, { "rate_limit", { requests = 100001, window = 1 } },
+    { "rate_limit", { requests = 5, window = 86401 } },
+    { "rate_limit", { requests = 5, window = 1, fallback = 100001 } },
   }
   for _, case in ipairs(bad) do
     it("rejects " .. case[1] .. " = " .. tostring(case[2]), function()
@@ -53,12 +59,20 @@ describe("spotify.client options", function()
     end)
   end
 
+  it("accepts each upper bound itself", function()
+    local c = spotify.client(with { max_retries = 1000, timeout = 86400, connect_timeout = 86400,
+      max_retry_after = 1e9, refresh_buffer = 1e9, deadline = 1e9, max_body = 64 * 1024 ^ 3,
+      rate_limit = { requests = 100000, window = 86400, fallback = 100000 } })
+    c:close()
+  end)
+
   it("shows the rejected value in the message", function()
     local shown = {
       { "timeout", -1, "option 'timeout' must be a number above 0, got -1" },
       { "timeout", "10", "option 'timeout' must be a number, got \"10\"" },
       { "batch", "yes", "option 'batch' must be a boolean, got \"yes\"" },
       { "max_retries", 1.5, "option 'max_retries' must be an integer, got 1.5" },
+      { "max_retries", 5000, "option 'max_retries' must be a number of at most 1000, got 5000" },
       { "connect_timeout", false, "option 'connect_timeout' must be a number, got false" },
       { "proxy", {}, "option 'proxy' must be a string, got table" },
     }

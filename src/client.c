@@ -104,12 +104,13 @@ void spotify_client_refuse_reentry(lua_State *L, const spotify_client *c) {
 
 /* ---- options ---- */
 
-static double opt_number(lua_State *L, const char *name, double lo, double hi) {
+/* A number option as options.lua checked and defaulted it (0 when absent):
+ * the bounds live there only. */
+static double opt_number(lua_State *L, const char *name) {
   lua_getfield(L, 1, name);
   double v = lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!(v >= lo)) return lo; /* NaN too */
-  return v > hi ? hi : v;
+  return v;
 }
 
 static char *opt_string(lua_State *L, const char *name, int *ok) {
@@ -170,12 +171,11 @@ static int take_pacing(lua_State *L, spotify_pacing *p) {
     double n = lua_tonumber(L, -2), w = lua_tonumber(L, -1);
     lua_pop(L, 2);
     if (n >= 1 && w > 0) {
-      p->requests = n > 100000 ? 100000 : (int)n;
-      p->window = w > 86400 ? 86400 : w;
+      p->requests = (int)n;
+      p->window = w;
       lua_getfield(L, -1, "fallback");
-      double f = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : n;
+      p->fallback = lua_isnumber(L, -1) ? (int)lua_tonumber(L, -1) : p->requests;
       lua_pop(L, 1);
-      p->fallback = f >= 1 && f <= 100000 ? (int)f : p->requests;
       p->ring = calloc((size_t)p->fallback, sizeof *p->ring);
     }
   }
@@ -186,18 +186,18 @@ static int take_pacing(lua_State *L, spotify_pacing *p) {
 static int take_options(lua_State *L, spotify_client *c) {
   int ok = 1;
   spotify_http_options *o = &c->http.opt;
-  double timeout = opt_number(L, "timeout", 0.001, 86400);
+  double timeout = opt_number(L, "timeout");
   o->timeout_ms = milliseconds(timeout);
-  o->connect_timeout_ms = milliseconds(opt_number(L, "connect_timeout", 0.001, 86400));
-  o->max_body = (size_t)opt_number(L, "max_body", 1, 1024.0 * 1024 * 1024 * 64);
+  o->connect_timeout_ms = milliseconds(opt_number(L, "connect_timeout"));
+  o->max_body = (size_t)opt_number(L, "max_body");
   o->ca_file = opt_string(L, "ca_file", &ok);
   o->proxy = opt_string(L, "proxy", &ok);
   o->user_agent = opt_string(L, "user_agent", &ok);
   o->language = opt_string(L, "language", &ok);
-  c->limits.max_retries = (int)opt_number(L, "max_retries", 0, 1000);
-  c->limits.max_retry_after = opt_number(L, "max_retry_after", 0, 1e9);
-  c->limits.deadline = opt_number(L, "deadline", 0, 1e9);
-  c->refresh_buffer = opt_number(L, "refresh_buffer", 0, 1e9);
+  c->limits.max_retries = (int)opt_number(L, "max_retries");
+  c->limits.max_retry_after = opt_number(L, "max_retry_after");
+  c->limits.deadline = opt_number(L, "deadline");
+  c->refresh_buffer = opt_number(L, "refresh_buffer");
   c->lock_ttl = timeout;
   c->token_url = opt_string(L, "token_url", &ok);
   lua_getfield(L, 1, "access_token");
@@ -250,6 +250,35 @@ static int take_options(lua_State *L, spotify_client *c) {
   return ok;
 }
 
+static void set_string(lua_State *L, const char *name, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, name);
+}
+
+/* What the nginx driver needs to move bytes, as the client holds it (the
+ * libcurl drivers read the same struct): one authority for both. */
+static void push_transport(lua_State *L, const spotify_client *c) {
+  const spotify_http_options *o = &c->http.opt;
+  lua_createtable(L, 0, 6);
+  lua_pushnumber(L, (double)o->timeout_ms / 1000.0);
+  lua_setfield(L, -2, "timeout");
+  lua_pushnumber(L, (double)o->connect_timeout_ms / 1000.0);
+  lua_setfield(L, -2, "connect_timeout");
+  lua_pushnumber(L, (double)o->max_body);
+  lua_setfield(L, -2, "max_body");
+  set_string(L, "user_agent", o->user_agent);
+  set_string(L, "proxy", o->proxy);
+  set_string(L, "language", o->language);
+}
+
+/* core.transport(client) -> {timeout, connect_timeout, max_body,
+ * user_agent, proxy, language} */
+static int l_transport(lua_State *L) {
+  push_transport(L, spotify_check_client(L, 1));
+  return 1;
+}
+
 /* core.new(options, env) -> client. `env` is the Lua layer's table for
  * what only Lua uses (endpoint fallbacks, started requests); it is the
  * userdata's user value, so it lives and dies with the client. */
@@ -270,18 +299,15 @@ static int l_new(lua_State *L) {
     release(L, c);
     return luaL_error(L, "spotify: out of memory");
   }
+  push_transport(L, c); /* env.transport: the nginx driver's settings */
+  lua_setfield(L, 2, "transport");
   return 1;
 }
 
 /* core.env(client) -> env | nil, closed error */
 static int l_env(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  if (c->closed) {
-    spotify_error e = {"closed", 0, NULL, -1, 0, NULL};
-    lua_pushnil(L);
-    spotify_push_error(L, &e, NULL, NULL);
-    return 2;
-  }
+  if (c->closed) return spotify_push_closed(L);
   spotify_getuservalue(L, 1);
   return 1;
 }
@@ -320,13 +346,6 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
   lua_pushnil(L);
   lua_replace(L, top + 1);
   lua_settop(L, top + 2);
-  return 2;
-}
-
-static int closed_result(lua_State *L) {
-  spotify_error e = {"closed", 0, NULL, -1, 0, NULL};
-  lua_pushnil(L);
-  spotify_push_error(L, &e, NULL, NULL);
   return 2;
 }
 
@@ -379,7 +398,7 @@ static int l_call(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *method = luaL_checkstring(L, 2), *url = luaL_checkstring(L, 3);
   const char *name = luaL_optstring(L, 4, NULL);
-  if (c->closed) return closed_result(L);
+  if (c->closed) return spotify_push_closed(L);
   refuse_reentry(L, c);
   return blocking(L, c, SPOTIFY_FOR_API, method, url, name);
 }
@@ -387,9 +406,9 @@ static int l_call(lua_State *L) {
 /* core.access_token(c) -> token, seconds_left | nil, err */
 static int l_access_token(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  if (c->closed) return closed_result(L);
+  if (c->closed) return spotify_push_closed(L);
   double now = spotify_wall_time();
-  if (spotify_token_fresh(&c->token, c->refresh_buffer, now)) {
+  if (spotify_exchange_token_fresh(c, now)) {
     lua_pushstring(L, c->token.value);
     if (c->token.fixed) return 1;
     lua_pushnumber(L, c->token.expires_at - now);
@@ -405,7 +424,7 @@ static int l_submit(lua_State *L) {
   lua_Integer tag = luaL_checkinteger(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   const char *name = luaL_optstring(L, 5, NULL);
-  if (c->closed) return closed_result(L);
+  if (c->closed) return spotify_push_closed(L);
   refuse_reentry(L, c);
   if (spotify_multi_submit(L, c, tag, method, url, name) != 0)
     return luaL_error(L, "spotify: cannot start a transfer (out of memory)");
@@ -613,11 +632,10 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-void spotify_open_exchange(lua_State *L);
-
 void spotify_open_client(lua_State *L) {
   static const luaL_Reg fns[] = {{"new", l_new},
                                  {"env", l_env},
+                                 {"transport", l_transport},
                                  {"call", l_call},
                                  {"access_token", l_access_token},
                                  {"submit", l_submit},

@@ -60,10 +60,6 @@ void spotify_sleep(double s) {
   }
 }
 
-int spotify_clock_is_virtual(void) {
-  return virt.on;
-}
-
 static int l_time(lua_State *L) {
   lua_pushnumber(L, spotify_wall_time());
   return 1;

@@ -98,6 +98,9 @@ int spotify_exchange_init(spotify_exchange *x, struct spotify_client *c, spotify
 #define SPOTIFY_GROUP_LUA 2
 /* The API method name of a GET (for its ttl); unnamed GETs get the default. */
 void spotify_exchange_named(spotify_exchange *x, const char *name);
+/* Whether c's token is good for a request now: the machine's answer, the
+ * one core.access_token gives without starting an exchange. */
+int spotify_exchange_token_fresh(const struct spotify_client *c, double now);
 /* Advance until the next action. */
 spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x);
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o);

@@ -28,6 +28,19 @@ void spotify_error_set(spotify_error *e, const char *kind, long status, const ch
   e->retry_after = retry_after;
 }
 
+void spotify_error_closed(spotify_error *e) {
+  spotify_error_set(e, "closed", 0, NULL, -1); /* the plain text: "client is closed" */
+}
+
+int spotify_push_closed(lua_State *L) {
+  spotify_error e = {NULL, 0, NULL, -1, 0, NULL};
+  spotify_error_closed(&e);
+  lua_pushnil(L);
+  spotify_push_error(L, &e, NULL, NULL);
+  spotify_error_clear(&e);
+  return 2;
+}
+
 void spotify_error_copy(spotify_error *dst, const spotify_error *src) {
   spotify_error_set(dst, src->kind, src->status, src->message, src->retry_after);
   spotify_error_set_reason(dst, src->reason);

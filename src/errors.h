@@ -27,6 +27,10 @@ void spotify_error_set_reason(spotify_error *e, const char *reason);
  * its body. */
 void spotify_error_from_response(lua_State *L, spotify_error *e, const char *kind, long status,
                                  const char *body, size_t len, double retry_after);
+/* The one "closed" error: every path that finds its client closed says it
+ * alike. _push_closed pushes nil and it, and returns 2. */
+void spotify_error_closed(spotify_error *e);
+int spotify_push_closed(lua_State *L);
 /* Push e as a Lua error object naming the request. */
 void spotify_push_error(lua_State *L, const spotify_error *e, const char *method, const char *url);
 /* Push s with every form of secret in it (raw, JSON-escaped, URL-encoded)

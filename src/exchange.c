@@ -155,13 +155,27 @@ static int l_failure(lua_State *L) {
   return next_action(L, e);
 }
 
+typedef struct answer_args {
+  lua_exchange *e;
+  spotify_cache_result *r;
+} answer_args;
+
+static int answer_bracketed(lua_State *L) {
+  answer_args *a = lua_touserdata(L, 1);
+  spotify_exchange_cache_answer(L, &a->e->x, a->r);
+  return 0;
+}
+
+/* Like the outcomes: the answer goes in inside the client's bracket, so a
+ * close meanwhile frees nothing under the machine's feet. */
 static int l_cache_answer(lua_State *L) {
   lua_exchange *e = check(L);
   int ok = lua_isnil(L, 2) ? -1 : lua_toboolean(L, 2);
   spotify_cache_result r;
   memset(&r, 0, sizeof r);
   spotify_cache_result_from_lua(L, e->x.cache_req.op, ok, 3, &r);
-  spotify_exchange_cache_answer(L, &e->x, &r);
+  answer_args a = {e, &r};
+  spotify_client_bracket(L, e->x.c, answer_bracketed, &a, 0);
   return next_action(L, e);
 }
 

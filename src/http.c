@@ -330,11 +330,7 @@ void spotify_drive_blocking(lua_State *L, spotify_client *c, spotify_exchange *x
       case SPOTIFY_ACT_WAIT:
         spotify_sleep(x->wait);
         break;
-      case SPOTIFY_ACT_CACHE: { /* not asked of a C driver; answered as unsupported */
-        spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0, NULL};
-        spotify_exchange_cache_answer(L, x, &r);
-        break;
-      }
+      case SPOTIFY_ACT_CACHE: /* never: a C driver lets the machine call Lua caches inline */
       case SPOTIFY_ACT_DONE:
         return;
     }
@@ -398,11 +394,7 @@ static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
     } else if (a == SPOTIFY_ACT_WAIT) {
       j->wake_at = spotify_monotonic_time() + j->x.wait;
       j->phase = SPOTIFY_JOB_WAITING;
-    } else if (a == SPOTIFY_ACT_CACHE) {
-      spotify_cache_result r = {SPOTIFY_ANSWER_UNSUPPORTED, NULL, 0, 0, NULL};
-      spotify_exchange_cache_answer(L, &j->x, &r);
-      continue;
-    } else {
+    } else { /* done (never a cache action: Lua caches run inline here) */
       j->phase = SPOTIFY_JOB_FINISHED;
     }
     return;

@@ -21,6 +21,7 @@ void spotify_open_filecache(lua_State *L);
 void spotify_open_clock(lua_State *L);
 void spotify_open_client(lua_State *L);
 void spotify_open_responses(lua_State *L);
+void spotify_open_exchange(lua_State *L); /* by spotify_open_client */
 
 double spotify_wall_time(void);
 double spotify_monotonic_time(void);

@@ -51,11 +51,7 @@ function spotify.client(opts)
   local client = core.new(o, {
     api_base = o.api_base, market = o.market, batch = o.batch, concurrency = o.concurrency,
     batch_window = o.batch_window and o.batch_window > 0 and o.batch_window or nil,
-    -- what the nginx driver needs to move bytes (libcurl has them in C)
-    transport = {
-      timeout = o.timeout, connect_timeout = o.connect_timeout, max_body = o.max_body,
-      user_agent = o.user_agent, proxy = o.proxy, language = o.language,
-    },
+    -- env.transport (the nginx driver's settings) is set by core.new from C
     -- metrics: the `app` label (never a secret) and the shared dict, if any
     app = o.budget_key or o.client_id or "", metrics = o.metrics,
   })

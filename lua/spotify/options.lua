@@ -2,14 +2,18 @@
 -- missing credentials raise at once, naming the option.
 local options = {}
 
-local function number_check(min, integer, strict)
+-- The one place the bounds live: the core takes these values as they are.
+local function number_check(min, integer, strict, max)
   return function(v)
     if type(v) ~= "number" or v ~= v then return "a number" end
     if integer and v % 1 ~= 0 then return "an integer" end
     if strict and v <= min then return "a number above " .. min end
     if v < min then return "a number of at least " .. min end
+    if max and v > max then return ("a number of at most %.14g"):format(max) end
   end
 end
+
+local DAY, FAR = 86400, 1e9 -- seconds
 
 local function typed(t)
   return function(v)
@@ -31,15 +35,15 @@ local function cache(v)
 end
 
 local function whole(n)
-  return type(n) == "number" and n >= 1 and n % 1 == 0 and n ~= math.huge
+  return type(n) == "number" and n >= 1 and n % 1 == 0 and n <= 100000
 end
 
 local function rate_limit(v)
-  local want = "a table {requests = N, window = seconds, fallback = n} (N and n whole numbers of at least 1,"
-    .. " seconds above 0, fallback optional)"
+  local want = "a table {requests = N, window = seconds, fallback = n} (N and n whole numbers from 1 to"
+    .. " 100000, seconds above 0 and at most 86400, fallback optional)"
   if type(v) ~= "table" then return want end
   local n, w = v.requests, v.window
-  if not whole(n) or type(w) ~= "number" or w ~= w or w <= 0 or w == math.huge then
+  if not whole(n) or type(w) ~= "number" or w ~= w or w <= 0 or w > DAY then
     return want
   end
   if v.fallback ~= nil and not whole(v.fallback) then return want end
@@ -99,13 +103,13 @@ end
 options.checks = {
   client_id = typed "string", client_secret = typed "string",
   access_token = typed "string", cache = cache, market = market,
-  timeout = number_check(0, false, true), connect_timeout = number_check(0, false, true),
-  max_retries = number_check(0, true), max_retry_after = number_check(0),
-  refresh_buffer = number_check(0), api_base = url, token_url = url,
+  timeout = number_check(0, false, true, DAY), connect_timeout = number_check(0, false, true, DAY),
+  max_retries = number_check(0, true, false, 1000), max_retry_after = number_check(0, false, false, FAR),
+  refresh_buffer = number_check(0, false, false, FAR), api_base = url, token_url = url,
   ca_file = typed "string", proxy = typed "string", user_agent = typed "string",
   on_request = typed "function", batch = typed "boolean",
-  concurrency = number_check(1, true), max_body = number_check(1, true),
-  deadline = number_check(0, false, true), rate_limit = rate_limit,
+  concurrency = number_check(1, true), max_body = number_check(1, true, false, 64 * 1024 ^ 3),
+  deadline = number_check(0, false, true, FAR), rate_limit = rate_limit,
   language = language, metrics = metrics,
   responses = responses, batch_window = number_check(0),
   budget_key = budget_key, scopes = scopes,

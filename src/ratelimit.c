@@ -1,0 +1,246 @@
+/* The app's rate limit, as states of the machine: the 429 penalty (this
+ * client's, and the one shared through the cache under budget_key) and
+ * pacing (rate_limit: a shared sliding window, else this process's ring). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "machine.h"
+#include "policy.h"
+
+/* x->key = prefix .. suffix: the key of the next cache operation. */
+static const char *set_key(spotify_exchange *x, const char *prefix, const char *suffix) {
+  char *k = malloc(strlen(prefix) + strlen(suffix) + 1);
+  if (k == NULL) return NULL;
+  strcat(strcpy(k, prefix), suffix);
+  free(x->key);
+  x->key = k;
+  return k;
+}
+
+/* x->entry = the number as text, and a quota's reason after it: the value
+ * of the next cache set. */
+static int set_entry_number(spotify_exchange *x, double v, const char *reason) {
+  char buf[64];
+  /* At most 24 characters, whatever v; a reason is one of policy.c's. */
+  int n = snprintf(buf, sizeof buf, "%.17g%s%s", v, reason ? " " : "", reason ? reason : "");
+  if (n < 0 || (size_t)n >= sizeof buf) return -1;
+  char *e = malloc((size_t)n + 1);
+  if (e == NULL) return -1;
+  memcpy(e, buf, (size_t)n + 1);
+  free(x->entry);
+  x->entry = e;
+  x->entry_len = (size_t)n;
+  return 0;
+}
+
+/* A shared penalty's end (wall clock) and, for a quota, its reason. */
+static double penalty_of(const char *s, const char **reason) {
+  char *end;
+  double until = strtod(s, &end);
+  while (*end == ' ') end++;
+  *reason = spotify_policy_quota(429, end);
+  return until;
+}
+
+static double answer_number(const spotify_exchange *x) {
+  const spotify_cache_result *r = &x->cache_res;
+  if (r->answer == SPOTIFY_ANSWER_NUMBER) return r->number;
+  if (r->answer == SPOTIFY_ANSWER_STRING) return strtod(r->str, NULL);
+  return 0;
+}
+
+/* A wait for the app's rate limit: counted, and told to on_request as
+ * {event = "rate_limited_wait", reason = "penalty" | "pacing", wait = s}. */
+static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, const char *reason) {
+  spotify_client *c = x->c;
+  c->stats.rate_limited_waits++;
+  c->stats.rate_limited_wait_s += wait;
+  x->wait = wait;
+  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  lua_createtable(L, 0, 5);
+  spotify_machine_set_string(L, "event", "rate_limited_wait");
+  spotify_machine_set_string(L, "reason", reason);
+  spotify_machine_set_number(L, "wait", wait);
+  spotify_machine_set_string(L, "method", x->method);
+  spotify_machine_set_string(L, "url", x->url);
+  spotify_machine_call_hook(L, c);
+}
+
+/* Hold the call for an earlier 429, or fail it at once when the wait does
+ * not fit max_retry_after or the deadline, or when it is a spent quota
+ * (`reason`): hours long, never waited for inside a call. */
+static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait,
+                                       const char *reason) {
+  spotify_client *c = x->c;
+  if (x->stale && spotify_machine_answer_stale(x)) return done(x); /* stale_if_error: no wait */
+  if (reason) {
+    if (now() + wait > c->blocked_until) {
+      c->blocked_until = now() + wait;
+      c->blocked_reason = reason;
+    }
+    fail(x, "rate_limited", 0, "the app's quota is spent: no request before an earlier Retry-After",
+         wait);
+    spotify_error_set_reason(&x->error, reason);
+    return done(x);
+  }
+  if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
+    fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
+    return done(x);
+  }
+  rate_limited_wait(L, x, wait, "penalty");
+  x->state = S_PENALTY;
+  return SPOTIFY_ACT_WAIT;
+}
+
+spotify_action spotify_ratelimit_check_penalty(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  double wait = c->blocked_until - now();
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, c->blocked_reason);
+  /* With rate_limit, the cache's pace method checks the shared penalty
+   * with the pacing, right before sending: one call for both. */
+  if (!spotify_machine_sharing(c) || (c->pacing.requests && !c->no_pace_op)) {
+    x->state = S_TOKEN;
+    return 0;
+  }
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_GET, c->penalty_key, 0, S_PENALTY_SHARED);
+}
+
+spotify_action spotify_ratelimit_check_shared_penalty(lua_State *L, spotify_exchange *x) {
+  const char *reason = NULL;
+  double until = x->cache_res.answer == SPOTIFY_ANSWER_STRING
+                     ? penalty_of(x->cache_res.str, &reason)
+                     : answer_number(x);
+  double wait = until - wall();
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
+  x->state = S_TOKEN;
+  return 0;
+}
+
+/* A 429 answered: every client sharing the cache holds its requests for
+ * as long as this one does; a spent quota holds this client's too. */
+void spotify_ratelimit_share_penalty(spotify_exchange *x, const spotify_outcome *o, int retrying) {
+  spotify_client *c = x->c;
+  if (o->status != 429) return;
+  const char *quota = retrying ? NULL : spotify_policy_quota(o->status, x->error.reason);
+  double d = retrying ? x->wait : x->error.retry_after;
+  if (!(d > 0)) return;
+  if (d > PENALTY_MAX) d = PENALTY_MAX;
+  if (quota && now() + d > c->blocked_until) {
+    c->blocked_until = now() + d;
+    c->blocked_reason = quota;
+  }
+  if (!spotify_machine_sharing(c)) return;
+  x->penalty_until = wall() + d;
+  x->penalty_reason = quota;
+  x->after_share = x->state;
+  x->state = S_SHARE_PENALTY;
+}
+
+spotify_action spotify_ratelimit_store_penalty(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  if (set_entry_number(x, x->penalty_until, x->penalty_reason) != 0) {
+    x->state = x->after_share;
+    return 0;
+  }
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_SET, c->penalty_key,
+                                  ceil(x->penalty_until - wall()), x->after_share);
+}
+
+/* A place among the client's last `fallback` starts, without the cache:
+ * a fleet that cannot share stays within the budget when each process
+ * takes its share (rate_limit.fallback). */
+static double local_place(spotify_pacing *p) {
+  double *slot = &p->ring[p->served++ % p->fallback];
+  double start = wall();
+  /* The margin covers the jitter between a start and its arrival. */
+  if (*slot > 0 && *slot + p->window + PACE_MARGIN > start) start = *slot + p->window + PACE_MARGIN;
+  *slot = start;
+  return start;
+}
+
+/* Request k (the shared counter) starts once request k - N started at
+ * least a window ago: its start time is in slot k mod N. A sliding window,
+ * as Spotify's own, needing only incr, get and set. */
+spotify_action spotify_ratelimit_pace(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  x->state = S_PACE_WAIT;
+  if (spotify_machine_sharing(c) && !c->no_pace_op)
+    return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_PACE, c->penalty_key, 0, S_PACED);
+  if (!spotify_machine_sharing(c) || set_key(x, c->pace_key, ":n") == NULL) {
+    x->pace_start = local_place(&c->pacing);
+    return 0;
+  }
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_INCR, x->key, PACE_COUNTER_TTL,
+                                  S_PACE_COUNTED);
+}
+
+/* The cache's pace answered: a start time, or the penalty that holds the
+ * request. A cache without pace gets the penalty and the pacing one call
+ * each from now on, starting with this request's penalty. */
+spotify_action spotify_ratelimit_paced(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  const spotify_cache_result *r = &x->cache_res;
+  if (r->answer == SPOTIFY_ANSWER_UNSUPPORTED) {
+    c->no_pace_op = 1;
+    x->state = S_PENALTY;
+    return 0;
+  }
+  if (r->answer == SPOTIFY_ANSWER_STRING) {
+    const char *reason;
+    double wait = penalty_of(r->str, &reason) - wall();
+    if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
+  }
+  /* A start time; else the cache is down, or its penalty ended meanwhile:
+   * the process paces itself. */
+  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number : local_place(&c->pacing);
+  x->state = S_PACE_WAIT;
+  return 0;
+}
+
+spotify_action spotify_ratelimit_pace_counted(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  char slot[32];
+  if (x->cache_res.answer != SPOTIFY_ANSWER_NUMBER) { /* no incr, or down */
+    x->pace_start = local_place(&c->pacing);
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  long long k = (long long)x->cache_res.number;
+  snprintf(slot, sizeof slot, ":%lld",
+           (k % c->pacing.requests + c->pacing.requests) % c->pacing.requests);
+  if (set_key(x, c->pace_key, slot) == NULL) {
+    x->pace_start = local_place(&c->pacing);
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_GET, x->key, 0, S_PACE_SLOT);
+}
+
+spotify_action spotify_ratelimit_pace_slot(lua_State *L, spotify_exchange *x) {
+  spotify_pacing *p = &x->c->pacing;
+  double prev = answer_number(x), start = wall();
+  /* The margin covers the jitter between a start and its arrival. */
+  if (prev > 0 && prev + p->window + PACE_MARGIN > start) start = prev + p->window + PACE_MARGIN;
+  x->pace_start = start;
+  if (set_entry_number(x, start, NULL) != 0) {
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_SET, x->key, ceil(2 * p->window) + 1,
+                                  S_PACE_WAIT);
+}
+
+spotify_action spotify_ratelimit_pace_wait(lua_State *L, spotify_exchange *x) {
+  spotify_client *c = x->c;
+  double wait = x->pace_start - wall();
+  x->state = S_SEND;
+  if (wait <= MIN_WAIT) return 0;
+  if (c->limits.deadline > 0 && now() + wait > x->started + c->limits.deadline) {
+    fail(x, "rate_limited", 0, "over the rate_limit budget until after the deadline", wait);
+    return done(x);
+  }
+  rate_limited_wait(L, x, wait, "pacing");
+  return SPOTIFY_ACT_WAIT;
+}
