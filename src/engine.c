@@ -624,38 +624,6 @@ static spotify_action on_s_response_store(lua_State *L, spotify_exchange *x) {
   return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
 }
 
-static spotify_action on_s_penalty(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_check_penalty(L, x);
-}
-
-static spotify_action on_s_penalty_shared(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_check_shared_penalty(L, x);
-}
-
-static spotify_action on_s_pace(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_pace(L, x);
-}
-
-static spotify_action on_s_paced(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_paced(L, x);
-}
-
-static spotify_action on_s_pace_counted(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_pace_counted(L, x);
-}
-
-static spotify_action on_s_pace_slot(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_pace_slot(L, x);
-}
-
-static spotify_action on_s_pace_wait(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_pace_wait(L, x);
-}
-
-static spotify_action on_s_share_penalty(lua_State *L, spotify_exchange *x) {
-  return spotify_ratelimit_store_penalty(L, x);
-}
-
 static spotify_action on_s_token(lua_State *L, spotify_exchange *x) {
   (void)L;
   return spotify_renewal_need_token(x);
@@ -721,14 +689,14 @@ static const spotify_state_handler handlers[STATE_COUNT] = {
     [S_RESPONSE] = on_s_response,
     [S_RESPONSE_SHARED] = on_s_response_shared,
     [S_RESPONSE_STORE] = on_s_response_store,
-    [S_PENALTY] = on_s_penalty,
-    [S_PENALTY_SHARED] = on_s_penalty_shared,
-    [S_PACE] = on_s_pace,
-    [S_PACED] = on_s_paced,
-    [S_PACE_COUNTED] = on_s_pace_counted,
-    [S_PACE_SLOT] = on_s_pace_slot,
-    [S_PACE_WAIT] = on_s_pace_wait,
-    [S_SHARE_PENALTY] = on_s_share_penalty,
+    [S_PENALTY] = spotify_ratelimit_check_penalty,
+    [S_PENALTY_SHARED] = spotify_ratelimit_check_shared_penalty,
+    [S_PACE] = spotify_ratelimit_pace,
+    [S_PACED] = spotify_ratelimit_paced,
+    [S_PACE_COUNTED] = spotify_ratelimit_pace_counted,
+    [S_PACE_SLOT] = spotify_ratelimit_pace_slot,
+    [S_PACE_WAIT] = spotify_ratelimit_pace_wait,
+    [S_SHARE_PENALTY] = spotify_ratelimit_store_penalty,
     [S_TOKEN] = on_s_token,
     [S_TOKEN_WAIT] = on_s_token_wait,
     [S_SEND] = on_s_send,
