@@ -64,6 +64,12 @@ describe("quota-aware rate limit", function()
       assert.equal("not_found", err.kind)
       assert.is_nil(err.reason)
     end)
+
+    it("is nil where the token endpoint names an OAuth error code ({\"error\": \"invalid_client\"})", function()
+      local _, err = client({ client_secret = "wrong-secret" }):track(ID)
+      assert.equal("auth", err.kind)
+      assert.is_nil(err.reason)
+    end)
   end)
 
   describe("QUOTA_EXCEEDED", function()

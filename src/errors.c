@@ -121,7 +121,13 @@ static int body_reason(lua_State *L, const char *body, size_t len) {
     return 0;
   }
   lua_getfield(L, -1, "error");
-  if (lua_istable(L, -1)) lua_getfield(L, -1, "reason");
+  /* Only the API's {"error": {"reason": ...}}: the token endpoint's
+   * {"error": "invalid_client"} is a code, not a reason. */
+  if (!lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_getfield(L, -1, "reason");
   size_t n = 0;
   if (lua_type(L, -1) != LUA_TSTRING || (lua_tolstring(L, -1, &n), n == 0 || n > 64)) {
     lua_settop(L, top);

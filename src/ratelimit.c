@@ -207,7 +207,13 @@ spotify_action spotify_ratelimit_pace_counted(lua_State *L, spotify_exchange *x)
     x->state = S_PACE_WAIT;
     return 0;
   }
-  long long k = (long long)x->cache_res.number;
+  double n = x->cache_res.number;
+  if (!isfinite(n) || fabs(n) > 9e15) { /* a counter no cache of ours answers */
+    x->pace_start = local_place(&c->pacing);
+    x->state = S_PACE_WAIT;
+    return 0;
+  }
+  long long k = (long long)n;
   snprintf(slot, sizeof slot, ":%lld",
            (k % c->pacing.requests + c->pacing.requests) % c->pacing.requests);
   if (set_key(x, c->pace_key, slot) == NULL) {

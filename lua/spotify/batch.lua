@@ -64,12 +64,13 @@ function batch.url(w)
   return base .. (base:find("?", 1, true) and "&" or "?") .. "ids=" .. table.concat(w.ids, ",")
 end
 
--- A fresh copy of a decoded item: a caller may change what it gets.
+-- A fresh copy of a decoded item or an error: a caller may change what it
+-- gets. Metatables (an error's, lua-cjson's array marker) are kept.
 local function copy(v)
   if type(v) ~= "table" or v == null then return v end
   local t = {}
   for k, x in pairs(v) do t[k] = copy(x) end
-  return t
+  return setmetatable(t, getmetatable(v))
 end
 
 --- Hand every caller its own item of the batch answer (`value` or nil,
@@ -94,7 +95,7 @@ function batch.settle(self, env, w, value, err)
   for _, waiter in ipairs(w.waiters) do
     waiter.done = true
     if value == nil then
-      waiter.err = err
+      waiter.err = copy(err)
     else
       local item = list[w.pos[waiter.id]]
       if item == nil or item == null then

@@ -95,17 +95,22 @@ function M.flush(client, env)
   local dict, app = env.metrics, env.app
   local ok, now = pcall(counters, client)
   if not ok then return end
+  -- what reached the dict so far, field by field: a failed incr (a full
+  -- dict) is tried again at the next flush, never lost
   local last = env.flushed or {}
+  env.flushed = last
   for i = 1, #FIELDS do
     local f = FIELDS[i]
     local v = now[f]
     if v ~= nil then
       local before = last[f]
       -- the first flush makes every key exist, so the families show at 0
-      if before == nil or v ~= before then pcall(dict.incr, dict, key(f, app), v - (before or 0), 0) end
+      if before == nil or v ~= before then
+        local done, added = pcall(dict.incr, dict, key(f, app), v - (before or 0), 0)
+        if done and added then last[f] = v end
+      end
     end
   end
-  env.flushed = now
 end
 
 local function from_clients()
