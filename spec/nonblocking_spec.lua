@@ -91,10 +91,18 @@ describe("non-blocking use", function()
     for i = 1, 5 do ids[i] = ("%022d"):format(i):gsub("0", "A", 1) end
     local list = assert(c:tracks(ids))
     for i = 1, 5 do assert.equal(ids[i], list[i].id) end
-    assert.is_true(req:done()) -- no poll since start
+    local album, tracks = f:log_for "/v1/albums/", f:log_for "/v1/tracks/"
+    assert.equal(1, #album)
+    assert.equal(5, #tracks)
+    -- When the album's answer had left the fake before the last track was
+    -- asked for, it was waiting on its socket while the plural call ran, so
+    -- the call handed it over: done with no poll since start. (The fake's
+    -- threads may be scheduled so late under load that it had not.)
+    if album[1].answered < tracks[5].arrived then
+      assert.is_true(req:done(), "the album's answer came during the plural call, which kept it")
+    end
+    frames(c, { req }, 10)
     assert.equal(ALBUM, assert(req:result()).id)
-    assert.equal(1, #f:log_for "/v1/albums/")
-    assert.equal(5, #f:log_for "/v1/tracks/")
     local met = 0
     for _, e in ipairs(f:log_for "/v1/") do met = met + (e.met and 1 or 0) end
     assert.equal(2, met)
