@@ -585,14 +585,6 @@ static spotify_action on_s_follow(lua_State *L, spotify_exchange *x) {
   return follow(x);
 }
 
-static spotify_action on_s_rlock(lua_State *L, spotify_exchange *x) {
-  return take_rlock(L, x);
-}
-
-static spotify_action on_s_rlocked(lua_State *L, spotify_exchange *x) {
-  return rlocked(L, x);
-}
-
 static spotify_action on_s_rrelooked(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   return stored_answer(L, x, S_PENALTY, &c->stats.response_shared_hits);
@@ -610,14 +602,6 @@ static spotify_action on_s_rpoll_look(lua_State *L, spotify_exchange *x) {
 static spotify_action on_s_rpoll_looked(lua_State *L, spotify_exchange *x) {
   spotify_client *c = x->c;
   return stored_answer(L, x, S_RLOCK, &c->stats.coalesced);
-}
-
-static spotify_action on_s_response(lua_State *L, spotify_exchange *x) {
-  return look_response(L, x);
-}
-
-static spotify_action on_s_response_shared(lua_State *L, spotify_exchange *x) {
-  return shared_response(L, x);
 }
 
 static spotify_action on_s_response_store(lua_State *L, spotify_exchange *x) {
@@ -680,14 +664,14 @@ static const spotify_state_handler handlers[STATE_COUNT] = {
     [S_BEGIN] = on_s_begin,
     [S_COALESCE] = on_s_coalesce,
     [S_FOLLOW] = on_s_follow,
-    [S_RLOCK] = on_s_rlock,
-    [S_RLOCKED] = on_s_rlocked,
+    [S_RLOCK] = take_rlock,
+    [S_RLOCKED] = rlocked,
     [S_RRELOOKED] = on_s_rrelooked,
     [S_RPOLL_WAIT] = on_s_rpoll_wait,
     [S_RPOLL_LOOK] = on_s_rpoll_look,
     [S_RPOLL_LOOKED] = on_s_rpoll_looked,
-    [S_RESPONSE] = on_s_response,
-    [S_RESPONSE_SHARED] = on_s_response_shared,
+    [S_RESPONSE] = look_response,
+    [S_RESPONSE_SHARED] = shared_response,
     [S_RESPONSE_STORE] = on_s_response_store,
     [S_PENALTY] = spotify_ratelimit_check_penalty,
     [S_PENALTY_SHARED] = spotify_ratelimit_check_shared_penalty,
