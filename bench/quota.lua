@@ -32,11 +32,7 @@ local fleet = require "spec.support.fleet"
 local nginx = require "spec.support.nginx"
 local redis_server = require "spec.support.redis"
 
-local function ids(n, prefix)
-  local out = {}
-  for i = 1, n do out[i] = ((prefix or "Q") .. "%021d"):format(i) end
-  return out
-end
+local function ids(n, prefix) return fake.ids(n, prefix or "Q") end
 
 local opts = fake.client_opts
 

@@ -8,11 +8,7 @@ local core = require "spotify.core"
 local fake = require "spec.support.fake"
 local nginx = require "spec.support.nginx"
 
-local function ids(n, prefix)
-  local out = {}
-  for i = 1, n do out[i] = ((prefix or "B") .. "%021d"):format(i) end
-  return out
-end
+local function ids(n, prefix) return fake.ids(n, prefix or "B") end
 
 local function run_all(c, reqs)
   local give_up = core.now() + 10

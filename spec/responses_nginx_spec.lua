@@ -36,11 +36,7 @@ end
 return app
 ]=]
 
-local function ids(n)
-  local out = {}
-  for i = 1, n do out[i] = ("N%021d"):format(i) end
-  return out
-end
+local function ids(n) return fake.ids(n, "N") end
 
 describe("the response cache inside nginx (2 workers, shdict store)", function()
   local f, server

@@ -9,12 +9,7 @@ local fake = require "spec.support.fake"
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local ALBUM = "4EcfbzCtbJDk2wMwhT4D1h"
 
--- n distinct valid track IDs the fake knows.
-local function ids(n)
-  local out = {}
-  for i = 1, n do out[i] = ("T%021d"):format(i) end
-  return out
-end
+local ids = fake.ids
 
 describe("spotify.responses", function()
   local f

@@ -149,6 +149,14 @@ function Fake:stop()
 end
 
 --- Options for a client of this fake, plus `extra`.
+--- n distinct valid IDs the fake answers for (base-62, 22 characters):
+-- prefix (one letter, default "T") then the number, zero-padded.
+function fake.ids(n, prefix)
+  local out = {}
+  for i = 1, n do out[i] = ((prefix or "T") .. "%021d"):format(i) end
+  return out
+end
+
 function fake.client_opts(f, extra)
   local o = { client_id = "test-id", client_secret = "test-secret", api_base = f.api_base,
     token_url = f.token_url }
