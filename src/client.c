@@ -24,46 +24,35 @@ spotify_client *spotify_check_client(lua_State *L, int i) {
   return c;
 }
 
-/* The handles hold far more memory (libcurl's buffers, a connection) than
- * the userdata the collector sees: a GC step the size of that memory keeps
- * dropped clients from piling up before they are collected. */
-#define HANDLES_KIB 128
-
-int spotify_client_http(lua_State *L, spotify_client *c) {
-  if (c->http.multi) return 0;
-  lua_gc(L, LUA_GCSTEP, HANDLES_KIB);
-  return spotify_http_init(&c->http);
-}
-
-/* Free everything but the stats; runs once drivers have returned. */
+/* Free everything but the stats; runs once drivers have returned. The
+ * transport goes first: dropping its jobs abandons their exchanges, which
+ * still read the machine. */
 static void free_resources(lua_State *L, spotify_client *c) {
-  spotify_multi_release(L, c);
-  spotify_http_release(&c->http);
-  spotify_token_release(&c->token);
-  spotify_cache_unbind(L, &c->cache);
-  if (c->responses_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->responses_ref);
-  c->responses_ref = LUA_NOREF;
-  c->responses = NULL;
-  if (c->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, c->on_request_ref);
-  c->on_request_ref = LUA_NOREF;
+  spotify_machine *m = &c->m;
+  spotify_http_release(L, &c->http);
+  spotify_token_release(&m->token);
+  spotify_cache_unbind(L, &m->cache);
+  if (m->responses_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, m->responses_ref);
+  m->responses_ref = LUA_NOREF;
+  m->responses = NULL;
+  if (m->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, m->on_request_ref);
+  m->on_request_ref = LUA_NOREF;
   free(c->client_id);
-  free(c->basic_auth);
-  free(c->token_url);
-  free(c->token_body);
-  free(c->token_key);
-  free(c->lock_key);
-  free(c->penalty_key);
-  free(c->pace_key);
-  free(c->pacing.ring);
-  c->pacing.ring = NULL;
-  c->client_id = c->basic_auth = c->token_url = c->lock_key = c->penalty_key = c->pace_key = NULL;
-  c->token_body = c->token_key = NULL;
+  c->client_id = NULL;
+  char **owned[] = {&m->basic_auth, &m->token_url, &m->token_body,  &m->language,
+                    &m->token_key,  &m->lock_key,  &m->penalty_key, &m->pace_key};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
+    free(*owned[i]);
+    *owned[i] = NULL;
+  }
+  free(m->pacing.ring);
+  m->pacing.ring = NULL;
 }
 
 /* The one release: close, __gc and __close. Idempotent. */
 static void release(lua_State *L, spotify_client *c) {
-  if (c->closed) return;
-  c->closed = 1;
+  if (c->m.closed) return;
+  c->m.closed = 1;
   if (c->busy == 0) free_resources(L, c);
 }
 
@@ -74,7 +63,7 @@ void spotify_client_enter(spotify_client *c) {
 }
 
 void spotify_client_leave(lua_State *L, spotify_client *c) {
-  if (--c->busy == 0 && c->closed) free_resources(L, c);
+  if (--c->busy == 0 && c->m.closed) free_resources(L, c);
 }
 
 int spotify_client_bracket(lua_State *L, spotify_client *c, lua_CFunction fn, void *ud, int nargs) {
@@ -193,58 +182,58 @@ static int take_options(lua_State *L, spotify_client *c) {
   o->ca_file = opt_string(L, "ca_file", &ok);
   o->proxy = opt_string(L, "proxy", &ok);
   o->user_agent = opt_string(L, "user_agent", &ok);
-  o->language = opt_string(L, "language", &ok);
-  c->limits.max_retries = (int)opt_number(L, "max_retries");
-  c->limits.max_retry_after = opt_number(L, "max_retry_after");
-  c->limits.deadline = opt_number(L, "deadline");
-  c->refresh_buffer = opt_number(L, "refresh_buffer");
-  c->lock_ttl = timeout;
-  c->token_url = opt_string(L, "token_url", &ok);
+  c->m.language = opt_string(L, "language", &ok);
+  c->m.limits.max_retries = (int)opt_number(L, "max_retries");
+  c->m.limits.max_retry_after = opt_number(L, "max_retry_after");
+  c->m.limits.deadline = opt_number(L, "deadline");
+  c->m.refresh_buffer = opt_number(L, "refresh_buffer");
+  c->m.lock_ttl = timeout;
+  c->m.token_url = opt_string(L, "token_url", &ok);
   lua_getfield(L, 1, "access_token");
   size_t len;
   const char *fixed = lua_tolstring(L, -1, &len);
   if (fixed) {
-    c->token.fixed = 1;
-    ok = ok && spotify_token_adopt(&c->token, fixed, len, 0) == 0;
+    c->m.token.fixed = 1;
+    ok = ok && spotify_token_adopt(&c->m.token, fixed, len, 0) == 0;
   } else {
     c->client_id = opt_string(L, "client_id", &ok);
     char *secret = opt_string(L, "client_secret", &ok);
     char *scope = opt_string(L, "scope", &ok);
-    c->basic_auth = c->client_id && secret ? spotify_basic_auth(c->client_id, secret) : NULL;
-    c->token_body = token_body(scope);
+    c->m.basic_auth = c->client_id && secret ? spotify_basic_auth(c->client_id, secret) : NULL;
+    c->m.token_body = token_body(scope);
     if (c->client_id && secret) {
       char digest[SPOTIFY_DIGEST_HEX];
-      const char *parts[] = {c->client_id, secret, c->token_url ? c->token_url : "",
+      const char *parts[] = {c->client_id, secret, c->m.token_url ? c->m.token_url : "",
                              scope ? scope : ""};
       credential_digest(digest, parts, 4);
-      c->token_key = key_for("token:", digest);
-      c->lock_key = key_for("lock:", digest);
+      c->m.token_key = key_for("token:", digest);
+      c->m.lock_key = key_for("lock:", digest);
     }
     if (secret) memset(secret, 0, strlen(secret));
     free(secret);
     free(scope);
-    ok = ok && c->basic_auth && c->token_body && c->token_key && c->lock_key;
+    ok = ok && c->m.basic_auth && c->m.token_body && c->m.token_key && c->m.lock_key;
   }
   lua_pop(L, 1);
   /* The penalty and the pacing are shared under budget_key, else the
    * client ID: several apps of one developer may share one quota. */
   char *budget = opt_string(L, "budget_key", &ok);
   const char *name = budget ? budget : c->client_id;
-  c->penalty_key = key_for("penalty:", name);
-  c->pace_key = key_for("pace:", name);
-  ok = ok && (name == NULL || (c->penalty_key && c->pace_key));
+  c->m.penalty_key = key_for("penalty:", name);
+  c->m.pace_key = key_for("pace:", name);
+  ok = ok && (name == NULL || (c->m.penalty_key && c->m.pace_key));
   free(budget);
-  ok = ok && take_pacing(L, &c->pacing);
+  ok = ok && take_pacing(L, &c->m.pacing);
   lua_getfield(L, 1, "on_request");
-  c->on_request_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
-  if (c->on_request_ref == LUA_NOREF) lua_pop(L, 1);
+  c->m.on_request_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : LUA_NOREF;
+  if (c->m.on_request_ref == LUA_NOREF) lua_pop(L, 1);
   lua_getfield(L, 1, "cache");
-  if (!lua_isnil(L, -1)) spotify_cache_bind(L, &c->cache, -1);
+  if (!lua_isnil(L, -1)) spotify_cache_bind(L, &c->m.cache, -1);
   lua_pop(L, 1);
   lua_getfield(L, 1, "responses");
-  c->responses = spotify_testudata(L, -1, SPOTIFY_RESPONSES_MT);
-  if (c->responses)
-    c->responses_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  c->m.responses = spotify_testudata(L, -1, SPOTIFY_RESPONSES_MT);
+  if (c->m.responses)
+    c->m.responses_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else
     lua_pop(L, 1);
   return ok;
@@ -260,7 +249,7 @@ static void set_string(lua_State *L, const char *name, const char *v) {
  * libcurl drivers read the same struct): one authority for both. */
 static void push_transport(lua_State *L, const spotify_client *c) {
   const spotify_http_options *o = &c->http.opt;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 5);
   lua_pushnumber(L, (double)o->timeout_ms / 1000.0);
   lua_setfield(L, -2, "timeout");
   lua_pushnumber(L, (double)o->connect_timeout_ms / 1000.0);
@@ -269,11 +258,10 @@ static void push_transport(lua_State *L, const spotify_client *c) {
   lua_setfield(L, -2, "max_body");
   set_string(L, "user_agent", o->user_agent);
   set_string(L, "proxy", o->proxy);
-  set_string(L, "language", o->language);
 }
 
 /* core.transport(client) -> {timeout, connect_timeout, max_body,
- * user_agent, proxy, language} */
+ * user_agent, proxy} */
 static int l_transport(lua_State *L) {
   push_transport(L, spotify_check_client(L, 1));
   return 1;
@@ -287,10 +275,10 @@ static int l_new(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   spotify_client *c = lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
-  c->on_request_ref = LUA_NOREF;
-  c->cache.ref = LUA_NOREF;
-  c->responses_ref = LUA_NOREF;
-  c->token.failure.retry_after = -1;
+  c->m.on_request_ref = LUA_NOREF;
+  c->m.cache.ref = LUA_NOREF;
+  c->m.responses_ref = LUA_NOREF;
+  c->m.token.failure.retry_after = -1;
   luaL_getmetatable(L, SPOTIFY_CLIENT_MT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, 2);
@@ -307,7 +295,7 @@ static int l_new(lua_State *L) {
 /* core.env(client) -> env | nil, closed error */
 static int l_env(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  if (c->closed) return spotify_push_closed(L);
+  if (c->m.closed) return spotify_push_closed(L);
   spotify_getuservalue(L, 1);
   return 1;
 }
@@ -317,22 +305,22 @@ static int l_env(lua_State *L) {
 /* The exchange's result: value | nil, err (token, seconds_left for a token
  * exchange). Pushes exactly what it returns. */
 int spotify_push_result(lua_State *L, const spotify_exchange *x) {
-  spotify_client *c = x->c;
+  const spotify_machine *m = x->m;
   if (x->error.kind) {
     lua_pushnil(L);
     if (x->error.at_token)
-      spotify_push_error(L, &x->error, "POST", c->token_url);
+      spotify_push_error(L, &x->error, "POST", m->token_url);
     else
       spotify_push_error(L, &x->error, x->method, x->url);
     return 2;
   }
   if (x->purpose == SPOTIFY_FOR_TOKEN) {
-    lua_pushstring(L, c->token.value);
-    if (c->token.fixed) return 1;
-    lua_pushnumber(L, c->token.expires_at - spotify_wall_time());
+    lua_pushstring(L, m->token.value);
+    if (m->token.fixed) return 1;
+    lua_pushnumber(L, m->token.expires_at - spotify_wall_time());
     return 2;
   }
-  if (x->from_lru && c->responses && spotify_responses_push_copy(L, c->responses, x->akey))
+  if (x->from_lru && m->responses && spotify_responses_push_copy(L, m->responses, x->akey))
     return 1;
   int top = lua_gettop(L);
   int n = spotify_json_decode(L, x->body, x->body_len);
@@ -352,7 +340,7 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
 /* A per-call exchange in a userdata: collected even if something raises. */
 static int exchange_gc(lua_State *L) {
   spotify_exchange *x = lua_touserdata(L, 1);
-  if (x->c) spotify_exchange_abandon(L, x); /* after a raise: the renewal and its lock go */
+  if (x->m) spotify_exchange_abandon(L, x); /* after a raise: the renewal and its lock go */
   spotify_exchange_free(x);
   return 0;
 }
@@ -376,14 +364,14 @@ typedef struct drive_args {
 static int drive_blocking(lua_State *L) {
   drive_args *a = lua_touserdata(L, 1);
   lua_settop(L, 0);
-  spotify_drive_blocking(L, a->c, a->x);
+  spotify_drive_blocking(L, &a->c->http, a->x);
   return spotify_push_result(L, a->x);
 }
 
 static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const char *method,
                     const char *url, const char *name) {
   spotify_exchange *x = new_exchange(L);
-  if (spotify_exchange_init(x, c, p, method, url, 1) != 0)
+  if (spotify_exchange_init(x, &c->m, p, method, url, 1) != 0)
     return luaL_error(L, "spotify: out of memory");
   if (name) spotify_exchange_named(x, name);
   drive_args a = {c, x, 0, 0};
@@ -398,7 +386,7 @@ static int l_call(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *method = luaL_checkstring(L, 2), *url = luaL_checkstring(L, 3);
   const char *name = luaL_optstring(L, 4, NULL);
-  if (c->closed) return spotify_push_closed(L);
+  if (c->m.closed) return spotify_push_closed(L);
   refuse_reentry(L, c);
   return blocking(L, c, SPOTIFY_FOR_API, method, url, name);
 }
@@ -406,16 +394,27 @@ static int l_call(lua_State *L) {
 /* core.access_token(c) -> token, seconds_left | nil, err */
 static int l_access_token(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  if (c->closed) return spotify_push_closed(L);
+  if (c->m.closed) return spotify_push_closed(L);
   double now = spotify_wall_time();
-  if (spotify_exchange_token_fresh(c, now)) {
-    lua_pushstring(L, c->token.value);
-    if (c->token.fixed) return 1;
-    lua_pushnumber(L, c->token.expires_at - now);
+  if (spotify_exchange_token_fresh(&c->m, now)) {
+    lua_pushstring(L, c->m.token.value);
+    if (c->m.token.fixed) return 1;
+    lua_pushnumber(L, c->m.token.expires_at - now);
     return 2;
   }
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->token_url ? c->token_url : "", NULL);
+  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->m.token_url ? c->m.token_url : "", NULL);
+}
+
+int spotify_client_submit(lua_State *L, spotify_client *c, lua_Integer tag, const char *method,
+                          const char *url, const char *name) {
+  spotify_job *j = spotify_multi_job(L, &c->http);
+  if (j == NULL || spotify_exchange_init(&j->x, &c->m, SPOTIFY_FOR_API, method, url, 1) != 0)
+    return -1;
+  if (name) spotify_exchange_named(&j->x, name);
+  j->x.group = SPOTIFY_GROUP_MULTI;
+  spotify_multi_queue(&c->http, j, tag);
+  return 0;
 }
 
 /* core.submit(c, tag, method, url[, name]) -> true | nil, err */
@@ -424,9 +423,9 @@ static int l_submit(lua_State *L) {
   lua_Integer tag = luaL_checkinteger(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   const char *name = luaL_optstring(L, 5, NULL);
-  if (c->closed) return spotify_push_closed(L);
+  if (c->m.closed) return spotify_push_closed(L);
   refuse_reentry(L, c);
-  if (spotify_multi_submit(L, c, tag, method, url, name) != 0)
+  if (spotify_client_submit(L, c, tag, method, url, name) != 0)
     return luaL_error(L, "spotify: cannot start a transfer (out of memory)");
   lua_pushboolean(L, 1);
   return 1;
@@ -456,7 +455,7 @@ static void collect_job(lua_State *L, spotify_job *j, void *ud) {
 static int drive_multi(lua_State *L) {
   drive_args *a = lua_touserdata(L, 1);
   collect k = {2, 0};
-  a->pending = spotify_multi_run(L, a->c, a->wait, collect_job, &k);
+  a->pending = spotify_multi_run(L, &a->c->http, a->wait, collect_job, &k);
   return 0;
 }
 
@@ -468,7 +467,7 @@ static int l_run(lua_State *L) {
   if (!(wait >= 0)) wait = 0;
   if (wait > MAX_WAIT) wait = MAX_WAIT;
   lua_newtable(L);
-  if (c->closed) {
+  if (c->m.closed) {
     lua_pushinteger(L, 0);
     return 2;
   }
@@ -476,7 +475,7 @@ static int l_run(lua_State *L) {
   drive_args a = {c, NULL, wait, 0};
   lua_pushvalue(L, -1); /* the results table, as fn's argument */
   spotify_client_bracket(L, c, drive_multi, &a, 1);
-  lua_pushinteger(L, c->closed ? 0 : a.pending);
+  lua_pushinteger(L, c->m.closed ? 0 : a.pending);
   return 2;
 }
 
@@ -485,7 +484,7 @@ static int l_cancel(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
   refuse_reentry(L, c);
-  lua_pushboolean(L, !c->closed && spotify_multi_cancel(L, c, tag));
+  lua_pushboolean(L, !c->m.closed && spotify_multi_cancel(L, &c->http, tag));
   return 1;
 }
 
@@ -497,7 +496,7 @@ static int l_fd_info(lua_State *L) {
   int maxfd = -1;
   long timeout_ms = -1;
   for (int s = 0; s < 3; s++) FD_ZERO(&sets[s]);
-  if (!c->closed && c->http.multi) {
+  if (!c->m.closed && c->http.multi) {
     curl_multi_fdset(c->http.multi, &sets[0], &sets[1], &sets[2], &maxfd);
     curl_multi_timeout(c->http.multi, &timeout_ms);
   }
@@ -521,33 +520,8 @@ static int l_fd_info(lua_State *L) {
 
 /* ---- metrics ---- */
 
-/* Upper bounds (seconds) of the request-time histogram's buckets. */
-static const double bucket_le[SPOTIFY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                  0.5,   1,    2.5,   5,    10};
 static const char *const outcome_names[SPOTIFY_OUT_COUNT] = {"2xx", "4xx",     "429",
                                                              "5xx", "network", "timeout"};
-
-/* An answer by its status class (one that is neither 2xx, 429 nor 5xx
- * counts as 4xx: the API sends no other); no answer as the policy names
- * the failure. */
-static int outcome_of(const spotify_outcome *o) {
-  if (o->status == 0)
-    return strcmp(spotify_policy_failure(o->failure).kind, "timeout") == 0 ? SPOTIFY_OUT_TIMEOUT
-                                                                           : SPOTIFY_OUT_NETWORK;
-  if (o->status >= 200 && o->status < 300) return SPOTIFY_OUT_2XX;
-  if (o->status == 429) return SPOTIFY_OUT_429;
-  return o->status >= 500 ? SPOTIFY_OUT_5XX : SPOTIFY_OUT_4XX;
-}
-
-void spotify_client_count(spotify_client *c, const spotify_outcome *o) {
-  spotify_metrics *m = &c->metrics;
-  double t = o->elapsed >= 0 ? o->elapsed : 0;
-  int b = 0;
-  while (b < SPOTIFY_BUCKETS && t > bucket_le[b]) b++;
-  m->outcomes[outcome_of(o)]++;
-  m->buckets[b]++;
-  m->seconds += t;
-}
 
 static void stat_field(lua_State *L, const char *name, long long v) {
   lua_pushinteger(L, (lua_Integer)v);
@@ -556,7 +530,7 @@ static void stat_field(lua_State *L, const char *name, long long v) {
 
 /* core.stats(c) -> counters */
 static int l_stats(lua_State *L) {
-  const spotify_stats *s = &spotify_check_client(L, 1)->stats;
+  const spotify_stats *s = &spotify_check_client(L, 1)->m.stats;
   lua_createtable(L, 0, 9);
   stat_field(L, "requests", s->requests);
   stat_field(L, "retries", s->retries);
@@ -579,7 +553,7 @@ static int l_stats(lua_State *L) {
 /* core.metrics(c) -> {outcome_2xx = n, ..., duration_1 = n (bucket 1, not
  * cumulative), ..., duration_inf = n, duration_sum = seconds} */
 static int l_metrics(lua_State *L) {
-  const spotify_metrics *m = &spotify_check_client(L, 1)->metrics;
+  const spotify_metrics *m = &spotify_check_client(L, 1)->m.metrics;
   char name[32];
   lua_createtable(L, 0, SPOTIFY_OUT_COUNT + SPOTIFY_BUCKETS + 2);
   for (int i = 0; i < SPOTIFY_OUT_COUNT; i++) {
@@ -598,15 +572,15 @@ static int l_metrics(lua_State *L) {
 
 /* core.add_batched(c, n): n lookups went out inside a batch (batch.lua) */
 static int l_add_batched(lua_State *L) {
-  spotify_check_client(L, 1)->stats.batched += (long long)luaL_checkinteger(L, 2);
+  spotify_check_client(L, 1)->m.stats.batched += (long long)luaL_checkinteger(L, 2);
   return 0;
 }
 
 /* core.cache(c) -> the cache object (the Lua driver calls it itself) */
 static int l_cache(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  if (c->closed || c->cache.vt == NULL) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->cache.ref);
+  if (c->m.closed || c->m.cache.vt == NULL) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->m.cache.ref);
   return 1;
 }
 
@@ -622,13 +596,13 @@ static int l_gc(lua_State *L) {
 }
 
 static int l_is_closed(lua_State *L) {
-  lua_pushboolean(L, spotify_check_client(L, 1)->closed);
+  lua_pushboolean(L, spotify_check_client(L, 1)->m.closed);
   return 1;
 }
 
 static int l_tostring(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
-  lua_pushstring(L, c->closed ? "spotify.client (closed)" : "spotify.client (open)");
+  lua_pushstring(L, c->m.closed ? "spotify.client (closed)" : "spotify.client (open)");
   return 1;
 }
 
@@ -666,7 +640,7 @@ void spotify_open_client(lua_State *L) {
   spotify_setfuncs(L, fns);
   lua_createtable(L, SPOTIFY_BUCKETS, 0);
   for (int b = 0; b < SPOTIFY_BUCKETS; b++) {
-    lua_pushnumber(L, bucket_le[b]);
+    lua_pushnumber(L, spotify_duration_buckets[b]);
     lua_rawseti(L, -2, b + 1);
   }
   lua_setfield(L, -2, "duration_buckets");

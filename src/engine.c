@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "machine.h"
 #include "responses.h"
 #include "spotify.h"
@@ -29,9 +28,9 @@ typedef struct spotify_flight {
 
 /* ---- observing: on_request and cache errors, under pcall ---- */
 
-void spotify_machine_call_hook(lua_State *L, spotify_client *c) {
+void spotify_machine_call_hook(lua_State *L, spotify_machine *m) {
   /* table on top */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->on_request_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->on_request_ref);
   lua_insert(L, -2);
   if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1); /* a hook that raises changes nothing */
 }
@@ -47,11 +46,11 @@ void spotify_machine_set_number(lua_State *L, const char *k, double v) {
 }
 
 static void observe(lua_State *L, spotify_exchange *x, const spotify_outcome *o, int token) {
-  spotify_client *c = x->c;
-  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  spotify_machine *m = x->m;
+  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
   lua_createtable(L, 0, 6);
   spotify_machine_set_string(L, "method", token ? "POST" : x->method);
-  spotify_machine_set_string(L, "url", token ? c->token_url : x->url);
+  spotify_machine_set_string(L, "url", token ? m->token_url : x->url);
   lua_pushinteger(L, token ? x->token_attempt : x->attempt);
   lua_setfield(L, -2, "attempt");
   spotify_machine_set_number(L, "elapsed", o->elapsed);
@@ -63,7 +62,7 @@ static void observe(lua_State *L, spotify_exchange *x, const spotify_outcome *o,
   } else {
     spotify_machine_set_string(L, "error", spotify_policy_failure(o->failure).kind);
   }
-  spotify_machine_call_hook(L, c);
+  spotify_machine_call_hook(L, m);
 }
 
 /* Push s with every form of secret replaced by "<token>" (errors.c). */
@@ -74,21 +73,21 @@ static void push_redacted(lua_State *L, const char *s, const char *secret) {
 /* A cache that fails never fails the call: it is counted and reported. A
  * cache's message may quote the value it was given, which holds the token. */
 static void cache_failed(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  c->stats.cache_errors++;
-  c->cache_retry_at = now() + CACHE_RETRY;
-  if (c->cache_down) return; /* reported once per outage */
-  c->cache_down = 1;
-  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  spotify_machine *m = x->m;
+  m->stats.cache_errors++;
+  m->cache_retry_at = now() + CACHE_RETRY;
+  if (m->cache_down) return; /* reported once per outage */
+  m->cache_down = 1;
+  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
   const char *msg = x->cache_res.str ? x->cache_res.str : "cache: out of memory";
   lua_createtable(L, 0, 3);
   spotify_machine_set_string(L, "event", "cache_error");
   spotify_machine_set_string(L, "op", spotify_cache_op_names[x->cache_req.op]);
-  push_redacted(L, msg, c->token.value);
-  push_redacted(L, lua_tostring(L, -1), c->token.refused);
+  push_redacted(L, msg, m->token.value);
+  push_redacted(L, lua_tostring(L, -1), m->token.refused);
   lua_remove(L, -2);
   lua_setfield(L, -2, "message");
-  spotify_machine_call_hook(L, c);
+  spotify_machine_call_hook(L, m);
 }
 
 /* ---- cache operations ---- */
@@ -96,13 +95,13 @@ static void cache_failed(lua_State *L, spotify_exchange *x) {
 /* A cache that is not used (a file cache met a file it does not trust)
  * says so once, as a "cache_warning" event: a miss, never an error. */
 static void cache_noted(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  spotify_machine *m = x->m;
+  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
   lua_createtable(L, 0, 3);
   spotify_machine_set_string(L, "event", "cache_warning");
   spotify_machine_set_string(L, "op", spotify_cache_op_names[x->cache_req.op]);
   spotify_machine_set_string(L, "message", x->cache_res.note);
-  spotify_machine_call_hook(L, c);
+  spotify_machine_call_hook(L, m);
 }
 
 static void cache_answered(lua_State *L, spotify_exchange *x) {
@@ -110,13 +109,13 @@ static void cache_answered(lua_State *L, spotify_exchange *x) {
   if (x->cache_res.answer == SPOTIFY_ANSWER_FAILED)
     cache_failed(L, x);
   else if (x->cache_res.answer != SPOTIFY_ANSWER_UNSUPPORTED)
-    x->c->cache_down = 0;
+    x->m->cache_down = 0;
 }
 
 /* May the penalty and the pacing go through the cache now? Not without a
  * client ID, nor for a moment after the cache failed. */
-int spotify_machine_sharing(const spotify_client *c) {
-  return c->penalty_key && c->cache.vt && !(c->cache_down && now() < c->cache_retry_at);
+int spotify_machine_sharing(const spotify_machine *m) {
+  return m->penalty_key && m->cache.vt && !(m->cache_down && now() < m->cache_retry_at);
 }
 
 /* Ask the cache; native caches (and Lua ones, where the driver allows)
@@ -134,20 +133,20 @@ spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spoti
   } else if (op == SPOTIFY_CACHE_INCR) {
     rq->delta = 1;
   } else if (op == SPOTIFY_CACHE_PACE) {
-    rq->pace_key = x->c->pace_key;
-    rq->requests = x->c->pacing.requests;
-    rq->window = x->c->pacing.window;
+    rq->pace_key = x->m->pace_key;
+    rq->requests = x->m->pacing.requests;
+    rq->window = x->m->pacing.window;
     rq->margin = PACE_MARGIN;
     rq->now = spotify_wall_time();
   }
   x->state = next;
   spotify_cache_result_clear(&x->cache_res);
-  if (x->c->cache.vt == NULL) { /* no cache bound (core.new without one) */
+  if (x->m->cache.vt == NULL) { /* no cache bound (core.new without one) */
     x->cache_res.answer = SPOTIFY_ANSWER_UNSUPPORTED;
     return 0;
   }
-  if (x->c->cache.may_yield && !x->lua_caches_inline) return SPOTIFY_ACT_CACHE;
-  spotify_cache_run(L, &x->c->cache, rq, &x->cache_res);
+  if (x->m->cache.may_yield && !x->lua_caches_inline) return SPOTIFY_ACT_CACHE;
+  spotify_cache_run(L, &x->m->cache, rq, &x->cache_res);
   cache_answered(L, x);
   return 0;
 }
@@ -168,16 +167,16 @@ void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_ca
 /* A backoff before a retry, told to on_request as {event = "retry_wait",
  * wait = s, attempt = n (the attempt that failed), method, url}. */
 static void retry_wait(lua_State *L, spotify_exchange *x, double wait, int attempt, int token) {
-  spotify_client *c = x->c;
-  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  spotify_machine *m = x->m;
+  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
   lua_createtable(L, 0, 5);
   spotify_machine_set_string(L, "event", "retry_wait");
   spotify_machine_set_number(L, "wait", wait);
   lua_pushinteger(L, attempt);
   lua_setfield(L, -2, "attempt");
   spotify_machine_set_string(L, "method", token ? "POST" : x->method);
-  spotify_machine_set_string(L, "url", token ? c->token_url : x->url);
-  spotify_machine_call_hook(L, c);
+  spotify_machine_set_string(L, "url", token ? m->token_url : x->url);
+  spotify_machine_call_hook(L, m);
 }
 
 /* ---- the response cache ---- */
@@ -211,7 +210,7 @@ static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
 /* Ask the response store; like cache_op, but a failure is only a miss. */
 static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                const char *key, double ttl, int next) {
-  const spotify_cache *store = &x->c->responses->store;
+  const spotify_cache *store = &x->m->responses->store;
   spotify_cache_req *rq = &x->cache_req;
   memset(rq, 0, sizeof *rq);
   rq->op = op;
@@ -232,21 +231,21 @@ static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_
 }
 
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  spotify_responses *r = c->responses;
+  spotify_machine *m = x->m;
+  spotify_responses *r = m->responses;
   x->state = S_COALESCE;
   if (x->ttl == 0 || strcmp(x->method, "GET") != 0) return 0;
   free(x->akey);
   free(x->rkey);
   x->rkey = NULL;
-  x->akey = spotify_responses_variant(x->url, c->http.opt.language);
+  x->akey = spotify_responses_variant(x->url, m->language);
   if (x->akey == NULL) return 0;
   x->rkey = spotify_responses_key(x->akey);
   if (x->rkey == NULL) return 0;
   spotify_rlook e;
   if (spotify_responses_find(L, r, x->akey, &e)) {
     if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
-      c->stats.response_hits++;
+      m->stats.response_hits++;
       x->from_lru = 1;
       return done(x);
     }
@@ -257,16 +256,16 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
 }
 
 static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   const spotify_cache_result *res = &x->cache_res;
   spotify_rlook e;
   x->state = S_COALESCE;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
   if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
-    spotify_responses_put(L, c->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+    spotify_responses_put(L, m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
                           e.stale_until);
-    c->stats.response_shared_hits++;
+    m->stats.response_shared_hits++;
     return done(x);
   }
   keep_stale(x, &e);
@@ -275,7 +274,7 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
 
 /* A 200 of a cached method: into the process tier, and on to the store. */
 static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
-  spotify_responses *r = x->c->responses;
+  spotify_responses *r = x->m->responses;
   double ttl = x->ttl > 0 ? x->ttl : o->max_age;
   if (x->rkey == NULL || !(ttl > 0)) return;
   double fresh = wall() + ttl, stale = fresh + r->stale;
@@ -292,24 +291,24 @@ static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outco
 int spotify_machine_answer_stale(spotify_exchange *x) {
   if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
   spotify_error_clear(&x->error);
-  x->c->stats.response_stale++;
+  x->m->stats.response_stale++;
   return 1;
 }
 
 /* Spotify failed (5xx, 429, the network): an expired answer stands in. */
 static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
   if (!spotify_machine_answer_stale(x)) return 0;
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   /* A 429 still holds this client's next requests. */
-  if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > c->blocked_until)
-    c->blocked_until = now() + o->retry_after;
+  if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > m->blocked_until)
+    m->blocked_until = now() + o->retry_after;
   x->state = S_DONE;
   spotify_ratelimit_share_penalty(x, o, 0);
   return 1;
 }
 
 void spotify_exchange_named(spotify_exchange *x, const char *name) {
-  if (x->c->responses) x->ttl = spotify_responses_ttl(x->c->responses, name);
+  if (x->m->responses) x->ttl = spotify_responses_ttl(x->m->responses, name);
 }
 
 /* ---- coalescing ---- */
@@ -321,7 +320,7 @@ static void leave_flight(spotify_exchange *x) {
   x->following = 0;
   if (f->leader == x) f->leader = NULL;
   if (--f->users > 0) return;
-  for (spotify_flight **p = &x->c->flights; *p; p = &(*p)->next)
+  for (spotify_flight **p = &x->m->flights; *p; p = &(*p)->next)
     if (*p == f) {
       *p = f->next;
       break;
@@ -345,10 +344,10 @@ static void land(spotify_exchange *x) {
 }
 
 static spotify_action join_flight(spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   x->state = S_RLOCK;
   if (x->group == 0 || strcmp(x->method, "GET") != 0) return 0;
-  for (spotify_flight *f = c->flights; f; f = f->next)
+  for (spotify_flight *f = m->flights; f; f = f->next)
     if (f->leader && !f->finished && f->group == x->group && strcmp(f->url, x->url) == 0) {
       f->users++;
       x->flight = f;
@@ -365,8 +364,8 @@ static spotify_action join_flight(spotify_exchange *x) {
   f->group = x->group;
   f->leader = x;
   f->users = 1;
-  f->next = c->flights;
-  c->flights = f;
+  f->next = m->flights;
+  m->flights = f;
   x->flight = f;
   return 0;
 }
@@ -374,7 +373,7 @@ static spotify_action join_flight(spotify_exchange *x) {
 static spotify_action follow(spotify_exchange *x) {
   spotify_flight *f = x->flight;
   if (f->finished) {
-    x->c->stats.coalesced++;
+    x->m->stats.coalesced++;
     if (f->error.kind)
       spotify_error_copy(&x->error, &f->error);
     else if (!answer_with(x, f->body, f->len))
@@ -397,17 +396,17 @@ static spotify_action follow(spotify_exchange *x) {
 /* Across processes: the store's lock on the URL; the others poll the
  * store for the answer, as token renewal does. */
 static spotify_action take_rlock(lua_State *L, spotify_exchange *x) {
-  spotify_responses *r = x->c->responses;
+  spotify_responses *r = x->m->responses;
   x->state = S_PENALTY;
   if (r == NULL || r->store.vt == NULL || x->rkey == NULL) return 0;
   if (x->rlock_key == NULL) {
     x->rlock_key = malloc(strlen(x->rkey) + 6);
     if (x->rlock_key == NULL) return 0;
     strcat(strcpy(x->rlock_key, x->rkey), ":lock");
-    x->give_up = now() + x->c->lock_ttl;
+    x->give_up = now() + x->m->lock_ttl;
     x->rpoll = TOKEN_POLL;
   }
-  return store_op(L, x, SPOTIFY_CACHE_LOCK, x->rlock_key, x->c->lock_ttl, S_RLOCKED);
+  return store_op(L, x, SPOTIFY_CACHE_LOCK, x->rlock_key, x->m->lock_ttl, S_RLOCKED);
 }
 
 static spotify_action rlocked(lua_State *L, spotify_exchange *x) {
@@ -432,7 +431,7 @@ static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int other
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
       e.fresh_until <= wall() || !answer_with(x, e.text, e.len))
     return 0;
-  spotify_responses_put(L, x->c->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+  spotify_responses_put(L, x->m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
                         e.stale_until);
   (*counter)++;
   return done(x);
@@ -451,7 +450,7 @@ static spotify_action rpoll_wait(spotify_exchange *x) {
 
 static spotify_action let_go_rlock(lua_State *L, spotify_exchange *x) {
   x->rlock_held = 0;
-  if (x->c->closed || x->c->responses == NULL) return SPOTIFY_ACT_DONE;
+  if (x->m->closed || x->m->responses == NULL) return SPOTIFY_ACT_DONE;
   /* A Lua store is asked through the driver: the body must outlive it. */
   if (!x->error.kind && x->body && x->body != x->answer && !answer_with(x, x->body, x->body_len))
     fail(x, "network", 0, "out of memory", -1);
@@ -462,16 +461,16 @@ static spotify_action let_go_rlock(lua_State *L, spotify_exchange *x) {
  * x->error as it is. Returns whether it goes on. */
 static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double retry_after,
                        long status, int backoff_state) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   double t = now();
-  double delay = spotify_retry_delay(&c->limits, attempt, retry_after, t, x->started);
+  double delay = spotify_retry_delay(&m->limits, attempt, retry_after, t, x->started);
   if (delay < 0) return 0;
-  c->stats.retries++;
+  m->stats.retries++;
   /* A 429 means the whole app is over its limit: hold every request of
    * this client until then instead of adding to the penalty. */
-  if (status == 429 && t + delay > c->blocked_until) {
-    c->blocked_until = t + delay;
-    c->blocked_reason = NULL;
+  if (status == 429 && t + delay > m->blocked_until) {
+    m->blocked_until = t + delay;
+    m->blocked_reason = NULL;
   }
   x->wait = delay;
   x->state = backoff_state;
@@ -485,8 +484,8 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
 static void redact_error(lua_State *L, spotify_exchange *x) {
   spotify_error *e = &x->error;
   if (e->message == NULL) return;
-  push_redacted(L, e->message, x->c->token.value);
-  push_redacted(L, lua_tostring(L, -1), x->c->token.refused);
+  push_redacted(L, e->message, x->m->token.value);
+  push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
   spotify_error_set_message(e, lua_tostring(L, -1));
   lua_pop(L, 2);
 }
@@ -522,21 +521,21 @@ static void token_outcome(lua_State *L, spotify_exchange *x, const spotify_outco
 }
 
 static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   if (o->status >= 200 && o->status < 300) {
     x->status = o->status;
     x->body = o->body;
     x->body_len = o->len;
     x->state = S_DONE;
-    if (c->responses && o->status == 200) keep_response(L, x, o);
+    if (m->responses && o->status == 200) keep_response(L, x, o);
     return;
   }
   spotify_verdict v = judge(L, x, o, 0);
   if (v.retry && x->stale && stand_in(x, o)) return;
-  if (v.renew && !x->renewed && !c->token.fixed) {
+  if (v.renew && !x->renewed && !m->token.fixed) {
     x->renewed = 1;
     x->attempt--; /* a repeat with a new token is not a retry */
-    spotify_token_refuse(&c->token, x->carried);
+    spotify_token_refuse(&m->token, x->carried);
     spotify_error_clear(&x->error);
     x->state = S_TOKEN;
     return;
@@ -549,17 +548,44 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
   spotify_ratelimit_share_penalty(x, o, 0);
 }
 
+/* ---- metrics: API exchanges by outcome and time ---- */
+
+const double spotify_duration_buckets[SPOTIFY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                          0.5,   1,    2.5,   5,    10};
+
+/* An answer by its status class (one that is neither 2xx, 429 nor 5xx
+ * counts as 4xx: the API sends no other); no answer as the policy names
+ * the failure. */
+static int outcome_class(const spotify_outcome *o) {
+  if (o->status == 0)
+    return strcmp(spotify_policy_failure(o->failure).kind, "timeout") == 0 ? SPOTIFY_OUT_TIMEOUT
+                                                                           : SPOTIFY_OUT_NETWORK;
+  if (o->status >= 200 && o->status < 300) return SPOTIFY_OUT_2XX;
+  if (o->status == 429) return SPOTIFY_OUT_429;
+  return o->status >= 500 ? SPOTIFY_OUT_5XX : SPOTIFY_OUT_4XX;
+}
+
+static void count_outcome(spotify_machine *m, const spotify_outcome *o) {
+  spotify_metrics *k = &m->metrics;
+  double t = o->elapsed >= 0 ? o->elapsed : 0;
+  int b = 0;
+  while (b < SPOTIFY_BUCKETS && t > spotify_duration_buckets[b]) b++;
+  k->outcomes[outcome_class(o)]++;
+  k->buckets[b]++;
+  k->seconds += t;
+}
+
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   if (x->state != S_SENT && x->state != T_SENT) return;
-  if (c->closed) return; /* the next step answers closed; nothing is adopted */
+  if (m->closed) return; /* the next step answers closed; nothing is adopted */
   int token = x->state == T_SENT;
-  c->stats.bytes_received += (long long)o->len;
-  c->stats.connections_opened += o->connections;
+  m->stats.bytes_received += (long long)o->len;
+  m->stats.connections_opened += o->connections;
   /* The hook may close the client: the handles live on until the driver
    * returns, and the next step answers closed. */
   observe(L, x, o, token);
-  if (!token) spotify_client_count(c, o);
+  if (!token) count_outcome(m, o);
   if (token)
     token_outcome(L, x, o);
   else
@@ -571,7 +597,7 @@ void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_o
 static spotify_action on_s_begin(lua_State *L, spotify_exchange *x) {
   (void)L;
   x->started = now();
-  x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN : x->c->responses ? S_RESPONSE : S_COALESCE;
+  x->state = x->purpose == SPOTIFY_FOR_TOKEN ? S_TOKEN : x->m->responses ? S_RESPONSE : S_COALESCE;
   return 0;
 }
 
@@ -586,8 +612,8 @@ static spotify_action on_s_follow(lua_State *L, spotify_exchange *x) {
 }
 
 static spotify_action on_s_rrelooked(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  return stored_answer(L, x, S_PENALTY, &c->stats.response_shared_hits);
+  spotify_machine *m = x->m;
+  return stored_answer(L, x, S_PENALTY, &m->stats.response_shared_hits);
 }
 
 static spotify_action on_s_rpoll_wait(lua_State *L, spotify_exchange *x) {
@@ -600,8 +626,8 @@ static spotify_action on_s_rpoll_look(lua_State *L, spotify_exchange *x) {
 }
 
 static spotify_action on_s_rpoll_looked(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  return stored_answer(L, x, S_RLOCK, &c->stats.coalesced);
+  spotify_machine *m = x->m;
+  return stored_answer(L, x, S_RLOCK, &m->stats.coalesced);
 }
 
 static spotify_action on_s_response_store(lua_State *L, spotify_exchange *x) {
@@ -620,20 +646,21 @@ static spotify_action on_s_token_wait(lua_State *L, spotify_exchange *x) {
 
 static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
   (void)L;
-  spotify_client *c = x->c;
-  spotify_token *t = &c->token;
+  spotify_machine *m = x->m;
+  spotify_token *t = &m->token;
   if (t->auth == NULL) { /* refused by another exchange while this one was paced */
     x->state = S_TOKEN;
     return 0;
   }
   x->attempt++;
-  c->stats.requests++;
+  m->stats.requests++;
   x->carried = t->serial;
   x->send.method = x->method;
   x->send.url = x->url;
   x->send.auth = t->auth;
   x->send.body = NULL;
   x->send.body_len = 0;
+  x->send.language = m->language;
   x->state = S_SENT;
   return SPOTIFY_ACT_SEND;
 }
@@ -713,7 +740,7 @@ static spotify_action advance(lua_State *L, spotify_exchange *x) {
 
 spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
   for (;;) {
-    if (x->c->closed && x->state != S_DONE) {
+    if (x->m->closed && x->state != S_DONE) {
       spotify_exchange_abandon(L, x);
       spotify_error_closed(&x->error);
       return done(x);
@@ -723,33 +750,33 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
       if (a == SPOTIFY_ACT_DONE)
         land(x);
       else /* how long its followers wait without news before they ask alone */
-        x->flight->alive_until = now() + (a == SPOTIFY_ACT_WAIT ? x->wait : 0) + x->c->lock_ttl + 1;
+        x->flight->alive_until = now() + (a == SPOTIFY_ACT_WAIT ? x->wait : 0) + x->m->lock_ttl + 1;
     }
     if (a) return a;
   }
 }
 
-int spotify_exchange_init(spotify_exchange *x, spotify_client *c, spotify_purpose purpose,
+int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpose purpose,
                           const char *method, const char *url, int lua_caches_inline) {
   spotify_exchange_free(x);
-  x->c = c;
+  x->m = m;
   x->purpose = purpose;
   x->lua_caches_inline = lua_caches_inline;
   x->method = strdup(method);
   x->url = strdup(url);
   x->state = S_BEGIN;
-  x->ttl = c->responses ? spotify_responses_ttl(c->responses, NULL) : 0;
+  x->ttl = m->responses ? spotify_responses_ttl(m->responses, NULL) : 0;
   return x->method && x->url ? 0 : -1;
 }
 
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  if (c == NULL) return;
+  spotify_machine *m = x->m;
+  if (m == NULL) return;
   leave_flight(x);
   if (x->rlock_held) {
     x->rlock_held = 0;
     /* As with the token's lock: only a native store here; the TTL frees a Lua one. */
-    spotify_responses *r = c->responses;
+    spotify_responses *r = m->responses;
     if (r && r->store.vt && (!r->store.may_yield || x->lua_caches_inline)) {
       spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = x->rlock_key};
       spotify_cache_result res;
@@ -762,11 +789,11 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
     x->lock_held = 0;
     /* A Lua cache may yield, so only a native one is unlocked here; the
      * lock's TTL frees the other. */
-    if (c->cache.vt && (!c->cache.may_yield || x->lua_caches_inline)) {
-      spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = c->lock_key};
+    if (m->cache.vt && (!m->cache.may_yield || x->lua_caches_inline)) {
+      spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = m->lock_key};
       spotify_cache_result r;
       memset(&r, 0, sizeof r);
-      spotify_cache_run(L, &c->cache, &rq, &r);
+      spotify_cache_run(L, &m->cache, &rq, &r);
       spotify_cache_result_clear(&r);
     }
   }
@@ -774,13 +801,13 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
     /* Not a shared outcome: the waiters see the renewer gone and one of
      * them renews. */
     x->renewing = 0;
-    if (c->token.renewer == x) c->token.renewer = NULL;
+    if (m->token.renewer == x) m->token.renewer = NULL;
   }
 }
 
 void spotify_exchange_free(spotify_exchange *x) {
-  if (x->c && x->c->token.renewer == x) x->c->token.renewer = NULL;
-  if (x->c) leave_flight(x);
+  if (x->m && x->m->token.renewer == x) x->m->token.renewer = NULL;
+  if (x->m) leave_flight(x);
   free(x->rlock_key);
   free(x->method);
   free(x->url);

@@ -10,8 +10,86 @@
 #include "cache.h"
 #include "errors.h"
 #include "policy.h"
+#include "token.h"
 
-struct spotify_client;
+typedef struct spotify_stats {
+  long long requests, retries, token_fetches, cache_hits, cache_errors;
+  long long bytes_received, connections_opened;
+  long long rate_limited_waits;
+  double rate_limited_wait_s;
+  long long response_hits, response_shared_hits, response_stale, coalesced, batched;
+} spotify_stats;
+
+/* What Prometheus reads besides the stats: API exchanges by outcome and a
+ * histogram of their times (fixed buckets, so counting allocates nothing). */
+enum {
+  SPOTIFY_OUT_2XX,
+  SPOTIFY_OUT_4XX,
+  SPOTIFY_OUT_429,
+  SPOTIFY_OUT_5XX,
+  SPOTIFY_OUT_NETWORK,
+  SPOTIFY_OUT_TIMEOUT,
+  SPOTIFY_OUT_COUNT
+};
+#define SPOTIFY_BUCKETS 11
+
+typedef struct spotify_metrics {
+  long long outcomes[SPOTIFY_OUT_COUNT];
+  long long buckets[SPOTIFY_BUCKETS + 1]; /* per bucket, not cumulative; the last: above all */
+  double seconds;                         /* the histogram's sum */
+} spotify_metrics;
+
+/* rate_limit = {requests = N, window = seconds}: at most N requests start
+ * in any window, across every client sharing the cache (its incr), else
+ * within this client (the ring of the last N start times). */
+typedef struct spotify_pacing {
+  int requests; /* 0: no pacing */
+  double window;
+  int fallback; /* rate_limit.fallback: the process's own share while it cannot share */
+  double *ring; /* wall-clock start times of the last `fallback` requests */
+  long long served;
+} spotify_pacing;
+
+struct spotify_responses;
+struct spotify_flight;
+
+/* Everything the machine decides with that outlives one exchange: one per
+ * client, embedded in it (client.h). The machine's files (engine.c,
+ * renewal.c, ratelimit.c) decide with it; client.c fills it from the
+ * options and frees it. */
+typedef struct spotify_machine {
+  int closed; /* the client is closed: every exchange ends as "closed" */
+  char *basic_auth, *token_url;
+  char *token_body; /* the token request's form: grant type and scopes */
+  char *language;   /* Accept-Language of API requests, and part of an answer's key */
+  /* Keys in the cache, one namespace per kind. The token's and the lock's
+   * name a digest of the credentials (only the same credentials share a
+   * token); the penalty's and the pacing's name budget_key (default the
+   * client ID); NULL: nothing to share. */
+  char *token_key, *lock_key, *penalty_key, *pace_key;
+  spotify_limits limits;
+  double refresh_buffer;
+  double lock_ttl; /* how long a renewal may hold others: the request timeout */
+  spotify_token token;
+  double blocked_until;       /* monotonic: an earlier 429's Retry-After ends then */
+  const char *blocked_reason; /* static: a quota's reason (never waited for), or NULL */
+  int no_pace_op;             /* the cache has no pace method: penalty and pacing one call each */
+  spotify_pacing pacing;
+  /* A cache that fails is left alone for sharing (penalty, pacing) for a
+   * moment, and reported once per outage. */
+  int cache_down;
+  double cache_retry_at; /* monotonic */
+  spotify_stats stats;
+  spotify_metrics metrics;
+  spotify_cache cache;
+  struct spotify_responses *responses; /* NULL: no response cache */
+  int responses_ref;                   /* keeps it alive */
+  struct spotify_flight *flights;      /* GETs in flight that others may join (engine.c) */
+  int on_request_ref;                  /* LUA_NOREF when none */
+} spotify_machine;
+
+/* Upper bounds (seconds) of the request-time histogram's buckets. */
+extern const double spotify_duration_buckets[SPOTIFY_BUCKETS];
 
 typedef enum spotify_purpose { SPOTIFY_FOR_API, SPOTIFY_FOR_TOKEN } spotify_purpose;
 
@@ -38,11 +116,12 @@ typedef struct spotify_outcome {
 
 typedef struct spotify_send {
   const char *method, *url, *auth, *body; /* valid until the next call */
+  const char *language;                   /* Accept-Language, or NULL (token requests) */
   size_t body_len;
 } spotify_send;
 
 typedef struct spotify_exchange {
-  struct spotify_client *c;
+  spotify_machine *m;
   spotify_purpose purpose;
   char *method, *url; /* owned */
   int state;
@@ -89,7 +168,7 @@ typedef struct spotify_exchange {
 } spotify_exchange;
 
 /* Start x afresh (x may hold a previous exchange); -1 when out of memory. */
-int spotify_exchange_init(spotify_exchange *x, struct spotify_client *c, spotify_purpose purpose,
+int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpose purpose,
                           const char *method, const char *url, int lua_caches_inline);
 /* Exchanges of one driver group that run side by side (libcurl multi: 1,
  * the nginx driver: 2) share identical GETs in flight; 0 (the blocking
@@ -98,9 +177,9 @@ int spotify_exchange_init(spotify_exchange *x, struct spotify_client *c, spotify
 #define SPOTIFY_GROUP_LUA 2
 /* The API method name of a GET (for its ttl); unnamed GETs get the default. */
 void spotify_exchange_named(spotify_exchange *x, const char *name);
-/* Whether c's token is good for a request now: the machine's answer, the
+/* Whether m's token is good for a request now: the machine's answer, the
  * one core.access_token gives without starting an exchange. */
-int spotify_exchange_token_fresh(const struct spotify_client *c, double now);
+int spotify_exchange_token_fresh(const spotify_machine *m, double now);
 /* Advance until the next action. */
 spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x);
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o);

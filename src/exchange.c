@@ -10,7 +10,7 @@
  *   act, ... = x:failure(reason, detail, elapsed, connections)
  *   act, ... = x:cache(ok, value)    -- ok: true, false (raised) or nil (no such method)
  *   obj = x:cache_object(client)     -- the cache the pending "cache" action is for
- * Actions: "send", method, url, auth, body | "wait", seconds |
+ * Actions: "send", method, url, auth, body, language | "wait", seconds |
  *          "cache", op, key, a, b (the method's arguments) | "done", value | nil, err */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,7 @@
 
 typedef struct lua_exchange {
   spotify_exchange x;
+  spotify_client *c; /* kept alive by the user value */
   int started;
 } lua_exchange;
 
@@ -54,7 +55,11 @@ static int step_bracketed(lua_State *L) {
         lua_pushlstring(L, x->send.body, x->send.body_len);
       else
         lua_pushnil(L);
-      n = 5;
+      if (x->send.language)
+        lua_pushstring(L, x->send.language);
+      else
+        lua_pushnil(L);
+      n = 6;
       break;
     case SPOTIFY_ACT_WAIT:
       lua_pushliteral(L, "wait");
@@ -73,7 +78,7 @@ static int step_bracketed(lua_State *L) {
 
 /* Run the machine to its next action and push it. */
 static int next_action(lua_State *L, lua_exchange *e) {
-  return spotify_client_bracket(L, e->x.c, step_bracketed, e, 0);
+  return spotify_client_bracket(L, e->c, step_bracketed, e, 0);
 }
 
 typedef struct outcome_args {
@@ -90,7 +95,7 @@ static int outcome_bracketed(lua_State *L) {
 /* Hand the machine what the driver saw, inside the client's bracket. */
 static void outcome(lua_State *L, lua_exchange *e, const spotify_outcome *o) {
   outcome_args a = {e, o};
-  spotify_client_bracket(L, e->x.c, outcome_bracketed, &a, 0);
+  spotify_client_bracket(L, e->c, outcome_bracketed, &a, 0);
 }
 
 /* core.exchange(client, purpose, method, url[, name]) -> exchange; name:
@@ -112,7 +117,8 @@ static int l_exchange(lua_State *L) {
   lua_rawseti(L, -2, 1);
   spotify_setuservalue(L, -2);
   spotify_purpose p = strcmp(purpose, "token") == 0 ? SPOTIFY_FOR_TOKEN : SPOTIFY_FOR_API;
-  if (spotify_exchange_init(&e->x, c, p, method, url, 0) != 0)
+  e->c = c;
+  if (spotify_exchange_init(&e->x, &c->m, p, method, url, 0) != 0)
     return luaL_error(L, "spotify: out of memory");
   if (name) spotify_exchange_named(&e->x, name);
   e->x.group = SPOTIFY_GROUP_LUA;
@@ -175,7 +181,7 @@ static int l_cache_answer(lua_State *L) {
   memset(&r, 0, sizeof r);
   spotify_cache_result_from_lua(L, e->x.cache_req.op, ok, 3, &r);
   answer_args a = {e, &r};
-  spotify_client_bracket(L, e->x.c, answer_bracketed, &a, 0);
+  spotify_client_bracket(L, e->c, answer_bracketed, &a, 0);
   return next_action(L, e);
 }
 
@@ -183,9 +189,9 @@ static int l_cache_answer(lua_State *L) {
  * client's token cache. */
 static int l_cache_object(lua_State *L) {
   lua_exchange *e = check(L);
-  spotify_client *c = e->x.c;
-  if (c == NULL || c->closed) return 0;
-  const spotify_cache *k = e->x.on_store && c->responses ? &c->responses->store : &c->cache;
+  spotify_client *c = e->c;
+  if (c == NULL || c->m.closed) return 0;
+  const spotify_cache *k = e->x.on_store && c->m.responses ? &c->m.responses->store : &c->m.cache;
   if (k->vt == NULL) return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, k->ref);
   return 1;
@@ -193,7 +199,7 @@ static int l_cache_object(lua_State *L) {
 
 static int l_gc(lua_State *L) {
   lua_exchange *e = luaL_checkudata(L, 1, SPOTIFY_EXCHANGE_MT);
-  if (e->x.c) spotify_exchange_abandon(L, &e->x);
+  if (e->x.m) spotify_exchange_abandon(L, &e->x);
   spotify_exchange_free(&e->x);
   return 0;
 }
@@ -203,13 +209,13 @@ static int l_gc(lua_State *L) {
 static int l_peek(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *url = luaL_checkstring(L, 2), *name = luaL_optstring(L, 3, NULL);
-  spotify_responses *r = c->responses;
-  if (c->closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
-  char *key = spotify_responses_variant(url, c->http.opt.language);
+  spotify_responses *r = c->m.responses;
+  if (c->m.closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
+  char *key = spotify_responses_variant(url, c->m.language);
   int found = key && spotify_responses_peek(L, r, key);
   free(key);
   if (!found) return 0;
-  c->stats.response_hits++;
+  c->m.stats.response_hits++;
   return 1;
 }
 

@@ -37,7 +37,7 @@ static int mine(const gather_args *g, lua_Integer tag) {
 /* Where a gather stands: indices done (in the tables) and in flight (held
  * by the driver); the first index after them all is next. */
 static void take_stock(lua_State *L, gather_args *g) {
-  const spotify_multi *m = &g->c->multi;
+  const spotify_multi *m = &g->c->http.work;
   g->nxt = 1, g->in_flight = 0, g->left = g->n;
   for (int i = 1; i <= g->n; i++) {
     if (is_set(L, VALUES, i) || is_set(L, ERRS, i)) {
@@ -57,7 +57,7 @@ static void submit_more(lua_State *L, gather_args *g) {
   while (g->nxt <= g->n && g->in_flight < g->concurrency) {
     lua_rawgeti(L, URLS, g->nxt);
     const char *url = lua_tostring(L, -1);
-    if (url == NULL || spotify_multi_submit(L, g->c, g->base + g->nxt, "GET", url, g->name) != 0)
+    if (url == NULL || spotify_client_submit(L, g->c, g->base + g->nxt, "GET", url, g->name) != 0)
       luaL_error(L, "spotify: cannot start a transfer (out of memory)");
     lua_pop(L, 1);
     g->nxt++, g->in_flight++;
@@ -97,9 +97,9 @@ static int drive(lua_State *L) {
     submit_more(L, g);
     return 0;
   }
-  while (g->left > 0 && g->others == 0 && !g->c->closed) {
+  while (g->left > 0 && g->others == 0 && !g->c->m.closed) {
     submit_more(L, g);
-    spotify_multi_run(L, g->c, FOREVER, collect, g);
+    spotify_multi_run(L, &g->c->http, FOREVER, collect, g);
   }
   return 0;
 }
@@ -134,7 +134,7 @@ static int l_gather(lua_State *L) {
   g.n = (int)spotify_rawlen(L, 2);
   lua_settop(L, 7);
   lua_newtable(L); /* others, at 8 */
-  if (!c->closed) {
+  if (!c->m.closed) {
     spotify_client_refuse_reentry(L, c);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 5);
@@ -143,8 +143,8 @@ static int l_gather(lua_State *L) {
     spotify_client_bracket(L, c, drive, &g, 4);
     lua_settop(L, 8);
   }
-  if (c->closed) close_rest(L, &g, 5, 6);
-  lua_pushinteger(L, c->closed ? 0 : g.left);
+  if (c->m.closed) close_rest(L, &g, 5, 6);
+  lua_pushinteger(L, c->m.closed ? 0 : g.left);
   return 2;
 }
 

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "responses.h"
 #include "spotify.h"
 
@@ -147,18 +146,33 @@ static void release_xfer(spotify_http *h, spotify_xfer *x) {
   memset(x, 0, sizeof *x);
 }
 
-int spotify_http_init(spotify_http *h) {
-  h->share = curl_share_init();
+/* The handles hold far more memory (libcurl's buffers, a connection) than
+ * the userdata the collector sees: a GC step the size of that memory keeps
+ * dropped clients from piling up before they are collected. */
+#define HANDLES_KIB 128
+
+/* The handles, made on first use; -1 when that fails (what was made is
+ * kept for the next try). */
+static int ready(lua_State *L, spotify_http *h) {
+  if (h->multi) return 0;
+  lua_gc(L, LUA_GCSTEP, HANDLES_KIB);
+  if (h->share == NULL) {
+    h->share = curl_share_init();
+    if (h->share == NULL) return -1;
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  }
   h->multi = curl_multi_init();
-  if (h->share == NULL || h->multi == NULL) return -1;
-  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  if (h->multi == NULL) return -1;
   curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   return 0;
 }
 
-void spotify_http_release(spotify_http *h) {
+static void release_jobs(lua_State *L, spotify_http *h);
+
+void spotify_http_release(lua_State *L, spotify_http *h) {
+  release_jobs(L, h);
   release_xfer(h, &h->sync);
   if (h->multi) curl_multi_cleanup(h->multi);
   if (h->share) curl_share_cleanup(h->share);
@@ -167,7 +181,6 @@ void spotify_http_release(spotify_http *h) {
   free(h->opt.ca_file);
   free(h->opt.proxy);
   free(h->opt.user_agent);
-  free(h->opt.language);
   memset(&h->opt, 0, sizeof h->opt);
 }
 
@@ -228,9 +241,7 @@ static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
 
 static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   if (x->easy == NULL && setup_easy(h, x) != 0) return -1;
-  /* The token endpoint's POST is the one request that is not the API's. */
-  int api = strcmp(s->method, "POST") != 0;
-  if (set_auth(x, s->auth, api ? h->opt.language : NULL) != 0) return -1;
+  if (set_auth(x, s->auth, s->language) != 0) return -1;
   CURL *e = x->easy;
   x->len = 0;
   x->retry_after = -1;
@@ -312,13 +323,13 @@ static void prepare_failed(spotify_outcome *o) {
 
 /* ---- blocking ---- */
 
-void spotify_drive_blocking(lua_State *L, spotify_client *c, spotify_exchange *x) {
+void spotify_drive_blocking(lua_State *L, spotify_http *h, spotify_exchange *x) {
   spotify_outcome o;
   for (;;) {
     switch (spotify_exchange_next(L, x)) {
       case SPOTIFY_ACT_SEND: {
-        spotify_xfer *xf = &c->http.sync;
-        if (spotify_client_http(L, c) != 0 || prepare(&c->http, xf, &x->send) != 0) {
+        spotify_xfer *xf = &h->sync;
+        if (ready(L, h) != 0 || prepare(h, xf, &x->send) != 0) {
           prepare_failed(&o);
         } else {
           CURLcode code = curl_easy_perform(xf->easy);
@@ -339,7 +350,9 @@ void spotify_drive_blocking(lua_State *L, spotify_client *c, spotify_exchange *x
 
 /* ---- multi ---- */
 
-static spotify_job *idle_job(spotify_multi *m) {
+spotify_job *spotify_multi_job(lua_State *L, spotify_http *h) {
+  if (ready(L, h) != 0) return NULL;
+  spotify_multi *m = &h->work;
   for (int i = 0; i < m->n; i++)
     if (m->jobs[i]->phase == SPOTIFY_JOB_FREE) return m->jobs[i];
   spotify_job **jobs = realloc(m->jobs, sizeof *jobs * (size_t)(m->n + 1));
@@ -352,39 +365,36 @@ static spotify_job *idle_job(spotify_multi *m) {
   return j;
 }
 
+void spotify_multi_queue(spotify_http *h, spotify_job *j, lua_Integer tag) {
+  spotify_multi *m = &h->work;
+  j->tag = tag;
+  j->phase = SPOTIFY_JOB_QUEUED;
+  j->next_queued = NULL;
+  if (m->queued_last)
+    m->queued_last->next_queued = j;
+  else
+    m->queued = j;
+  m->queued_last = j;
+}
+
 static int count_phase(const spotify_multi *m, spotify_job_phase p) {
   int n = 0;
   for (int i = 0; i < m->n; i++) n += m->jobs[i]->phase == p;
   return n;
 }
 
-int spotify_multi_pending(const spotify_client *c) {
-  const spotify_multi *m = &c->multi;
-  return count_phase(m, SPOTIFY_JOB_QUEUED) + count_phase(m, SPOTIFY_JOB_SENDING) +
-         count_phase(m, SPOTIFY_JOB_WAITING);
-}
-
-int spotify_multi_submit(lua_State *L, spotify_client *c, lua_Integer tag, const char *method,
-                         const char *url, const char *name) {
-  if (spotify_client_http(L, c) != 0) return -1;
-  spotify_job *j = idle_job(&c->multi);
-  if (j == NULL || spotify_exchange_init(&j->x, c, SPOTIFY_FOR_API, method, url, 1) != 0) return -1;
-  if (name) spotify_exchange_named(&j->x, name);
-  j->x.group = SPOTIFY_GROUP_MULTI;
-  j->tag = tag;
-  j->phase = SPOTIFY_JOB_QUEUED;
-  j->order = ++c->multi.submitted;
-  return 0;
+static int pending(const spotify_multi *m) {
+  return m->n - count_phase(m, SPOTIFY_JOB_FREE) - count_phase(m, SPOTIFY_JOB_FINISHED);
 }
 
 /* Drive j's machine to its next action and put the job where it belongs. */
-static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
+static void advance_job(lua_State *L, spotify_http *h, spotify_job *j) {
   for (;;) {
     spotify_action a = spotify_exchange_next(L, &j->x);
     if (a == SPOTIFY_ACT_SEND) {
       spotify_outcome o;
-      if (prepare(&c->http, &j->xfer, &j->x.send) != 0 ||
-          curl_multi_add_handle(c->http.multi, j->xfer.easy) != CURLM_OK) {
+      if (prepare(h, &j->xfer, &j->x.send) != 0 ||
+          curl_multi_add_handle(h->multi, j->xfer.easy) != CURLM_OK) {
         prepare_failed(&o);
         spotify_exchange_outcome(L, &j->x, &o);
         continue;
@@ -402,48 +412,46 @@ static void advance_job(lua_State *L, spotify_client *c, spotify_job *j) {
 }
 
 /* Start queued jobs, first come first served. (core.gather, gather.c,
- * submits at most `concurrency` of a list at a time; the started requests
+ * queues at most `concurrency` of a list at a time; the started requests
  * of a client are independent of each other.) */
-static void start_queued(lua_State *L, spotify_client *c) {
-  spotify_multi *m = &c->multi;
-  for (;;) {
-    spotify_job *first = NULL;
-    for (int i = 0; i < m->n; i++) {
-      spotify_job *j = m->jobs[i];
-      if (j->phase == SPOTIFY_JOB_QUEUED && (first == NULL || j->order < first->order)) first = j;
-    }
-    if (first == NULL) return;
-    advance_job(L, c, first);
+static void start_queued(lua_State *L, spotify_http *h) {
+  spotify_multi *m = &h->work;
+  while (m->queued) {
+    spotify_job *j = m->queued;
+    m->queued = j->next_queued;
+    if (m->queued == NULL) m->queued_last = NULL;
+    j->next_queued = NULL;
+    advance_job(L, h, j);
   }
 }
 
-static void finish_transfers(lua_State *L, spotify_client *c) {
+static void finish_transfers(lua_State *L, spotify_http *h) {
   int running, left;
   CURLMsg *msg;
-  curl_multi_perform(c->http.multi, &running);
-  while ((msg = curl_multi_info_read(c->http.multi, &left)) != NULL) {
+  curl_multi_perform(h->multi, &running);
+  while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
     if (msg->msg != CURLMSG_DONE) continue;
     spotify_xfer *xf = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&xf);
     CURLcode code = msg->data.result;
-    curl_multi_remove_handle(c->http.multi, xf->easy);
+    curl_multi_remove_handle(h->multi, xf->easy);
     xf->in_multi = 0;
     spotify_job *j = (spotify_job *)((char *)xf - offsetof(spotify_job, xfer));
     spotify_outcome o;
     outcome_of(xf, code, &o);
     spotify_exchange_outcome(L, &j->x, &o);
-    advance_job(L, c, j);
+    advance_job(L, h, j);
   }
 }
 
 /* Wake the jobs whose timer is due; returns seconds to the next timer. */
-static double fire_timers(lua_State *L, spotify_client *c) {
-  spotify_multi *m = &c->multi;
+static double fire_timers(lua_State *L, spotify_http *h) {
+  spotify_multi *m = &h->work;
   double t = spotify_monotonic_time(), next = 1e9;
   for (int i = 0; i < m->n; i++) {
     spotify_job *j = m->jobs[i];
     if (j->phase != SPOTIFY_JOB_WAITING) continue;
-    if (j->wake_at <= t) advance_job(L, c, j);
+    if (j->wake_at <= t) advance_job(L, h, j);
     if (j->phase == SPOTIFY_JOB_WAITING && j->wake_at - t < next) next = j->wake_at - t;
   }
   return next;
@@ -454,21 +462,22 @@ static void free_job_exchange(spotify_job *j) {
   j->phase = SPOTIFY_JOB_FREE;
 }
 
-int spotify_multi_run(lua_State *L, spotify_client *c, double wait,
+int spotify_multi_run(lua_State *L, spotify_http *h, double wait,
                       void (*each)(lua_State *L, spotify_job *j, void *ud), void *ud) {
-  spotify_multi *m = &c->multi;
+  spotify_multi *m = &h->work;
   double until = spotify_monotonic_time() + (wait > 0 ? wait : 0);
+  if (m->n == 0) return 0;
   for (;;) {
-    start_queued(L, c);
-    if (count_phase(m, SPOTIFY_JOB_SENDING) > 0) finish_transfers(L, c);
-    double next_timer = fire_timers(L, c);
-    start_queued(L, c);
-    if (count_phase(m, SPOTIFY_JOB_FINISHED) > 0 || spotify_multi_pending(c) == 0) break;
+    start_queued(L, h);
+    if (count_phase(m, SPOTIFY_JOB_SENDING) > 0) finish_transfers(L, h);
+    double next_timer = fire_timers(L, h);
+    start_queued(L, h);
+    if (count_phase(m, SPOTIFY_JOB_FINISHED) > 0 || pending(m) == 0) break;
     double left = until - spotify_monotonic_time();
     if (left <= 0) break;
     double t = next_timer < left ? next_timer : left;
     if (count_phase(m, SPOTIFY_JOB_SENDING) > 0)
-      curl_multi_poll(c->http.multi, NULL, 0, (int)(t * 1000) + 1, NULL);
+      curl_multi_poll(h->multi, NULL, 0, (int)(t * 1000) + 1, NULL);
     else
       spotify_sleep(t);
   }
@@ -478,36 +487,47 @@ int spotify_multi_run(lua_State *L, spotify_client *c, double wait,
     each(L, j, ud);
     free_job_exchange(j);
   }
-  return spotify_multi_pending(c);
+  return pending(m);
 }
 
-static void drop_job(lua_State *L, spotify_client *c, spotify_job *j) {
+static void unqueue(spotify_multi *m, spotify_job *j) {
+  spotify_job **p = &m->queued, *prev = NULL;
+  while (*p && *p != j) prev = *p, p = &(*p)->next_queued;
+  if (*p == NULL) return;
+  *p = j->next_queued;
+  if (m->queued_last == j) m->queued_last = prev;
+  j->next_queued = NULL;
+}
+
+static void drop_job(lua_State *L, spotify_http *h, spotify_job *j) {
+  if (j->phase == SPOTIFY_JOB_QUEUED) unqueue(&h->work, j);
   if (j->xfer.in_multi) {
-    curl_multi_remove_handle(c->http.multi, j->xfer.easy);
+    curl_multi_remove_handle(h->multi, j->xfer.easy);
     j->xfer.in_multi = 0;
   }
   spotify_exchange_abandon(L, &j->x);
   free_job_exchange(j);
 }
 
-int spotify_multi_cancel(lua_State *L, spotify_client *c, lua_Integer tag) {
+int spotify_multi_cancel(lua_State *L, spotify_http *h, lua_Integer tag) {
   int found = 0;
-  for (int i = 0; i < c->multi.n; i++) {
-    spotify_job *j = c->multi.jobs[i];
+  for (int i = 0; i < h->work.n; i++) {
+    spotify_job *j = h->work.jobs[i];
     if (j->phase != SPOTIFY_JOB_FREE && j->tag == tag) {
-      drop_job(L, c, j);
+      drop_job(L, h, j);
       found = 1;
     }
   }
   return found;
 }
 
-void spotify_multi_release(lua_State *L, spotify_client *c) {
-  spotify_multi *m = &c->multi;
+static void release_jobs(lua_State *L, spotify_http *h) {
+  spotify_multi *m = &h->work;
   for (int i = 0; i < m->n; i++) {
     spotify_job *j = m->jobs[i];
-    if (j->phase != SPOTIFY_JOB_FREE) drop_job(L, c, j);
-    release_xfer(&c->http, &j->xfer);
+    if (j->phase != SPOTIFY_JOB_FREE) drop_job(L, h, j);
+    spotify_exchange_free(&j->x); /* a job whose exchange failed to start */
+    release_xfer(h, &j->xfer);
     free(j);
   }
   free(m->jobs);

@@ -15,7 +15,6 @@ typedef struct spotify_http_options {
   long timeout_ms, connect_timeout_ms;
   size_t max_body;
   char *ca_file, *proxy, *user_agent; /* owned, may be NULL */
-  char *language;                     /* Accept-Language of API requests, owned, may be NULL */
 } spotify_http_options;
 
 typedef struct spotify_xfer {
@@ -33,13 +32,6 @@ typedef struct spotify_xfer {
   int language; /* `headers` carry Accept-Language */
 } spotify_xfer;
 
-typedef struct spotify_http {
-  CURLSH *share;
-  CURLM *multi;
-  spotify_xfer sync;
-  spotify_http_options opt;
-} spotify_http;
-
 /* One exchange on the multi handle. */
 typedef enum spotify_job_phase {
   SPOTIFY_JOB_FREE,
@@ -54,34 +46,43 @@ typedef struct spotify_job {
   spotify_xfer xfer;
   lua_Integer tag;
   spotify_job_phase phase;
-  unsigned long order; /* submission order: queued jobs start first come */
+  struct spotify_job *next_queued;
   double wake_at;
 } spotify_job;
 
+/* The multi driver's jobs; the queued ones wait in submission order. */
 typedef struct spotify_multi {
   spotify_job **jobs;
   int n;
-  unsigned long submitted;
+  spotify_job *queued, *queued_last; /* a FIFO through spotify_job.next_queued */
 } spotify_multi;
 
-struct spotify_client;
+/* The transport: what the drivers move bytes with. It never sees the
+ * machine's state, only the exchanges it drives. */
+typedef struct spotify_http {
+  CURLSH *share;
+  CURLM *multi;
+  spotify_xfer sync;
+  spotify_multi work;
+  spotify_http_options opt;
+} spotify_http;
 
-int spotify_http_init(spotify_http *h);
-void spotify_http_release(spotify_http *h);
+/* Frees the handles and the jobs (abandoning their exchanges), keeps
+ * nothing; the options too. */
+void spotify_http_release(lua_State *L, spotify_http *h);
 
 /* Blocking driver: the whole exchange, retries and waits included. */
-void spotify_drive_blocking(lua_State *L, struct spotify_client *c, spotify_exchange *x);
+void spotify_drive_blocking(lua_State *L, spotify_http *h, spotify_exchange *x);
 
-/* Multi driver. */
-int spotify_multi_submit(lua_State *L, struct spotify_client *c, lua_Integer tag,
-                         const char *method, const char *url, const char *name);
+/* Multi driver. A job for an exchange the caller then initializes, or
+ * NULL when out of memory; spotify_multi_queue hands it to the driver. */
+spotify_job *spotify_multi_job(lua_State *L, spotify_http *h);
+void spotify_multi_queue(spotify_http *h, spotify_job *j, lua_Integer tag);
 /* Advance every job for at most `wait` seconds, returning early once one
  * finishes; finished jobs are handed to `each` and freed. Returns how many
  * are still pending. */
-int spotify_multi_run(lua_State *L, struct spotify_client *c, double wait,
+int spotify_multi_run(lua_State *L, spotify_http *h, double wait,
                       void (*each)(lua_State *L, spotify_job *j, void *ud), void *ud);
-int spotify_multi_cancel(lua_State *L, struct spotify_client *c, lua_Integer tag);
-int spotify_multi_pending(const struct spotify_client *c);
-void spotify_multi_release(lua_State *L, struct spotify_client *c);
+int spotify_multi_cancel(lua_State *L, spotify_http *h, lua_Integer tag);
 
 #endif

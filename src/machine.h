@@ -5,7 +5,6 @@
 #ifndef SPOTIFY_MACHINE_H
 #define SPOTIFY_MACHINE_H
 
-#include "client.h"
 #include "engine.h"
 #include "spotify.h"
 
@@ -85,10 +84,10 @@ static inline spotify_action done(spotify_exchange *x) {
 typedef spotify_action (*spotify_state_handler)(lua_State *L, spotify_exchange *x);
 
 /* engine.c */
-void spotify_machine_call_hook(lua_State *L, spotify_client *c);
+void spotify_machine_call_hook(lua_State *L, spotify_machine *m);
 void spotify_machine_set_string(lua_State *L, const char *k, const char *v);
 void spotify_machine_set_number(lua_State *L, const char *k, double v);
-int spotify_machine_sharing(const spotify_client *c);
+int spotify_machine_sharing(const spotify_machine *m);
 spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                         const char *key, double ttl, int next);
 int spotify_machine_answer_stale(spotify_exchange *x);

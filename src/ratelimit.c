@@ -54,18 +54,18 @@ static double answer_number(const spotify_exchange *x) {
 /* A wait for the app's rate limit: counted, and told to on_request as
  * {event = "rate_limited_wait", reason = "penalty" | "pacing", wait = s}. */
 static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, const char *reason) {
-  spotify_client *c = x->c;
-  c->stats.rate_limited_waits++;
-  c->stats.rate_limited_wait_s += wait;
+  spotify_machine *m = x->m;
+  m->stats.rate_limited_waits++;
+  m->stats.rate_limited_wait_s += wait;
   x->wait = wait;
-  if (c->on_request_ref == LUA_NOREF || c->on_request_ref == LUA_REFNIL) return;
+  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
   lua_createtable(L, 0, 5);
   spotify_machine_set_string(L, "event", "rate_limited_wait");
   spotify_machine_set_string(L, "reason", reason);
   spotify_machine_set_number(L, "wait", wait);
   spotify_machine_set_string(L, "method", x->method);
   spotify_machine_set_string(L, "url", x->url);
-  spotify_machine_call_hook(L, c);
+  spotify_machine_call_hook(L, m);
 }
 
 /* Hold the call for an earlier 429, or fail it at once when the wait does
@@ -73,19 +73,19 @@ static void rate_limited_wait(lua_State *L, spotify_exchange *x, double wait, co
  * (`reason`): hours long, never waited for inside a call. */
 static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double wait,
                                        const char *reason) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   if (x->stale && spotify_machine_answer_stale(x)) return done(x); /* stale_if_error: no wait */
   if (reason) {
-    if (now() + wait > c->blocked_until) {
-      c->blocked_until = now() + wait;
-      c->blocked_reason = reason;
+    if (now() + wait > m->blocked_until) {
+      m->blocked_until = now() + wait;
+      m->blocked_reason = reason;
     }
     fail(x, "rate_limited", 0, "the app's quota is spent: no request before an earlier Retry-After",
          wait);
     spotify_error_set_reason(&x->error, reason);
     return done(x);
   }
-  if (!spotify_penalty_fits(&c->limits, wait, now(), x->started)) {
+  if (!spotify_penalty_fits(&m->limits, wait, now(), x->started)) {
     fail(x, "rate_limited", 0, "rate limited: waiting for an earlier Retry-After", wait);
     return done(x);
   }
@@ -95,16 +95,16 @@ static spotify_action hold_for_penalty(lua_State *L, spotify_exchange *x, double
 }
 
 spotify_action spotify_ratelimit_check_penalty(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
-  double wait = c->blocked_until - now();
-  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, c->blocked_reason);
+  spotify_machine *m = x->m;
+  double wait = m->blocked_until - now();
+  if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, m->blocked_reason);
   /* With rate_limit, the cache's pace method checks the shared penalty
    * with the pacing, right before sending: one call for both. */
-  if (!spotify_machine_sharing(c) || (c->pacing.requests && !c->no_pace_op)) {
+  if (!spotify_machine_sharing(m) || (m->pacing.requests && !m->no_pace_op)) {
     x->state = S_TOKEN;
     return 0;
   }
-  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_GET, c->penalty_key, 0, S_PENALTY_SHARED);
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_GET, m->penalty_key, 0, S_PENALTY_SHARED);
 }
 
 spotify_action spotify_ratelimit_check_shared_penalty(lua_State *L, spotify_exchange *x) {
@@ -121,17 +121,17 @@ spotify_action spotify_ratelimit_check_shared_penalty(lua_State *L, spotify_exch
 /* A 429 answered: every client sharing the cache holds its requests for
  * as long as this one does; a spent quota holds this client's too. */
 void spotify_ratelimit_share_penalty(spotify_exchange *x, const spotify_outcome *o, int retrying) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   if (o->status != 429) return;
   const char *quota = retrying ? NULL : spotify_policy_quota(o->status, x->error.reason);
   double d = retrying ? x->wait : x->error.retry_after;
   if (!(d > 0)) return;
   if (d > PENALTY_MAX) d = PENALTY_MAX;
-  if (quota && now() + d > c->blocked_until) {
-    c->blocked_until = now() + d;
-    c->blocked_reason = quota;
+  if (quota && now() + d > m->blocked_until) {
+    m->blocked_until = now() + d;
+    m->blocked_reason = quota;
   }
-  if (!spotify_machine_sharing(c)) return;
+  if (!spotify_machine_sharing(m)) return;
   x->penalty_until = wall() + d;
   x->penalty_reason = quota;
   x->after_share = x->state;
@@ -139,12 +139,12 @@ void spotify_ratelimit_share_penalty(spotify_exchange *x, const spotify_outcome 
 }
 
 spotify_action spotify_ratelimit_store_penalty(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   if (set_entry_number(x, x->penalty_until, x->penalty_reason) != 0) {
     x->state = x->after_share;
     return 0;
   }
-  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_SET, c->penalty_key,
+  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_SET, m->penalty_key,
                                   ceil(x->penalty_until - wall()), x->after_share);
 }
 
@@ -164,12 +164,12 @@ static double local_place(spotify_pacing *p) {
  * least a window ago: its start time is in slot k mod N. A sliding window,
  * as Spotify's own, needing only incr, get and set. */
 spotify_action spotify_ratelimit_pace(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   x->state = S_PACE_WAIT;
-  if (spotify_machine_sharing(c) && !c->no_pace_op)
-    return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_PACE, c->penalty_key, 0, S_PACED);
-  if (!spotify_machine_sharing(c) || set_key(x, c->pace_key, ":n") == NULL) {
-    x->pace_start = local_place(&c->pacing);
+  if (spotify_machine_sharing(m) && !m->no_pace_op)
+    return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_PACE, m->penalty_key, 0, S_PACED);
+  if (!spotify_machine_sharing(m) || set_key(x, m->pace_key, ":n") == NULL) {
+    x->pace_start = local_place(&m->pacing);
     return 0;
   }
   return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_INCR, x->key, PACE_COUNTER_TTL,
@@ -180,10 +180,10 @@ spotify_action spotify_ratelimit_pace(lua_State *L, spotify_exchange *x) {
  * request. A cache without pace gets the penalty and the pacing one call
  * each from now on, starting with this request's penalty. */
 spotify_action spotify_ratelimit_paced(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   const spotify_cache_result *r = &x->cache_res;
   if (r->answer == SPOTIFY_ANSWER_UNSUPPORTED) {
-    c->no_pace_op = 1;
+    m->no_pace_op = 1;
     x->state = S_PENALTY;
     return 0;
   }
@@ -194,30 +194,30 @@ spotify_action spotify_ratelimit_paced(lua_State *L, spotify_exchange *x) {
   }
   /* A start time; else the cache is down, or its penalty ended meanwhile:
    * the process paces itself. */
-  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number : local_place(&c->pacing);
+  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number : local_place(&m->pacing);
   x->state = S_PACE_WAIT;
   return 0;
 }
 
 spotify_action spotify_ratelimit_pace_counted(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   char slot[32];
   if (x->cache_res.answer != SPOTIFY_ANSWER_NUMBER) { /* no incr, or down */
-    x->pace_start = local_place(&c->pacing);
+    x->pace_start = local_place(&m->pacing);
     x->state = S_PACE_WAIT;
     return 0;
   }
   double n = x->cache_res.number;
   if (!isfinite(n) || fabs(n) > 9e15) { /* a counter no cache of ours answers */
-    x->pace_start = local_place(&c->pacing);
+    x->pace_start = local_place(&m->pacing);
     x->state = S_PACE_WAIT;
     return 0;
   }
   long long k = (long long)n;
   snprintf(slot, sizeof slot, ":%lld",
-           (k % c->pacing.requests + c->pacing.requests) % c->pacing.requests);
-  if (set_key(x, c->pace_key, slot) == NULL) {
-    x->pace_start = local_place(&c->pacing);
+           (k % m->pacing.requests + m->pacing.requests) % m->pacing.requests);
+  if (set_key(x, m->pace_key, slot) == NULL) {
+    x->pace_start = local_place(&m->pacing);
     x->state = S_PACE_WAIT;
     return 0;
   }
@@ -225,7 +225,7 @@ spotify_action spotify_ratelimit_pace_counted(lua_State *L, spotify_exchange *x)
 }
 
 spotify_action spotify_ratelimit_pace_slot(lua_State *L, spotify_exchange *x) {
-  spotify_pacing *p = &x->c->pacing;
+  spotify_pacing *p = &x->m->pacing;
   double prev = answer_number(x), start = wall();
   /* The margin covers the jitter between a start and its arrival. */
   if (prev > 0 && prev + p->window + PACE_MARGIN > start) start = prev + p->window + PACE_MARGIN;
@@ -239,11 +239,11 @@ spotify_action spotify_ratelimit_pace_slot(lua_State *L, spotify_exchange *x) {
 }
 
 spotify_action spotify_ratelimit_pace_wait(lua_State *L, spotify_exchange *x) {
-  spotify_client *c = x->c;
+  spotify_machine *m = x->m;
   double wait = x->pace_start - wall();
   x->state = S_SEND;
   if (wait <= MIN_WAIT) return 0;
-  if (c->limits.deadline > 0 && now() + wait > x->started + c->limits.deadline) {
+  if (m->limits.deadline > 0 && now() + wait > x->started + m->limits.deadline) {
     fail(x, "rate_limited", 0, "over the rate_limit budget until after the deadline", wait);
     return done(x);
   }
