@@ -62,6 +62,13 @@ test: deps build lint
 # exists, and only the interpreters have one. (The fleet specs' workers
 # always run on LuaJIT: its build is made too.) .ci/lsan.supp holds the
 # interpreters' own one-time allocations, each entry explained.
+# intercept_tls_get_addr=0: GCC 12's (and LLVM 14's) runtime takes a dynamic
+# TLS block that its own malloc placed at page offset 16 for a glibc 2.19 one,
+# reads a bogus range from the chunk header before it, and the leak checker
+# segfaults scanning it ("Tracer caught signal 11", google/sanitizers#1322);
+# libgnutls's block does that in some runs. Without the interceptor the
+# checker only has fewer roots, so it can report more, never less; glibc >= 2.25
+# mallocs these blocks, and they are still reached (no new report).
 test-asan: deps build
 	@$(MAKE) --no-print-directory build BUILD=build-asan LUAS="$(sort $(ASAN_LUAS) luajit)" \
 	  CMAKE_FLAGS=-DSPOTIFY_SANITIZE=ON
@@ -71,7 +78,7 @@ test-asan: deps build
 	for lua in $(ASAN_LUAS); do \
 	  echo "== busted on $$lua under ASan+UBSan, leak detection on"; \
 	  SPOTIFY_BUILD=build-asan/$$lua LD_PRELOAD="$$asan $$ubsan" \
-	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:include_if_exists=$(CURDIR)/build-asan/leaks/%b \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:intercept_tls_get_addr=0:include_if_exists=$(CURDIR)/build-asan/leaks/%b \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $$lua $(BUSTED) --run=$$lua $(SPECS); \
