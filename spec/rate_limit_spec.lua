@@ -1,6 +1,7 @@
 -- One rate limit for the whole fleet: a 429's Retry-After holds every
 -- process sharing the cache (Redis, a file, nginx's shared dict), and
 -- rate_limit paces them all in one sliding window.
+local cjson = require "cjson"
 local core = require "spotify.core"
 local fake = require "spec.support.fake"
 local files = require "spec.support.files"
@@ -64,6 +65,48 @@ local function assert_held(f, others)
   assert.is_true(after > 0, "nothing was sent after the penalty")
 end
 
+-- Polls the shared cache (probe() is true once the penalty is in it) while
+-- the fleet runs: returns the wall time it was first seen, or nil.
+local function penalty_seen(probe, give_up)
+  local testing = core.testing()
+  while testing.time() < give_up do
+    if probe() then return testing.time() end
+    core.sleep(0.005)
+  end
+end
+
+-- A fleet of sequential processes, however loaded the machine: once the
+-- penalty was seen in the cache, each other process may still have one
+-- request under way (it looked before the penalty was there); after that
+-- every request of every process waits, until the penalty ends. The 429's
+-- own process sends nothing more before then. Requests between the 429 and
+-- the penalty reaching the cache are the window a shared cache cannot
+-- close, and are not counted.
+local function assert_held_fleet(f, seen)
+  assert.is_number(seen, "the penalty never reached the shared cache")
+  local log, limited = f:log_for "/v1/", nil
+  for _, e in ipairs(log) do
+    if e.fault_status == 429 then limited = e end
+  end
+  assert.is_table(limited, "no request was answered 429")
+  local ends = limited.answered + PENALTY - 0.01
+  local late, after = {}, 0
+  for _, e in ipairs(log) do
+    if e ~= limited and e.arrived > seen then
+      if e.arrived < ends then
+        late[e.user_agent] = (late[e.user_agent] or 0) + 1
+      else
+        after = after + 1
+      end
+    end
+  end
+  for agent, n in pairs(late) do
+    local allowed = agent == limited.user_agent and 0 or 1
+    assert.is_true(n <= allowed, ("%s sent %d requests during the penalty once it was shared"):format(agent, n))
+  end
+  assert.is_true(after > 0, "nothing was sent after the penalty")
+end
+
 local function first_call_429(f)
   f:faults { { path = "/v1/", status = 429, headers = { ["Retry-After"] = tostring(PENALTY) }, times = 1 } }
 end
@@ -87,9 +130,13 @@ describe("one rate limit for the fleet", function()
 
   it("a 429 holds 8 processes sharing Redis for its Retry-After, then every call succeeds", function()
     first_call_429(f)
-    local summaries = fleet(dir, f, 8, { cache = "redis", target = server.port, calls = 15, pause = 0.02 })()
+    local finish = fleet(dir, f, 8, { cache = "redis", target = server.port, calls = 15, pause = 0.02 })
+    local redis = server:connect()
+    local seen = penalty_seen(function() return redis:get "spotify:penalty:test-id" ~= nil end,
+      core.testing().time() + 20)
+    local summaries = finish()
     assert_all_succeeded(summaries)
-    assert_held(f, 7)
+    assert_held_fleet(f, seen)
     local waits = 0
     for _, s in ipairs(summaries) do waits = waits + s.rate_limited_waits end
     assert.is_true(waits >= 7, "only " .. waits .. " calls waited")
@@ -97,9 +144,15 @@ describe("one rate limit for the fleet", function()
 
   it("a 429 holds 4 processes sharing a file cache", function()
     first_call_429(f)
-    local summaries = fleet(dir, f, 4, { cache = "file", target = dir .. "/tokens.json", calls = 15, pause = 0.02 })()
+    local path = dir .. "/tokens.json"
+    local finish = fleet(dir, f, 4, { cache = "file", target = path, calls = 15, pause = 0.02 })
+    local seen = penalty_seen(function()
+      local ok, t = pcall(cjson.decode, files.read_file(path) or "")
+      return ok and type(t) == "table" and t["penalty:test-id"] ~= nil
+    end, core.testing().time() + 20)
+    local summaries = finish()
     assert_all_succeeded(summaries)
-    assert_held(f, 3)
+    assert_held_fleet(f, seen)
   end)
 
   it("rate_limit 20 per 2 s across 4 processes: never more than 20 in any 2 s, within 20% of the budget", function()

@@ -25,8 +25,9 @@ function fleet.runtime()
 end
 
 --- Start `workers` processes in the background with `params` (see
--- fleet_worker.lua); returns a function that waits for them and returns
--- every worker's summary, raising when one printed none.
+-- fleet_worker.lua; worker i sends User-Agent "fleet-worker-i"); returns a
+-- function that waits for them and returns every worker's summary, raising
+-- when one printed none.
 function fleet.launch(dir, f, workers, params)
   local lua, build = fleet.runtime()
   local common = { "build=" .. build, "api_base=" .. f.api_base, "token_url=" .. f.token_url,
@@ -34,8 +35,8 @@ function fleet.launch(dir, f, workers, params)
   for k, v in pairs(params) do common[#common + 1] = k .. "=" .. tostring(v) end
   local cmd = {}
   for i = 1, workers do
-    cmd[#cmd + 1] = ("%s spec/support/fleet_worker.lua %s > %s/out%d 2> %s/err%d &")
-      :format(lua, table.concat(common, " "), dir, i, dir, i)
+    cmd[#cmd + 1] = ("%s spec/support/fleet_worker.lua %s worker=%d > %s/out%d 2> %s/err%d &")
+      :format(lua, table.concat(common, " "), i, dir, i, dir, i)
   end
   local proc = assert(io.popen(table.concat(cmd, " ") .. " wait"))
   return function()

@@ -4,7 +4,7 @@
 --   luajit spec/support/fleet_worker.lua build=build/luajit api_base=URL token_url=URL \
 --     cache=redis|file|memory|file_noincr target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
 --     [refresh_buffer=s] [redis_timeout=s] [rate_requests=N rate_window=s [rate_fallback=n]]
---     [max_retry_after=s]
+--     [max_retry_after=s] [worker=name]
 --
 -- Run from the project root. Summary: ok, failed, errors (first messages),
 -- token_fetches, cache_hits, cache_errors, cache_error_events, tokens (every
@@ -58,6 +58,7 @@ local client = spotify.client {
   refresh_buffer = tonumber(args.refresh_buffer) or 60,
   timeout = 5,
   max_retry_after = tonumber(args.max_retry_after) or 60,
+  user_agent = args.worker and ("fleet-worker-" .. args.worker) or nil, -- the fake logs it
   rate_limit = args.rate_requests and { requests = tonumber(args.rate_requests), window = tonumber(args.rate_window),
     fallback = tonumber(args.rate_fallback) } or nil,
   on_request = function(info)
