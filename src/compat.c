@@ -1,5 +1,27 @@
 #include "compat.h"
 
+#include <stdlib.h>
+
+#define SCRATCH_MT "spotify.scratch"
+
+static int scratch_gc(lua_State *L) {
+  void **slot = lua_touserdata(L, 1);
+  free(*slot);
+  *slot = NULL;
+  return 0;
+}
+
+void **spotify_scratch(lua_State *L) {
+  void **slot = lua_newuserdata(L, sizeof *slot);
+  *slot = NULL;
+  if (luaL_newmetatable(L, SCRATCH_MT)) {
+    lua_pushcfunction(L, scratch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return slot;
+}
+
 #if LUA_VERSION_NUM == 501
 void spotify_setfuncs(lua_State *L, const luaL_Reg *l) {
   for (; l->name != NULL; l++) {
@@ -16,6 +38,4 @@ void *spotify_testudata(lua_State *L, int i, const char *tname) {
   lua_pop(L, 2);
   return same ? p : NULL;
 }
-#else
-typedef int spotify_compat_unused; /* ISO C forbids an empty unit */
 #endif

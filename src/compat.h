@@ -1,4 +1,5 @@
-/* Lua 5.1 / LuaJIT / 5.2-5.4 differences, kept to what the core uses. */
+/* Lua 5.1 / LuaJIT / 5.2-5.4 differences, kept to what the core uses, and
+ * the scratch slot every file may use (compat.c). */
 #ifndef SPOTIFY_COMPAT_H
 #define SPOTIFY_COMPAT_H
 
@@ -21,5 +22,9 @@ void *spotify_testudata(lua_State *L, int i, const char *tname);
 #define spotify_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
 #define spotify_testudata(L, i, t) luaL_testudata((L), (i), (t))
 #endif
+
+/* A userdata slot (NULL at first) whose malloc'd pointer is freed when the
+ * slot is collected: memory that must outlive a call that can raise. */
+void **spotify_scratch(lua_State *L);
 
 #endif

@@ -1,29 +1,10 @@
-/* luaopen_spotify_core: registration, and the scratch slot every file may
- * use. */
-#include <stdlib.h>
-
+/* luaopen_spotify_core: registration. */
 #include "gather.h"
 #include "spotify.h"
 
 #define SPOTIFY_EXPORT __attribute__((visibility("default")))
-#define SCRATCH_MT "spotify.scratch"
 
 SPOTIFY_EXPORT int luaopen_spotify_core(lua_State *L);
-
-static int scratch_gc(lua_State *L) {
-  void **slot = lua_touserdata(L, 1);
-  free(*slot);
-  *slot = NULL;
-  return 0;
-}
-
-void **spotify_scratch(lua_State *L) {
-  void **slot = lua_newuserdata(L, sizeof *slot);
-  *slot = NULL;
-  luaL_getmetatable(L, SCRATCH_MT);
-  lua_setmetatable(L, -2);
-  return slot;
-}
 
 /* Functions the module's own Lua never calls: specs and fuzz targets reach
  * them through core.testing(), so spotify.core holds only what the module
@@ -53,10 +34,6 @@ static void open_testing(lua_State *L) {
 }
 
 int luaopen_spotify_core(lua_State *L) {
-  luaL_newmetatable(L, SCRATCH_MT);
-  lua_pushcfunction(L, scratch_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
   lua_newtable(L);
   spotify_open_errors(L);
   spotify_open_policy(L);

@@ -34,8 +34,4 @@ int spotify_json_decode(lua_State *L, const char *s, size_t len);
 /* Push the private cjson encode function. */
 void spotify_json_push_encoder(lua_State *L);
 
-/* A userdata slot (NULL at first) whose malloc'd pointer is freed when the
- * slot is collected: memory that must outlive a call that can raise. */
-void **spotify_scratch(lua_State *L);
-
 #endif
