@@ -35,7 +35,7 @@ describe("gzip with libcurl", function()
     assert(c:track(ID))
     local log = since(f, mark, "/v1/tracks/")
     assert.equal(1, #log)
-    assert.matches("gzip", log[1].accept_encoding)
+    assert.equal("gzip", log[1].accept_encoding) -- as the nginx driver asks
   end)
 
   it("gets the same values over fewer bytes", function()

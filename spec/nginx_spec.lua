@@ -306,7 +306,7 @@ describe("nginx with one worker", function()
       assert.same(plain(want), plain_search)
       local log = since_on(f, mark, "/v1/search")
       assert.equal(2, #log)
-      assert.matches("gzip", log[2].accept_encoding)
+      assert.equal("gzip", log[2].accept_encoding) -- as libcurl asks
       assert.is_not.equal("gzip", log[1].content_encoding)
       assert.equal("gzip", log[2].content_encoding)
       assert.is_true(log[2].sent * 4 < log[1].sent, log[2].sent .. " vs " .. log[1].sent)
