@@ -49,6 +49,49 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* FLOOR_OPTS=a,b,...: also set these of the module's libcurl options
+ * (src/http.c), to measure what each costs a request; unset, none. */
+static size_t on_header(char *line, size_t size, size_t n, void *ud) {
+  (void)line;
+  (void)ud;
+  return size * n;
+}
+
+static int wanted(const char *name) {
+  const char *v = getenv("FLOOR_OPTS");
+  size_t n = strlen(name);
+  for (const char *p = v; p && (p = strstr(p, name)) != NULL; p += n)
+    if ((p == v || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+  return 0;
+}
+
+static void module_options(CURL *e) {
+  static char errbuf[CURL_ERROR_SIZE];
+  static CURLSH *share;
+  if (wanted("header")) curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  if (wanted("errorbuffer")) curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  if (wanted("share")) {
+    if (share == NULL) {
+      share = curl_share_init();
+      curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+      curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+      curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    }
+    curl_easy_setopt(e, CURLOPT_SHARE, share);
+  }
+  if (wanted("timeout")) {
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  }
+  if (wanted("protocols")) curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (wanted("encoding")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  if (wanted("gzip")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+  if (wanted("keepalive")) curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (wanted("maxfilesize")) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)16 << 20);
+  if (wanted("useragent")) curl_easy_setopt(e, CURLOPT_USERAGENT, "lua-spotify/0.1.0");
+  if (wanted("proxy")) curl_easy_setopt(e, CURLOPT_PROXY, "");
+}
+
 static CURL *new_easy(body *b, struct curl_slist *headers, const char *ca_file) {
   CURL *e = curl_easy_init();
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -58,6 +101,7 @@ static CURL *new_easy(body *b, struct curl_slist *headers, const char *ca_file) 
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   if (ca_file && *ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  module_options(e);
   return e;
 }
 

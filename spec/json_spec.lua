@@ -25,6 +25,36 @@ describe("core.decode", function()
     assert.is_nil(v.x)
   end)
 
+  it("shapes every element of a long array, whatever its neighbours", function()
+    -- Longer than the stretch of elements the walk looks at in one go.
+    local parts = {}
+    for i = 1, 100 do
+      local k = i % 4
+      parts[i] = k == 0 and tostring(i) or k == 1 and ('{"n":%d,"x":null}'):format(i)
+        or k == 2 and "null" or ('"s%d"'):format(i)
+    end
+    local math_type = rawget(math, "type") -- Lua 5.3+
+    local v = assert(core.decode('{"a":[' .. table.concat(parts, ",") .. '],"b":[1.5,2.0]}'))
+    assert.equal(100, #v.a)
+    for i = 1, 100 do
+      local k, e = i % 4, v.a[i]
+      if k == 0 then
+        assert.equal(i, e)
+        if math_type then assert.equal("integer", math_type(e)) end
+      elseif k == 1 then
+        assert.same({ n = i }, e)
+        if math_type then assert.equal("integer", math_type(e.n)) end
+      elseif k == 2 then
+        assert.equal(spotify.null, e)
+      else
+        assert.equal("s" .. i, e)
+      end
+    end
+    assert.equal(1.5, v.b[1])
+    if math_type then assert.equal("float", math_type(v.b[1])) end
+    if math_type then assert.equal("integer", math_type(v.b[2])) end
+  end)
+
   it("returns nil and a message for broken JSON", function()
     local v, err = core.decode '{"a": '
     assert.is_nil(v)

@@ -18,8 +18,18 @@ local single_name = {
   audiobooks = "audiobook", chapters = "chapter", audio_features_batch = "audio_features",
 }
 
+-- A path template split once around its {id}: a concatenation per call
+-- instead of a pattern substitution.
+local around_id = setmetatable({}, { __index = function(parts, path)
+  local at = path:find("{id}", 1, true)
+  local p = at and { path:sub(1, at - 1), path:sub(at + 4) } or false
+  parts[path] = p
+  return p
+end })
+
 local function url_for(env, row, path, id, opts, extra)
-  local url = env.api_base .. (id and path:gsub("{id}", id) or path)
+  local p = id and around_id[path]
+  local url = env.api_base .. (p and p[1] .. id .. p[2] or path)
   local q
   if row.defaults or (row.market and env.market) or (opts and next(opts)) or extra then
     q = {}
