@@ -75,14 +75,28 @@ class State:
         self.conn_ids = 0
         self.reset()
 
-    def meet(self, name, n, seconds):
+    def meet(self, name, n, seconds, entry):
         """Holds a request until `n` requests of barrier `name` have arrived,
         at most `seconds`; True when they did (the requests were in flight
-        together), False on giving up."""
+        together), False on giving up. The request that completes the
+        barrier marks every log entry waiting at it `met` before any of
+        them is answered, so a spec that has its answer finds them all
+        marked, however late the other threads wake up."""
         with self.gates:
+            waiting = self.waiting.setdefault(name, [])
+            waiting.append(entry)
             self.arrived[name] = self.arrived.get(name, 0) + 1
-            self.gates.notify_all()
-            return self.gates.wait_for(lambda: self.arrived.get(name, 0) >= n, timeout=seconds)
+            if self.arrived[name] >= n:
+                for e in waiting:
+                    e["met"] = True
+                waiting.clear()
+                self.gates.notify_all()
+                return True
+            if self.gates.wait_for(lambda: self.arrived.get(name, 0) >= n, timeout=seconds):
+                return True
+            waiting[:] = [e for e in waiting if e is not entry]
+            entry["met"] = False
+            return False
 
     def reset(self):
         with self.lock:
@@ -93,6 +107,7 @@ class State:
             self.issued = 0
         with self.gates:
             self.arrived = {}    # barrier name -> requests arrived
+            self.waiting = {}    # barrier name -> log entries held at it
 
     def next_conn(self):
         with self.lock:
@@ -106,6 +121,7 @@ class State:
                     self.faults = [dict(f) for f in value]
                     with self.gates:
                         self.arrived = {}
+                        self.waiting = {}
                 elif key == "revoke":
                     if value:
                         self.tokens = {}
@@ -528,8 +544,8 @@ class Handler(BaseHTTPRequestHandler):
             if fault:
                 if fault.get("barrier"):
                     # barrier = n: the answer waits for n such requests in flight
-                    entry["met"] = STATE.meet(fault.get("path", ""), int(fault["barrier"]),
-                                              float(fault.get("barrier_seconds", 5)))
+                    STATE.meet(fault.get("path", ""), int(fault["barrier"]),
+                               float(fault.get("barrier_seconds", 5)), entry)
                 return self.faulty(fault, answer)
             self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
         finally:
