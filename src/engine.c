@@ -343,7 +343,8 @@ static void land(spotify_exchange *x) {
   leave_flight(x);
 }
 
-static spotify_action join_flight(spotify_exchange *x) {
+static spotify_action join_flight(lua_State *L, spotify_exchange *x) {
+  (void)L;
   spotify_machine *m = x->m;
   x->state = S_RLOCK;
   if (x->group == 0 || strcmp(x->method, "GET") != 0) return 0;
@@ -370,7 +371,8 @@ static spotify_action join_flight(spotify_exchange *x) {
   return 0;
 }
 
-static spotify_action follow(spotify_exchange *x) {
+static spotify_action follow(lua_State *L, spotify_exchange *x) {
+  (void)L;
   spotify_flight *f = x->flight;
   if (f->finished) {
     x->m->stats.coalesced++;
@@ -437,7 +439,8 @@ static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int other
   return done(x);
 }
 
-static spotify_action rpoll_wait(spotify_exchange *x) {
+static spotify_action rpoll_wait(lua_State *L, spotify_exchange *x) {
+  (void)L;
   if (now() >= x->give_up) { /* the other process hangs: ask alone */
     x->state = S_PENALTY;
     return 0;
@@ -601,24 +604,9 @@ static spotify_action on_s_begin(lua_State *L, spotify_exchange *x) {
   return 0;
 }
 
-static spotify_action on_s_coalesce(lua_State *L, spotify_exchange *x) {
-  (void)L;
-  return join_flight(x);
-}
-
-static spotify_action on_s_follow(lua_State *L, spotify_exchange *x) {
-  (void)L;
-  return follow(x);
-}
-
 static spotify_action on_s_rrelooked(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   return stored_answer(L, x, S_PENALTY, &m->stats.response_shared_hits);
-}
-
-static spotify_action on_s_rpoll_wait(lua_State *L, spotify_exchange *x) {
-  (void)L;
-  return rpoll_wait(x);
 }
 
 static spotify_action on_s_rpoll_look(lua_State *L, spotify_exchange *x) {
@@ -632,16 +620,6 @@ static spotify_action on_s_rpoll_looked(lua_State *L, spotify_exchange *x) {
 
 static spotify_action on_s_response_store(lua_State *L, spotify_exchange *x) {
   return store_op(L, x, SPOTIFY_CACHE_SET, x->rkey, x->entry_ttl, S_DONE);
-}
-
-static spotify_action on_s_token(lua_State *L, spotify_exchange *x) {
-  (void)L;
-  return spotify_renewal_need_token(x);
-}
-
-static spotify_action on_s_token_wait(lua_State *L, spotify_exchange *x) {
-  (void)L;
-  return spotify_renewal_wait(x);
 }
 
 static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
@@ -689,12 +667,12 @@ static spotify_action on_s_done(lua_State *L, spotify_exchange *x) {
 
 static const spotify_state_handler handlers[STATE_COUNT] = {
     [S_BEGIN] = on_s_begin,
-    [S_COALESCE] = on_s_coalesce,
-    [S_FOLLOW] = on_s_follow,
+    [S_COALESCE] = join_flight,
+    [S_FOLLOW] = follow,
     [S_RLOCK] = take_rlock,
     [S_RLOCKED] = rlocked,
     [S_RRELOOKED] = on_s_rrelooked,
-    [S_RPOLL_WAIT] = on_s_rpoll_wait,
+    [S_RPOLL_WAIT] = rpoll_wait,
     [S_RPOLL_LOOK] = on_s_rpoll_look,
     [S_RPOLL_LOOKED] = on_s_rpoll_looked,
     [S_RESPONSE] = look_response,
@@ -708,8 +686,8 @@ static const spotify_state_handler handlers[STATE_COUNT] = {
     [S_PACE_SLOT] = spotify_ratelimit_pace_slot,
     [S_PACE_WAIT] = spotify_ratelimit_pace_wait,
     [S_SHARE_PENALTY] = spotify_ratelimit_store_penalty,
-    [S_TOKEN] = on_s_token,
-    [S_TOKEN_WAIT] = on_s_token_wait,
+    [S_TOKEN] = spotify_renewal_need_token,
+    [S_TOKEN_WAIT] = spotify_renewal_wait,
     [S_SEND] = on_s_send,
     [S_SENT] = on_s_sent,
     [T_SENT] = on_s_sent,

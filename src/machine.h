@@ -94,8 +94,8 @@ int spotify_machine_answer_stale(spotify_exchange *x);
 
 /* renewal.c: the token sub-machine; _step runs its T_ states */
 spotify_action spotify_renewal_step(lua_State *L, spotify_exchange *x);
-spotify_action spotify_renewal_need_token(spotify_exchange *x);
-spotify_action spotify_renewal_wait(spotify_exchange *x);
+spotify_action spotify_renewal_need_token(lua_State *L, spotify_exchange *x);
+spotify_action spotify_renewal_wait(lua_State *L, spotify_exchange *x);
 void spotify_renewal_answered(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
 
 /* ratelimit.c: the states of the penalty and the pacing */

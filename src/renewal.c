@@ -60,7 +60,8 @@ int spotify_exchange_token_fresh(const spotify_machine *m, double now) {
   return spotify_token_fresh(&m->token, m->refresh_buffer, now);
 }
 
-spotify_action spotify_renewal_need_token(spotify_exchange *x) {
+spotify_action spotify_renewal_need_token(lua_State *L, spotify_exchange *x) {
+  (void)L;
   spotify_machine *m = x->m;
   spotify_token *t = &m->token;
   if (spotify_exchange_token_fresh(m, spotify_wall_time())) return token_ready(x);
@@ -77,7 +78,8 @@ spotify_action spotify_renewal_need_token(spotify_exchange *x) {
   return 0;
 }
 
-spotify_action spotify_renewal_wait(spotify_exchange *x) {
+spotify_action spotify_renewal_wait(lua_State *L, spotify_exchange *x) {
+  (void)L;
   spotify_token *t = &x->m->token;
   if (t->round != x->waited_round) {
     if (t->failure.kind == NULL) {
@@ -97,7 +99,8 @@ spotify_action spotify_renewal_wait(spotify_exchange *x) {
   return SPOTIFY_ACT_WAIT;
 }
 
-static spotify_action send_token_request(spotify_exchange *x) {
+static spotify_action send_token_request(lua_State *L, spotify_exchange *x) {
+  (void)L;
   spotify_machine *m = x->m;
   x->token_attempt++;
   m->stats.requests++;
@@ -217,11 +220,6 @@ static spotify_action on_t_fetch(lua_State *L, spotify_exchange *x) {
   return 0;
 }
 
-static spotify_action on_t_send(lua_State *L, spotify_exchange *x) {
-  (void)L;
-  return send_token_request(x);
-}
-
 static spotify_action on_t_backoff(lua_State *L, spotify_exchange *x) {
   (void)L;
   spotify_machine *m = x->m;
@@ -261,7 +259,7 @@ static const spotify_state_handler handlers[STATE_COUNT] = {
     [T_OTHER_LOOK] = on_t_other_look,
     [T_OTHER_LOOKED] = on_t_other_looked,
     [T_FETCH] = on_t_fetch,
-    [T_SEND] = on_t_send,
+    [T_SEND] = send_token_request,
     [T_BACKOFF] = on_t_backoff,
     [T_STORE] = on_t_store,
     [T_UNLOCK] = on_t_unlock,
