@@ -22,11 +22,9 @@ local CALLS = {
 
 -- Body bytes the fake sent for `prefix` after the first `mark` log entries.
 local function sent_since(f, mark, prefix)
-  local total, n = 0, 0
-  for i, e in ipairs(f:log()) do
-    if i > mark and e.path:sub(1, #prefix) == prefix then total, n = total + e.sent, n + 1 end
-  end
-  return total, n
+  local log, total = f:log_for(prefix, mark), 0
+  for _, e in ipairs(log) do total = total + e.sent end
+  return total, #log
 end
 
 local PREFIX = { track = "/v1/tracks/", search = "/v1/search" }

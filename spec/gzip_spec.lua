@@ -7,15 +7,6 @@ local fake = require "spec.support.fake"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 
--- The fake's log entries for `prefix` after the first `mark` ones.
-local function since(f, mark, prefix)
-  local out = {}
-  for i, e in ipairs(f:log()) do
-    if i > mark and e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
-  end
-  return out
-end
-
 describe("gzip with libcurl", function()
   local f, c
   setup(function() f = fake.start() end)
@@ -33,7 +24,7 @@ describe("gzip with libcurl", function()
     c = spotify.client(fake.client_opts(f))
     local mark = #f:log()
     assert(c:track(ID))
-    local log = since(f, mark, "/v1/tracks/")
+    local log = f:log_for("/v1/tracks/", mark)
     assert.equal(1, #log)
     assert.equal("gzip", log[1].accept_encoding) -- as the nginx driver asks
   end)
@@ -48,7 +39,7 @@ describe("gzip with libcurl", function()
     local got_track = assert(c:track(ID))
     assert.same(want_search, got_search)
     assert.same(want_track, got_track)
-    local search, track = since(f, mark, "/v1/search"), since(f, mark, "/v1/tracks/")
+    local search, track = f:log_for("/v1/search", mark), f:log_for("/v1/tracks/", mark)
     assert.equal(2, #search)
     assert.equal(2, #track)
     assert.is_not.equal("gzip", search[1].content_encoding)
@@ -66,7 +57,7 @@ describe("gzip with libcurl", function()
     assert.is_nil(v)
     assert.equal("decode", err.kind)
     assert.matches("larger than max_body", err.message)
-    local log = since(f, mark, "/v1/tracks/")
+    local log = f:log_for("/v1/tracks/", mark)
     assert.equal(1, #log)
     assert.is_true(log[1].sent < 1024 * 1024) -- small on the wire, huge inflated
   end)

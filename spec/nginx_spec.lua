@@ -164,15 +164,6 @@ local function ids(n, unknown_at)
   return out
 end
 
--- The fake's log entries after the first `mark` ones.
-local function since(f, mark)
-  local out = {}
-  for i, e in ipairs(f:log()) do
-    if i > mark then out[#out + 1] = e end
-  end
-  return out
-end
-
 -- No [warn] or worse line since `mark` (server:log_mark()): each spec
 -- checks only the lines its own requests made.
 local function assert_clean_log(server, mark)
@@ -285,13 +276,6 @@ describe("nginx with one worker", function()
 
   describe("gzip", function()
     local function gzip_off() f:config { gzip = false } end
-    local function since_on(fk, mark, prefix)
-      local out = {}
-      for _, e in ipairs(since(fk, mark)) do
-        if e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
-      end
-      return out
-    end
 
     it("asks for it and gets the same values over fewer bytes", function()
       finally(gzip_off)
@@ -304,7 +288,7 @@ describe("nginx with one worker", function()
       assert.is_nil(err)
       assert.same(plain(want), got)
       assert.same(plain(want), plain_search)
-      local log = since_on(f, mark, "/v1/search")
+      local log = f:log_for("/v1/search", mark)
       assert.equal(2, #log)
       assert.equal("gzip", log[2].accept_encoding) -- as libcurl asks
       assert.is_not.equal("gzip", log[1].content_encoding)
@@ -330,7 +314,7 @@ describe("nginx with one worker", function()
       assert.is_nil(got)
       assert.equal("decode", err.kind)
       assert.matches("larger than max_body", err.message)
-      local log = since_on(f, mark, "/v1/tracks/")
+      local log = f:log_for("/v1/tracks/", mark)
       assert.equal(1, #log)
       assert.is_true(log[1].sent < 1024 * 1024) -- small on the wire, huge inflated
     end)
@@ -361,7 +345,7 @@ describe("nginx with one worker", function()
     assert.is_nil(err)
     assert.equal(ID, got.id)
     assert.equal(1, reply.stats.retries - before.retries)
-    local log = since(f, mark)
+    local log = f:log_for("", mark)
     assert.equal(2, #log)
     assert.is_true(log[2].time - log[1].time >= 0.9)
   end)
@@ -381,7 +365,7 @@ describe("nginx with one worker", function()
     local _, held = remote(server, "penalized", "track", { ID })
     assert.equal("rate_limited", held.kind)
     assert.is_true(held.retry_after > 3500)
-    assert.equal(0, #since(f, mark))
+    assert.equal(0, #f:log_for("", mark))
   end)
 
   it("gives up on a slow answer after the timeout with kind timeout", function()
@@ -398,7 +382,7 @@ describe("nginx with one worker", function()
     local mark = #f:log()
     for _ = 1, 5 do assert.equal(ID, (remote(server, "plain", "track", { ID })).id) end
     local after = remote(server, "plain", "stats", {})
-    local log = since(f, mark)
+    local log = f:log_for("", mark)
     assert.equal(5, #log)
     for i = 2, 5 do assert.equal(log[1].conn, log[i].conn) end
     assert.equal(5, after.requests - before.requests)
@@ -414,7 +398,7 @@ describe("nginx with one worker", function()
     assert.is_nil(err)
     assert.equal(ID, got.id)
     assert.equal(before.stats.retries, reply.stats.retries) -- not an attempt of the engine
-    local log = since(f, mark)
+    local log = f:log_for("", mark)
     assert.equal(2, #log)
     assert.not_equal(log[1].conn, log[2].conn)
   end)
@@ -432,7 +416,7 @@ describe("nginx with one worker", function()
     local got, err = remote(server, "proxied", "track", { ID })
     assert.is_nil(err)
     assert.equal(ID, got.id)
-    local log = since(f, mark)
+    local log = f:log_for("", mark)
     assert.equal("http://accounts.spotify.invalid/api/token", log[1].target)
     assert.equal("http://api.spotify.invalid/v1/tracks/" .. ID, log[2].target)
     assert.equal("api.spotify.invalid", log[2].host)
@@ -453,7 +437,7 @@ describe("nginx with one worker", function()
     end
     -- all 50 reached the fake before its first answer (each waits `delay`)
     -- went out: the worker never waited for one request to start the next
-    local log = since(f, mark)
+    local log = f:log_for("", mark)
     assert.equal(50, #log)
     local first, last = math.huge, -math.huge
     for _, e in ipairs(log) do first, last = math.min(first, e.time), math.max(last, e.time) end

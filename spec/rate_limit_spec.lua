@@ -36,16 +36,22 @@ local function api_times(f, from)
   return t
 end
 
--- Once the 429 has left the fake, nothing but what was in flight arrives
--- for PENALTY seconds. In flight: requests arriving within IN_FLIGHT of it
--- that were still unanswered when it left (a request answered before the
--- 429 is earlier traffic, however slowly the fake got to the 429 itself).
-local function assert_held(f, others)
+-- The API requests in the fake's log, and the one answered 429.
+local function answered_429(f)
   local log, limited = f:log_for "/v1/", nil
   for _, e in ipairs(log) do
     if e.fault_status == 429 then limited = e end
   end
   assert.is_table(limited, "no request was answered 429")
+  return log, limited
+end
+
+-- Once the 429 has left the fake, nothing but what was in flight arrives
+-- for PENALTY seconds. In flight: requests arriving within IN_FLIGHT of it
+-- that were still unanswered when it left (a request answered before the
+-- 429 is earlier traffic, however slowly the fake got to the 429 itself).
+local function assert_held(f, others)
+  local log, limited = answered_429(f)
   local from = limited.answered
   local in_flight, held, after = 0, 0, 0
   for _, e in ipairs(log) do
@@ -84,11 +90,7 @@ end
 -- close, and are not counted.
 local function assert_held_fleet(f, seen)
   assert.is_number(seen, "the penalty never reached the shared cache")
-  local log, limited = f:log_for "/v1/", nil
-  for _, e in ipairs(log) do
-    if e.fault_status == 429 then limited = e end
-  end
-  assert.is_table(limited, "no request was answered 429")
+  local log, limited = answered_429(f)
   local ends = limited.answered + PENALTY - 0.01
   local late, after = {}, 0
   for _, e in ipairs(log) do

@@ -113,10 +113,12 @@ function Fake:reset() self:call("reset", "{}") end
 -- (when the answer left), status, fault_status (what a fault sent instead).
 function Fake:log() return cjson.decode(self:call "log") end
 
-function Fake:log_for(prefix)
+--- The log entries whose path starts with `prefix` ("" for all), among
+-- those after the first `after` (default 0) of the whole log.
+function Fake:log_for(prefix, after)
   local out = {}
-  for _, e in ipairs(self:log()) do
-    if e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
+  for i, e in ipairs(self:log()) do
+    if i > (after or 0) and e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
   end
   return out
 end
