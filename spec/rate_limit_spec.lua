@@ -9,6 +9,7 @@ local fleet_runner = require "spec.support.fleet"
 local keys = require "spec.support.keys"
 local nginx = require "spec.support.nginx"
 local redis_server = require "spec.support.redis"
+local spotify = require "spotify"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local PENALTY = 2
@@ -193,6 +194,60 @@ describe("one rate limit for the fleet", function()
       end
     end)
 
+  -- The most requests that arrived within any `window` seconds.
+  local function peak(t, window)
+    local most, first = 0, 1
+    for i = 1, #t do
+      while t[i] - t[first] >= window do first = first + 1 end
+      most = math.max(most, i - first + 1)
+    end
+    return most
+  end
+
+  for _, paced in ipairs { false, true } do
+    it(("a process whose clock is an hour ahead gets a 2 s 429: the other 3 are held for it, no more than 5 s%s")
+      :format(paced and ", paced" or ""), function()
+      -- the skewed process asks for a track of its own, which the fake answers 429 once
+      local skewed_track = "0" .. ID:sub(2)
+      f:faults { { path = "/v1/tracks/" .. skewed_track, status = 429, headers = { ["Retry-After"] = tostring(PENALTY) },
+        times = 1 } }
+      -- The token is in Redis before the fleet starts. (The skewed process
+      -- finds it expired on its clock and fetches its own, at once since
+      -- no one else renews; the others take it from Redis.)
+      assert(spotify.client(fake.client_opts(f, { cache = spotify.cache.redis(server:connect()) })):access_token())
+      local finish = fleet(dir, f, 4, { cache = "redis", target = server.port, calls = 15, pause = 0.1,
+        rate_requests = paced and 1000 or nil, rate_window = paced and 10 or nil }, function(i)
+        if i == 1 then return { clock = 3600, track = skewed_track } end
+      end)
+      local redis = server:connect()
+      local seen = penalty_seen(function() return redis:get("spotify:" .. keys.penalty "test-id") ~= nil end,
+        core.testing().time() + 20)
+      local summaries = finish()
+      assert_all_succeeded(summaries)
+      assert_held_fleet(f, seen)
+      for i = 2, 4 do
+        local s = summaries[i]
+        assert.is_true(s.rate_limited_waits >= 1, "worker " .. i .. " was not held")
+        assert.is_true(s.longest <= 5, ("worker %d was held %.1f s"):format(i, s.longest))
+      end
+    end)
+  end
+
+  it("rate_limit 20 per 2 s across 4 processes, two of them with clocks 1.5 s ahead: never more than 20 in any 2 s",
+    function()
+      local run = fleet(dir, f, 4, { cache = "redis", target = server.port, calls = 50,
+        rate_requests = 20, rate_window = 2 }, function(i) return { clock = i <= 2 and 1.5 or 0 } end)
+      local summaries = run()
+      assert_all_succeeded(summaries)
+      local t = api_times(f)
+      assert.equal(200, #t)
+      io.stderr:write(("[peak: %d requests in 2 s]\n"):format(peak(t, 2)))
+      for i = 21, #t do
+        assert.is_true(t[i] - t[i - 20] >= 2,
+          ("requests %d and %d arrived %.3f s apart"):format(i - 20, i, t[i] - t[i - 20]))
+      end
+    end)
+
   it("Redis stopped mid-run: no call fails, and pacing goes on within each process", function()
     local doomed = redis_server.start()
     finally(function() doomed:stop() end)
@@ -307,7 +362,6 @@ end)
 -- clock. One process on a shared store (memory: no clock of its own to
 -- fall back on); the virtual clock records every wait instead of sleeping.
 describe("stored times a wrong clock cannot stretch", function()
-  local spotify = require "spotify"
   local clock = require "spec.support.virtual_clock"
   local testing = core.testing()
   local f
