@@ -209,8 +209,8 @@ describe("one rate limit for the fleet", function()
       :format(paced and ", paced" or ""), function()
       -- the skewed process asks for a track of its own, which the fake answers 429 once
       local skewed_track = "0" .. ID:sub(2)
-      f:faults { { path = "/v1/tracks/" .. skewed_track, status = 429, headers = { ["Retry-After"] = tostring(PENALTY) },
-        times = 1 } }
+      f:faults { { path = "/v1/tracks/" .. skewed_track, status = 429, times = 1,
+        headers = { ["Retry-After"] = tostring(PENALTY) } } }
       -- The token is in Redis before the fleet starts. (The skewed process
       -- finds it expired on its clock and fetches its own, at once since
       -- no one else renews; the others take it from Redis.)

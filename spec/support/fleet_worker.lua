@@ -2,7 +2,8 @@
 -- Spotify with the given token cache and prints a JSON summary on stdout.
 --
 --   luajit spec/support/fleet_worker.lua build=build/luajit api_base=URL token_url=URL \
---     cache=redis|file|memory|file_noincr target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
+--     cache=redis|redis_cluster|file|memory|file_noincr target=PORT|HOST:PORT,...|PATH calls=50
+--     [pause=s] [start_at=wall time]
 --     [refresh_buffer=s] [redis_timeout=s] [rate_requests=N rate_window=s [rate_fallback=n]]
 --     [max_retry_after=s] [worker=name] [track=ID] [deadline=s]
 --
@@ -36,9 +37,20 @@ local function redis_cache(port, timeout)
   return spotify.cache.redis(nil, { prefix = "spotify:", connect = connect, timeout = timeout })
 end
 
+-- A Redis Cluster through examples/redis_cluster.lua: a connection that
+-- follows MOVED and ASK, as every cluster client does.
+local function redis_cluster_cache(nodes, timeout)
+  local redis_cluster = require "examples.redis_cluster"
+  local list = {}
+  for address in nodes:gmatch "[^,]+" do list[#list + 1] = address end
+  local function connect() return redis_cluster.connect { nodes = list, timeout = timeout } end
+  return spotify.cache.redis(nil, { prefix = "spotify:", connect = connect, timeout = timeout })
+end
+
 local function make_cache()
   local kind = args.cache or "memory"
   if kind == "redis" then return redis_cache(args.target, tonumber(args.redis_timeout) or 0.5) end
+  if kind == "redis_cluster" then return redis_cluster_cache(args.target, tonumber(args.redis_timeout) or 0.5) end
   if kind == "file" then return spotify.cache.file(args.target) end
   if kind == "file_noincr" then -- a shared cache that cannot count: get, set and the lock only
     local file = spotify.cache.file(args.target)
