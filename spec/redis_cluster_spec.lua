@@ -79,6 +79,31 @@ describe("Redis Cluster", function()
     assert.is_true(moved >= 1, "no MOVED was followed")
   end)
 
+  it("the example connection follows ASK for a slot being moved, and keeps its map", function()
+    local redis_cluster = require "examples.redis_cluster"
+    local conn = cluster:connect(1)
+    local key = "asked-key"
+    local slot = redis_cluster.slot(key)
+    local source = conn.slots[slot]
+    local direct, ids = {}, {}
+    for i, s in ipairs(cluster.servers) do
+      local c = s:connect()
+      c:define_command("cluster")
+      direct[cluster.nodes[i]], ids[cluster.nodes[i]] = c, c:cluster("myid")
+    end
+    local target = cluster.nodes[1] == source and cluster.nodes[2] or cluster.nodes[1]
+    direct[target]:cluster("setslot", slot, "importing", ids[source])
+    direct[source]:cluster("setslot", slot, "migrating", ids[target])
+    finally(function()
+      for _, address in ipairs { source, target } do direct[address]:cluster("setslot", slot, "stable") end
+    end)
+    -- the key is not on the source: it answers ASK, and the command goes to the target
+    conn:set(key, "v", "EX", 60)
+    assert.same({ key }, direct[target]:keys "*")
+    assert.same({}, direct[source]:keys "*")
+    assert.equal(source, conn.slots[slot])
+  end)
+
   it("a client's keys: the token with its lock, the penalty with its pacing, each in one slot", function()
     local function client()
       return spotify.client(fake.client_opts(f, { cache = spotify.cache.redis(cluster:connect(1)),

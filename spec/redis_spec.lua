@@ -285,6 +285,36 @@ describe("redis cache", function()
     assert.is_true(second > 105 and second <= 106, tostring(second))
   end)
 
+  for _, paced in ipairs { false, true } do
+    it("a penalty written by a clock an hour off holds a call for its time left on the server's clock"
+      .. (paced and ", paced" or ""), function()
+      local extra = { rate_limit = paced and { requests = 10, window = 30 } or nil }
+      -- an hour ahead: read on this clock it would hold for an hour; an hour
+      -- behind: read on this clock it would hold nothing
+      for _, off in ipairs { 3600, -3600 } do
+        f:reset()
+        local c = client_with(f, spotify.cache.redis(server:connect()), extra)
+        admin:set("spotify:" .. keys.penalty "test-id", ("%.17g 0.6"):format(testing.time() + off + 0.6), "PX", 600)
+        local started = core.now()
+        assert(c:track(ID))
+        local took = core.now() - started
+        assert.is_true(c:stats().rate_limited_waits >= 1, "clock off by " .. off)
+        assert.is_true(took >= 0.5 and took < 3, ("clock off by %d: held %.2f s"):format(off, took))
+        assert.equal(0, c:stats().cache_errors)
+      end
+    end)
+  end
+
+  it("a penalty with no TTL is given one from the end it names, cut to a day", function()
+    local c = client_with(f, spotify.cache.redis(server:connect()), { max_retry_after = 0 })
+    admin:set("spotify:" .. keys.penalty "test-id", "1e300")
+    local _, err = c:track(ID)
+    assert.equal("rate_limited", err.kind)
+    assert.is_true(err.retry_after <= 86400, tostring(err.retry_after))
+    assert.is_true(admin:ttl("spotify:" .. keys.penalty "test-id") > 86000)
+    assert.is_true(admin:ttl("spotify:" .. keys.penalty "test-id") <= 86400)
+  end)
+
   it("a spent quota (429 QUOTA_EXCEEDED) is shared: another process's client fails at once, making no request",
     function()
       f:faults { { path = "/v1/", status = 429, reason = "QUOTA_EXCEEDED", headers = { ["Retry-After"] = "600" } } }
