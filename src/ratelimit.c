@@ -234,8 +234,13 @@ spotify_action spotify_ratelimit_paced(lua_State *L, spotify_exchange *x) {
     if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
   }
   /* A start time; else the cache is down, or its penalty ended meanwhile:
-   * the process paces itself. */
-  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number : local_place(&m->pacing);
+   * the process paces itself. The start is on this clock as it read when
+   * the cache was asked (rq->now); a cache that keeps time itself (Redis's
+   * server) counted from a later moment, when its script ran, so the
+   * start is moved on by the time the call took: late by the reply's way
+   * back at most, never early. */
+  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number + (wall() - x->cache_req.now)
+                                                     : local_place(&m->pacing);
   x->state = S_PACE_WAIT;
   return 0;
 }
