@@ -204,8 +204,11 @@ describe("one rate limit for the fleet", function()
     return most
   end
 
+  -- Clocks set off by libfaketime, which cannot run beside ASan's runtime.
+  local skew_it = fleet_runner.can_skew_clocks() and it or pending
+
   for _, paced in ipairs { false, true } do
-    it(("a process whose clock is an hour ahead gets a 2 s 429: the other 3 are held for it, no more than 5 s%s")
+    skew_it(("a process whose clock is an hour ahead gets a 2 s 429: the other 3 are held for it, no more than 5 s%s")
       :format(paced and ", paced" or ""), function()
       -- the skewed process asks for a track of its own, which the fake answers 429 once
       local skewed_track = "0" .. ID:sub(2)
@@ -233,7 +236,7 @@ describe("one rate limit for the fleet", function()
     end)
   end
 
-  it("rate_limit 20 per 2 s across 4 processes, two of them with clocks 1.5 s ahead: never more than 20 in any 2 s",
+  skew_it("rate_limit 20 per 2 s across 4 processes, two with clocks 1.5 s ahead: never more than 20 in any 2 s",
     function()
       local run = fleet(dir, f, 4, { cache = "redis", target = server.port, calls = 50,
         rate_requests = 20, rate_window = 2 }, function(i) return { clock = i <= 2 and 1.5 or 0 } end)
