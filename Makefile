@@ -136,7 +136,7 @@ demo:
 # Builds the C core quietly (the log is shown only when the build fails),
 # then starts the bundled fake Spotify on loopback and runs the examples.
 demo-run:
-	@.ci/install-deps $(DEMO_DEBS) $(DEBS_$(LUA))
+	@LUA=$(LUA) .ci/install-deps $(DEMO_DEBS) $(DEBS_$(LUA))
 	@echo "== Building the C core for $(LUA): $(BUILD)/$(LUA)/spotify/core.so"
 	@mkdir -p $(BUILD) && $(MAKE) --no-print-directory build LUAS=$(LUA) > $(BUILD)/demo-build.log 2>&1 \
 	  || { cat $(BUILD)/demo-build.log; exit 1; }
