@@ -158,10 +158,63 @@ end)
 describe("README", function()
   local readme = assert(files.read_file "README.md")
 
-  --- GitHub's anchor for a heading.
+  --- GitHub's anchor for a heading (letters beyond ASCII are kept).
   local function anchor(heading)
-    return (heading:lower():gsub("[^%w%- _]", ""):gsub(" ", "-"))
+    return (heading:lower():gsub("[^%w%- _\128-\255]", ""):gsub(" ", "-"))
   end
+
+  --- The guides: README.md and doc/*.md.
+  local function guides()
+    local out = { "README.md" }
+    for name in files.read_command("ls doc"):gmatch "[^\n]+" do
+      if name:match "%.md$" then out[#out + 1] = "doc/" .. name end
+    end
+    return out
+  end
+
+  --- The anchors of a Markdown file's headings, outside code blocks.
+  local function anchors(text)
+    local out, fenced = {}, false
+    for line in (text .. "\n"):gmatch "([^\n]*)\n" do
+      if line:match "^```" then fenced = not fenced end
+      local heading = not fenced and line:match "^#+ (.+)$"
+      if heading then out[anchor(heading)] = true end
+    end
+    return out
+  end
+
+  it("is a guide of at most 400 lines, the depth in doc/", function()
+    local lines = select(2, readme:gsub("\n", "\n"))
+    assert.is_true(lines <= 400, "README.md has " .. lines .. " lines")
+  end)
+
+  it("links every page of doc/, and every link between the guides reaches its file and heading", function()
+    local list = guides()
+    assert.is_true(#list >= 9, #list .. " guides")
+    for i = 2, #list do
+      assert.truthy(readme:find("](" .. list[i] .. ")", 1, true), "README.md does not link " .. list[i])
+    end
+    local checked = 0
+    for _, page in ipairs(list) do
+      local text = assert(files.read_file(page))
+      local dir = page:match "^(.*)/[^/]*$"
+      text = text:gsub("\n```.-\n```", "") -- no links inside code blocks
+      for target in text:gmatch "%]%(([^)%s]+)%)" do
+        if not target:match "^%a+:" then
+          local file, hash = target:match "^([^#]*)#?(.*)$"
+          local path = file == "" and page or ((dir and dir .. "/" or "") .. file)
+          path = path:gsub("[^/]+/%.%./", "")
+          local body = files.read_file(path)
+          assert.truthy(body, page .. " links " .. target .. ": no file " .. path)
+          if hash ~= "" then
+            assert.truthy(anchors(body)[hash], page .. " links " .. target .. ": no such heading in " .. path)
+          end
+          checked = checked + 1
+        end
+      end
+    end
+    assert.is_true(checked > 50, checked .. " links checked")
+  end)
 
   it("has a table of contents listing every section, in order, with working links", function()
     local toc = readme:match "\n## Contents\n\n(.-)\n\n"
