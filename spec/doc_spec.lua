@@ -94,7 +94,7 @@ describe("API reference", function()
     local text = files.read_file(SOURCE)
     local options = require "spotify.options"
     for name in pairs(options.checks) do
-      assert.truthy(text:find("<tr><td><code>" .. name .. "</code></td>", 1, true),
+      assert.truthy(text:find("<tr><td>`" .. name .. "`</td>", 1, true),
         "option " .. name .. " has no row in " .. SOURCE)
     end
   end)
@@ -141,6 +141,19 @@ describe("API reference", function()
     for name in pairs(docs) do
       assert.truthy(html:find(name, 1, true), name .. " is not in build/doc/index.html")
     end
+    -- names with underscores come out whole: markdown reads a_b_c as a, an
+    -- emphasized b, and c unless the name is a code span
+    for name in pairs(require("spotify.options").checks) do
+      assert.truthy(html:find("<code>" .. name .. "</code>", 1, true), "option " .. name .. " is garbled in the HTML")
+    end
+    local variables = 0
+    for name in files.read_file(SOURCE):gmatch "SPOTIFY_[%u_]+" do
+      variables = variables + 1
+      assert.truthy(html:find(name, 1, true), name .. " is garbled in the HTML")
+    end
+    assert.is_true(variables >= 4)
+    local garbled = html:match "[%w_]<em>[%w_]+</em>[%w_]*" or html:match "[%w_]*<em>[%w_]+</em>[%w_]"
+    assert.is_nil(garbled, "a name lost its underscores to emphasis: " .. tostring(garbled))
   end)
 
   it("fails the build on an ldoc warning", function()
