@@ -90,6 +90,12 @@ describe("API reference", function()
     assert.matches("@field null", text)
   end)
 
+  it("names every counter of client:stats", function()
+    for name in pairs(client:stats()) do
+      assert.truthy(docs["client:stats"]:find("`" .. name .. "`", 1, true), "client:stats does not name " .. name)
+    end
+  end)
+
   it("has a row in the options table for every option the constructor takes", function()
     local text = files.read_file(SOURCE)
     local options = require "spotify.options"
