@@ -542,6 +542,8 @@ static int l_stats(lua_State *L) {
   stat_field(L, "rate_limited_waits", s->rate_limited_waits);
   lua_pushnumber(L, s->rate_limited_wait_s);
   lua_setfield(L, -2, "rate_limited_wait_s");
+  lua_pushnumber(L, s->retry_wait_s);
+  lua_setfield(L, -2, "retry_wait_s");
   stat_field(L, "response_hits", s->response_hits);
   stat_field(L, "response_shared_hits", s->response_shared_hits);
   stat_field(L, "response_stale", s->response_stale);

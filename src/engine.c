@@ -164,21 +164,6 @@ void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_ca
 
 /* ---- attempts ---- */
 
-/* A backoff before a retry, told to on_request as {event = "retry_wait",
- * wait = s, attempt = n (the attempt that failed), method, url}. */
-static void retry_wait(lua_State *L, spotify_exchange *x, double wait, int attempt, int token) {
-  spotify_machine *m = x->m;
-  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
-  lua_createtable(L, 0, 5);
-  spotify_machine_set_string(L, "event", "retry_wait");
-  spotify_machine_set_number(L, "wait", wait);
-  lua_pushinteger(L, attempt);
-  lua_setfield(L, -2, "attempt");
-  spotify_machine_set_string(L, "method", token ? "POST" : x->method);
-  spotify_machine_set_string(L, "url", token ? m->token_url : x->url);
-  spotify_machine_call_hook(L, m);
-}
-
 /* ---- the response cache ---- */
 
 static int copy_text(char **dst, size_t *dst_len, const char *text, size_t len) {
@@ -295,15 +280,19 @@ int spotify_machine_answer_stale(spotify_exchange *x) {
   return 1;
 }
 
-/* Spotify failed (5xx, 429, the network): an expired answer stands in. */
+/* Spotify failed (5xx, 429, the network): an expired answer stands in. A
+ * 429 still holds this client's next requests and the fleet's, a spent
+ * quota (never retried) as much as any: its penalty is shared from the
+ * error before the stale answer clears it. */
 static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
-  if (!spotify_machine_answer_stale(x)) return 0;
+  if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
   spotify_machine *m = x->m;
-  /* A 429 still holds this client's next requests. */
   if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > m->blocked_until)
     m->blocked_until = now() + o->retry_after;
   x->state = S_DONE;
   spotify_ratelimit_share_penalty(x, o, 0);
+  spotify_error_clear(&x->error);
+  m->stats.response_stale++;
   return 1;
 }
 
@@ -464,6 +453,7 @@ static spotify_action let_go_rlock(lua_State *L, spotify_exchange *x) {
  * x->error as it is. Returns whether it goes on. */
 static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double retry_after,
                        long status, int backoff_state) {
+  (void)L;
   spotify_machine *m = x->m;
   double t = now();
   double delay = spotify_retry_delay(&m->limits, attempt, retry_after, t, x->started);
@@ -475,10 +465,12 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
     m->blocked_until = t + delay;
     m->blocked_reason = NULL;
   }
+  /* Counted, not told to on_request: that hook sees HTTP exchanges only,
+   * so a hook that counts requests counts no wait as one. */
+  m->stats.retry_wait_s += delay;
   x->wait = delay;
   x->state = backoff_state;
   spotify_error_clear(&x->error);
-  retry_wait(L, x, delay, attempt, backoff_state == T_BACKOFF);
   return 1;
 }
 
@@ -534,7 +526,8 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     return;
   }
   spotify_verdict v = judge(L, x, o, 0);
-  if (v.retry && x->stale && stand_in(x, o)) return;
+  /* stale_if_error names 429: a spent quota's too, though it is never retried. */
+  if ((v.retry || o->status == 429) && x->stale && stand_in(x, o)) return;
   if (v.renew && !x->renewed && !m->token.fixed) {
     x->renewed = 1;
     x->attempt--; /* a repeat with a new token is not a retry */

@@ -17,6 +17,7 @@ typedef struct spotify_stats {
   long long bytes_received, connections_opened;
   long long rate_limited_waits;
   double rate_limited_wait_s;
+  double retry_wait_s; /* backoffs before retries (each counted in retries) */
   long long response_hits, response_shared_hits, response_stale, coalesced, batched;
 } spotify_stats;
 

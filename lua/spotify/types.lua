@@ -56,11 +56,11 @@ local spotify = {}
 ---@field attempt integer 1 for the first attempt
 ---@field elapsed number seconds
 ---@field bytes integer? bytes of the answer
----@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|"retry_wait"|nil set for an event instead of an exchange
+---@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|nil set for an event instead of an exchange (an exchange never has it)
 ---@field op string? "cache_error", "cache_warning": the cache operation concerned
 ---@field message string? "cache_error", "cache_warning", "insecure_token_url": what happened (never the token)
 ---@field reason string? "rate_limited_wait": "penalty" or "pacing"
----@field wait number? the wait's seconds ("rate_limited_wait", "retry_wait")
+---@field wait number? the wait's seconds ("rate_limited_wait")
 
 ---@class spotify.RateLimit
 ---@field requests integer at most this many requests start in any window
@@ -175,6 +175,7 @@ function spotify.prometheus(dict) end
 ---@field connections_opened integer
 ---@field rate_limited_waits integer
 ---@field rate_limited_wait_s number
+---@field retry_wait_s number seconds of backoff before retries (each one counted in `retries`)
 
 ---A request started by `client:start`.
 ---@class spotify.Request
