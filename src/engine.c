@@ -478,11 +478,18 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
 /* A server's message may quote the token it was sent, in any form. */
 static void redact_error(lua_State *L, spotify_exchange *x) {
   spotify_error *e = &x->error;
-  if (e->message == NULL) return;
-  push_redacted(L, e->message, x->m->token.value);
-  push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
-  spotify_error_set_message(e, lua_tostring(L, -1));
-  lua_pop(L, 2);
+  if (e->message) {
+    push_redacted(L, e->message, x->m->token.value);
+    push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
+    spotify_error_set_message(e, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
+  if (e->reason) { /* error.reason is the server's text as much as the message is */
+    push_redacted(L, e->reason, x->m->token.value);
+    push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
+    spotify_error_set_reason(e, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
 }
 
 static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_outcome *o,

@@ -10,7 +10,7 @@
 
 #include "spotify.h"
 
-#define KEY_PREFIX "response:"
+#define KEY_PREFIX SPOTIFY_ANSWER_PREFIX
 
 #define COPIER "spotify.responses.copier"
 
@@ -318,4 +318,6 @@ void spotify_open_responses(lua_State *L) {
   lua_setfield(L, -2, "responses");
   lua_pushcfunction(L, l_copier);
   lua_setfield(L, -2, "responses_copier");
+  lua_pushliteral(L, SPOTIFY_ANSWER_PREFIX);
+  lua_setfield(L, -2, "answer_prefix");
 }
