@@ -215,6 +215,12 @@ static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_
   return 0;
 }
 
+char *spotify_exchange_answer_key(spotify_machine *m, const char *url) {
+  const char *scope = spotify_token_scope(&m->token);
+  if (m->token.fixed && scope == NULL) return NULL; /* out of memory: keep nothing */
+  return spotify_responses_variant(url, m->language, scope);
+}
+
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   spotify_responses *r = m->responses;
@@ -223,7 +229,7 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   free(x->akey);
   free(x->rkey);
   x->rkey = NULL;
-  x->akey = spotify_responses_variant(x->url, m->language);
+  x->akey = spotify_exchange_answer_key(m, x->url);
   if (x->akey == NULL) return 0;
   x->rkey = spotify_responses_key(x->akey);
   if (x->rkey == NULL) return 0;
@@ -261,11 +267,15 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
 static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_responses *r = x->m->responses;
   double ttl = x->ttl > 0 ? x->ttl : o->max_age;
-  if (x->rkey == NULL || !(ttl > 0)) return;
+  /* no-store is never kept, whatever ttl the method has */
+  if (x->rkey == NULL || !(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE)) return;
   double fresh = wall() + ttl, stale = fresh + r->stale;
   spotify_responses_put(L, r, x->akey, o->body, o->len, fresh, stale);
-  /* The outcome's body is gone once a Lua store has been asked. */
-  if (r->store.vt == NULL || !answer_with(x, o->body, o->len)) return;
+  /* private never reaches the shared tier. The outcome's body is gone
+   * once a Lua store has been asked. */
+  if (r->store.vt == NULL || (o->cache_control & SPOTIFY_CC_PRIVATE) ||
+      !answer_with(x, o->body, o->len))
+    return;
   free(x->entry);
   x->entry = spotify_responses_entry(o->body, o->len, fresh, stale, &x->entry_len);
   x->entry_ttl = ceil(ttl + r->stale);

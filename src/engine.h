@@ -111,8 +111,9 @@ typedef struct spotify_outcome {
   size_t len;
   double retry_after; /* seconds, < 0 when none */
   double elapsed;
-  int connections; /* connections this exchange opened */
-  double max_age;  /* Cache-Control max-age in seconds; <= 0: none */
+  int connections;        /* connections this exchange opened */
+  double max_age;         /* Cache-Control max-age in seconds; <= 0: none */
+  unsigned cache_control; /* SPOTIFY_CC_ flags (responses.h): no-store, private */
 } spotify_outcome;
 
 typedef struct spotify_send {
@@ -178,6 +179,9 @@ int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpo
 #define SPOTIFY_GROUP_LUA 2
 /* The API method name of a GET (for its ttl); unnamed GETs get the default. */
 void spotify_exchange_named(spotify_exchange *x, const char *name);
+/* The key of the answer to a GET of url for m's requests (URL, language
+ * and, for a caller's own token, its digest), malloc'd; NULL: keep none. */
+char *spotify_exchange_answer_key(spotify_machine *m, const char *url);
 /* Whether m's token is good for a request now: the machine's answer, the
  * one core.access_token gives without starting an exchange. */
 int spotify_exchange_token_fresh(const spotify_machine *m, double now);

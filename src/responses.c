@@ -188,10 +188,20 @@ int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out) {
 
 #define LANGUAGE_MARK " Accept-Language="
 
-char *spotify_responses_variant(const char *url, const char *language) {
-  if (language == NULL) return strdup(url);
-  char *k = malloc(strlen(url) + sizeof LANGUAGE_MARK + strlen(language));
-  if (k) strcat(strcat(strcpy(k, url), LANGUAGE_MARK), language);
+/* A user's answers start with "token=<digest> ", which no URL does: no
+ * key of one token is another's or the app token's. */
+#define SCOPE_MARK "token="
+
+char *spotify_responses_variant(const char *url, const char *language, const char *scope) {
+  size_t n = strlen(url) + 1;
+  if (language) n += sizeof LANGUAGE_MARK + strlen(language);
+  if (scope) n += sizeof SCOPE_MARK + strlen(scope) + 1;
+  char *k = malloc(n);
+  if (k == NULL) return NULL;
+  k[0] = '\0';
+  if (scope) strcat(strcat(strcat(k, SCOPE_MARK), scope), " ");
+  strcat(k, url);
+  if (language) strcat(strcat(k, LANGUAGE_MARK), language);
   return k;
 }
 
@@ -215,6 +225,11 @@ double spotify_parse_max_age(const char *value, size_t len) {
   double v = 0;
   for (; p < end && *p >= '0' && *p <= '9' && v < 1e9; p++) v = v * 10 + (*p - '0');
   return v;
+}
+
+unsigned spotify_cache_control_flags(const char *value, size_t len) {
+  return (find_word(value, len, "no-store") ? SPOTIFY_CC_NO_STORE : 0) |
+         (find_word(value, len, "private") ? SPOTIFY_CC_PRIVATE : 0);
 }
 
 int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key) {
