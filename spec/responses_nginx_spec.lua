@@ -85,6 +85,22 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
     assert.is_true(shared > 0)
     assert.equal(20, #f:log_for "/v1/tracks/")
   end)
+
+  it("never keeps a non-JSON 200, whatever its max-age: the next call asks again", function()
+    local id = ids(21)[21]
+    local mark = #f:log()
+    f:faults { { path = "/v1/tracks/" .. id, action = "html", status = 200,
+      headers = { ["Cache-Control"] = "max-age=3600" } } }
+    local status, body = server:get("/track?id=" .. id)
+    assert.equal(200, status, body)
+    assert.equal("decode", cjson.decode(body).err)
+    for _ = 1, 4 do -- whichever worker takes it: its own tier and the dict hold no page
+      status, body = server:get("/track?id=" .. id)
+      assert.equal(200, status, body)
+      assert.equal("Austerity", cjson.decode(body).name)
+    end
+    assert.equal(2, #f:log_for("/v1/tracks/" .. id, mark))
+  end)
 end)
 
 -- One small dict for the token, the 429 penalty and the answers: answers

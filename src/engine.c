@@ -192,6 +192,35 @@ static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
     copy_text(&x->stale, &x->stale_len, e->text, e->len);
 }
 
+/* Decode text for the caller before it is kept, or taken from the store:
+ * a 200 that is not the JSON expected (a proxy's HTML page, a JSON
+ * string) is never kept, and the decoded answer is the one the caller
+ * gets (spotify_exchange_take_value), so nothing is decoded twice. */
+static int decode_answer(lua_State *L, spotify_exchange *x, const char *text, size_t len) {
+  int top = lua_gettop(L);
+  spotify_exchange_drop_value(L, x);
+  if (spotify_json_decode(L, text, len) != 1 || !lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  x->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+int spotify_exchange_take_value(lua_State *L, spotify_exchange *x) {
+  if (x->value_ref <= 0) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->value_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->value_ref);
+  x->value_ref = 0;
+  return 1;
+}
+
+void spotify_exchange_drop_value(lua_State *L, spotify_exchange *x) {
+  if (x->value_ref <= 0) return;
+  luaL_unref(L, LUA_REGISTRYINDEX, x->value_ref);
+  x->value_ref = 0;
+}
+
 /* Ask the response store; like cache_op, but a failure is only a miss. */
 static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                const char *key, double ttl, int next) {
@@ -253,11 +282,17 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
   x->state = S_COALESCE;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
-  if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
-    spotify_responses_put(L, m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
-                          e.stale_until);
-    m->stats.response_shared_hits++;
-    return done(x);
+  if (e.fresh_until > wall()) {
+    /* what another writer kept is checked as a fresh answer is: one
+     * that does not decode is a miss */
+    if (!decode_answer(L, x, e.text, e.len)) return 0;
+    if (answer_with(x, e.text, e.len)) {
+      spotify_responses_put(L, m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+                            e.stale_until);
+      m->stats.response_shared_hits++;
+      return done(x);
+    }
+    spotify_exchange_drop_value(L, x);
   }
   keep_stale(x, &e);
   return 0;
@@ -266,9 +301,13 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
 /* A 200 of a cached method: into the process tier, and on to the store. */
 static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_responses *r = x->m->responses;
-  double ttl = x->ttl > 0 ? x->ttl : o->max_age;
-  /* no-store is never kept, whatever ttl the method has */
-  if (x->rkey == NULL || !(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE)) return;
+  double ttl = fmin(x->ttl > 0 ? x->ttl : o->max_age, r->max_ttl);
+  /* no-store is never kept, whatever ttl the method has; an answer above
+   * max_entry_bytes is handed out, not kept */
+  if (x->rkey == NULL || !(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE) ||
+      (r->max_entry_bytes > 0 && o->len > r->max_entry_bytes) ||
+      !decode_answer(L, x, o->body, o->len))
+    return;
   double fresh = wall() + ttl, stale = fresh + r->stale;
   spotify_responses_put(L, r, x->akey, o->body, o->len, fresh, stale);
   /* private never reaches the shared tier. The outcome's body is gone
@@ -430,8 +469,12 @@ static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int other
   spotify_rlook e;
   x->state = otherwise;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
-      e.fresh_until <= wall() || !answer_with(x, e.text, e.len))
+      e.fresh_until <= wall() || !decode_answer(L, x, e.text, e.len))
     return 0;
+  if (!answer_with(x, e.text, e.len)) {
+    spotify_exchange_drop_value(L, x);
+    return 0;
+  }
   spotify_responses_put(L, x->m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
                         e.stale_until);
   (*counter)++;
@@ -760,6 +803,7 @@ int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpo
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   if (m == NULL) return;
+  spotify_exchange_drop_value(L, x);
   leave_flight(x);
   if (x->rlock_held) {
     x->rlock_held = 0;

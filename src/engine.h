@@ -148,8 +148,9 @@ typedef struct spotify_exchange {
   char *answer; /* an answer from the cache, owned; x->body points here */
   char *stale;  /* an expired answer that may stand in for a failure, owned */
   size_t answer_len, stale_len;
-  int on_store; /* the pending cache action is for the response store */
-  int from_lru; /* answered by the process tier: the result is a copy of its decoded answer */
+  int on_store;  /* the pending cache action is for the response store */
+  int from_lru;  /* answered by the process tier: the result is a copy of its decoded answer */
+  int value_ref; /* > 0: registry ref to the answer decoded before it was kept, the caller's */
   /* coalescing: identical GETs in flight share one request */
   int group;                     /* drivers whose exchanges run side by side: 0 none */
   struct spotify_flight *flight; /* the shared request this one leads or follows */
@@ -190,6 +191,10 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x);
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
 /* The answer to a SPOTIFY_ACT_CACHE; the machine takes r's contents. */
 void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_cache_result *r);
+/* Push the answer decoded before it was kept (once; the ref goes), or
+ * return 0 pushing nothing: the driver then decodes x->body. */
+int spotify_exchange_take_value(lua_State *L, spotify_exchange *x);
+void spotify_exchange_drop_value(lua_State *L, spotify_exchange *x);
 /* The exchange will never be driven again (cancelled, collected, closed):
  * give up the renewal it may own, and the renewal lock where that is safe. */
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x);

@@ -66,10 +66,17 @@ static void link_newest(spotify_responses *r, spotify_rentry *e) {
   if (r->oldest == NULL) r->oldest = e;
 }
 
+/* What an entry costs the process tier: its text, key and bookkeeping
+ * (the decoded template a hit makes is Lua's to count). */
+static size_t entry_bytes(const char *key, size_t len) {
+  return sizeof(spotify_rentry) + strlen(key) + 1 + len + 1;
+}
+
 static void drop(lua_State *L, spotify_responses *r, spotify_rentry *e) {
   spotify_rentry **p = slot_of(r, e->key, e->hash);
   if (*p == e) *p = e->chain;
   unlink_recency(r, e);
+  r->bytes -= entry_bytes(e->key, e->len);
   luaL_unref(L, LUA_REGISTRYINDEX, e->tpl);
   free(e->key);
   free(e->text);
@@ -102,6 +109,8 @@ void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, 
   unsigned h = hash_of(key);
   spotify_rentry *old = *slot_of(r, key, h);
   if (old) drop(L, r, old);
+  size_t size = entry_bytes(key, len);
+  if (size > r->lru_bytes) return; /* larger than the whole tier */
   spotify_rentry *e = calloc(1, sizeof *e);
   char *k = strdup(key), *t = malloc(len + 1);
   if (e == NULL || k == NULL || t == NULL) { /* a cache that cannot keep it forgets it */
@@ -123,7 +132,9 @@ void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, 
   e->chain = *p;
   *p = e;
   link_newest(r, e);
-  if (++r->count > r->lru_max) drop(L, r, r->oldest);
+  r->count++;
+  r->bytes += size;
+  while (r->count > r->lru_max || r->bytes > r->lru_bytes) drop(L, r, r->oldest);
 }
 
 /* Decoding the text again costs as much as the rest of an uncached call;
@@ -291,9 +302,10 @@ static int take_ttl(lua_State *L, spotify_responses *r, int i) {
   return 0;
 }
 
-/* core.responses(store | nil, ttl, lru, stale_if_error) -> object */
+/* core.responses(store | nil, ttl, lru, stale_if_error, max_ttl, max_entry_bytes,
+ * lru_bytes) -> object; the values checked in Lua (responses.lua) */
 static int l_new(lua_State *L) {
-  lua_settop(L, 4);
+  lua_settop(L, 7);
   spotify_responses *r = lua_newuserdata(L, sizeof *r);
   memset(r, 0, sizeof *r);
   r->store.ref = LUA_NOREF;
@@ -302,6 +314,9 @@ static int l_new(lua_State *L) {
   double lru = luaL_optnumber(L, 3, 1000), stale = luaL_optnumber(L, 4, 0);
   r->lru_max = lru > 1e7 ? 10000000 : lru < 0 ? 0 : (int)lru;
   r->stale = stale > 0 ? stale : 0;
+  r->max_ttl = luaL_optnumber(L, 5, 86400);
+  r->max_entry_bytes = (size_t)luaL_optnumber(L, 6, 0);
+  r->lru_bytes = (size_t)luaL_optnumber(L, 7, 32 * 1024 * 1024);
   if (r->lru_max > 0) {
     size_t n = 16;
     while (n < (size_t)r->lru_max * 2) n *= 2;

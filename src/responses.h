@@ -23,9 +23,12 @@ typedef struct spotify_responses {
   spotify_cache store; /* vt NULL: no shared tier */
   spotify_ttl_rule *rules;
   int nrules;
-  double ttl_default; /* < 0: none, Cache-Control max-age decides */
-  double stale;       /* stale_if_error: seconds an expired answer may stand in */
+  double ttl_default;     /* < 0: none, Cache-Control max-age decides */
+  double stale;           /* stale_if_error: seconds an expired answer may stand in */
+  double max_ttl;         /* no answer is fresh longer */
+  size_t max_entry_bytes; /* a longer answer is not kept; 0: no bound */
   int lru_max, count;
+  size_t lru_bytes, bytes; /* the process tier's bound in bytes, and what it holds */
   spotify_rentry **buckets;
   size_t nbuckets;
   spotify_rentry *newest, *oldest;
