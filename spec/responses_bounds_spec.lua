@@ -192,6 +192,15 @@ describe("the response cache's bounds", function()
       assert.is_true(kept >= 10 and kept < 20, kept .. " answers kept")
       assert.equal(value, m:get(ANSWER .. 100))
       assert.is_nil(m:get(ANSWER .. 1))
+      -- a lock let go gives its room back at once: 1000 of them hold nothing
+      for i = 1, 1000 do
+        assert.is_true(m:lock(ANSWER .. "lock" .. i, 30))
+        m:unlock(ANSWER .. "lock" .. i)
+      end
+      for i = 101, 200 do m:set(ANSWER .. i, value, 3600) end
+      local after = 0
+      for i = 101, 200 do if m:get(ANSWER .. i) then after = after + 1 end end
+      assert.equal(kept, after)
       -- an answer larger than the whole cache is not kept, and the older one goes
       m:set(ANSWER .. 100, "short", 3600)
       assert.has_error(function() m:set(ANSWER .. 100, ("y"):rep(30000), 3600) end)

@@ -90,14 +90,19 @@ static mem_entry *mem_find(memory_cache *m, entry_kind kind, const char *key, do
   return NULL;
 }
 
+/* Take e out of its bucket's chain. */
+static void unchain(memory_cache *m, mem_entry *e) {
+  mem_entry **link = &m->buckets[entry_hash(e->kind, e->key) & (m->nbuckets - 1)];
+  while (*link != e) link = &(*link)->next;
+  *link = e->next;
+}
+
 /* Drop the least recently used answer other than keep; 0 when none is left. */
 static int evict_one(memory_cache *m, const mem_entry *keep) {
   mem_entry *e = m->oldest;
   if (e == keep) e = e->newer;
   if (e == NULL) return 0;
-  mem_entry **link = &m->buckets[entry_hash(e->kind, e->key) & (m->nbuckets - 1)];
-  while (*link != e) link = &(*link)->next;
-  *link = e->next;
+  unchain(m, e);
   free_entry(m, e);
   return 1;
 }
@@ -155,11 +160,14 @@ static int make_room(memory_cache *m, size_t more, const mem_entry *keep) {
   return 1;
 }
 
-/* An answer larger than the whole cache is not kept (and the one it
- * would replace goes: it is no longer the answer). */
+/* Remove the entry for (kind, key) at once: an unlocked lock, an answer
+ * that is no longer the answer. (An expired entry left to go when met
+ * would hold its bytes, which only answers give back.) */
 static void forget(memory_cache *m, entry_kind kind, const char *key, double now) {
   mem_entry *e = mem_find(m, kind, key, now);
-  if (e) e->expires = 0; /* goes when next met */
+  if (e == NULL) return;
+  unchain(m, e);
+  free_entry(m, e);
 }
 
 static void memory_run(lua_State *L, const spotify_cache *c, const spotify_cache_req *rq,
@@ -219,8 +227,7 @@ static void memory_run(lua_State *L, const spotify_cache *c, const spotify_cache
       spotify_cache_answer_as(out, SPOTIFY_ANSWER_TRUE, NULL, 0);
       return;
     case SPOTIFY_CACHE_UNLOCK:
-      e = mem_find(m, ENTRY_LOCK, rq->key, now);
-      if (e) e->expires = 0;
+      forget(m, ENTRY_LOCK, rq->key, now);
       spotify_cache_answer_as(out, SPOTIFY_ANSWER_NONE, NULL, 0);
       return;
     case SPOTIFY_CACHE_INCR:
