@@ -199,6 +199,7 @@ local STATS = {
   connections_opened = "connections opened",
   rate_limited_waits = "waits for the app's rate limit (a shared penalty or pacing)",
   rate_limited_wait_s = "seconds spent in those waits",
+  retry_wait_s = "seconds of backoff before retries (each one counted in `retries`)",
   response_hits = "answers from the response cache's process tier",
   response_shared_hits = "answers from the response cache's shared store",
   response_stale = "expired answers that stood in while Spotify failed (stale_if_error)",

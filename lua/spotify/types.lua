@@ -447,11 +447,11 @@ local spotify = {}
 ---@field attempt integer 1 for the first attempt
 ---@field elapsed number seconds
 ---@field bytes integer? bytes of the answer
----@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|"retry_wait"|nil set for an event instead of an exchange
+---@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|nil set for an event instead of an exchange (an exchange never has it)
 ---@field op string? "cache_error", "cache_warning": the cache operation concerned
 ---@field message string? "cache_error", "cache_warning", "insecure_token_url": what happened (never the token)
 ---@field reason string? "rate_limited_wait": "penalty" or "pacing"
----@field wait number? the wait's seconds ("rate_limited_wait", "retry_wait")
+---@field wait number? the wait's seconds ("rate_limited_wait")
 
 ---@class spotify.RateLimit
 ---@field requests integer at most this many requests start in any window
@@ -479,7 +479,7 @@ local spotify = {}
 ---@field max_retries integer? retries after network errors, 5xx and 429 (backoff 0.5 s doubling to 8 s, jitter 0.5-1.0, or the server's Retry-After if longer) (default: 3)
 ---@field max_retry_after number? a 429 asking to wait longer fails at once with rate_limited (default: 60)
 ---@field metrics any? inside nginx: ngx.shared.NAME the client adds its counters to, so prometheus of that dict covers every worker
----@field on_request fun(info: spotify.RequestInfo)? function(info) after every HTTP exchange, and for the events cache_error, cache_warning, insecure_token_url, rate_limited_wait and retry_wait (see client:stats)
+---@field on_request fun(info: spotify.RequestInfo)? function(info) after every HTTP exchange, and for the events cache_error, cache_warning, insecure_token_url and rate_limited_wait (an event has event set, an exchange never; a retry's backoff is counted in client:stats, retry_wait_s)
 ---@field proxy string? e.g. "http://127.0.0.1:3128"
 ---@field rate_limit spotify.RateLimit? {requests = N, window = seconds, fallback = n}: at most N requests start in any window, across every client sharing the cache; fallback (default requests) paces each process when the cache is down
 ---@field refresh_buffer number? seconds before expiry a token is renewed (default: 60)
@@ -506,18 +506,22 @@ local spotify = {}
 local caches = {}
 
 ---The default: one process; one instance may be shared by several clients.
+---Bounded in bytes: answers (as a response store) go first, never a token or a penalty.
+---@param opts? {max_bytes: integer?} max_bytes: the bound (default 64 MiB)
 ---@return spotify.Cache
-function caches.memory() end
+function caches.memory(opts) end
 
 ---A JSON file (0600, written atomically) shared by the processes of one machine.
 ---@param path string
 ---@return spotify.Cache
 function caches.file(path) end
 
----An nginx lua_shared_dict, shared by every worker.
+---An nginx lua_shared_dict, shared by every worker. Answers never evict
+---anything unless `answers_only` says the dict holds answers alone.
 ---@param dict table ngx.shared.NAME
+---@param opts? {answers_only: boolean?}
 ---@return spotify.Cache
-function caches.shdict(dict) end
+function caches.shdict(dict, opts) end
 
 ---Redis, shared by every process on every machine.
 ---@param connection any an open lua-redis or resty.redis connection, or nil with opts.connect
@@ -531,6 +535,9 @@ function caches.redis(connection, opts) end
 ---@field ttl number|table<string, number>|nil seconds per method name (`default` for the rest), or one number
 ---@field lru integer? decoded answers kept in this process
 ---@field stale_if_error number? seconds an expired answer may stand in when Spotify fails
+---@field max_ttl number? caps every ttl and max-age (default 86400)
+---@field max_entry_bytes integer? a longer answer is handed out, not kept (default: no bound but max_body)
+---@field lru_bytes integer? bytes of JSON text the process tier holds (default 32 MiB)
 
 ---A response cache object, for the `responses` option; may be shared by several clients.
 ---@class spotify.Responses
@@ -570,6 +577,7 @@ function spotify.prometheus(dict) end
 ---@field response_shared_hits integer answers from the response cache's shared store
 ---@field response_stale integer expired answers that stood in while Spotify failed (stale_if_error)
 ---@field retries integer attempts repeated after a network error, 5xx or 429
+---@field retry_wait_s number seconds of backoff before retries (each one counted in `retries`)
 ---@field token_fetches integer tokens fetched from the token endpoint
 
 ---A request started by `client:start`.
