@@ -112,6 +112,22 @@ describe("batch_window with started requests", function()
     c:close()
   end)
 
+  it("decides the fallback as a plural call does: a 404 for the batch and every item remembers nothing", function()
+    local c = client { batch_window = 0.05 }
+    f:faults { { path = "/v1/tracks", query_contains = "ids=", status = 404 } }
+    local results = run_all(c, { c:start("track", "UnknownWWWWWWWWWWWWWWW"),
+      c:start("track", "UnknownXXXXXXXXXXXXXXX") })
+    for _, r in ipairs(results) do assert.equal("not_found", r[2].kind) end
+    assert.matches("UnknownWWWWWWWWWWWWWWW", results[1][2].url)
+    local mark = #f:log()
+    local out = assert(c:tracks(ids(2)))
+    assert.equal(ids(2)[2], out[2].id)
+    local log = f:log_for("/v1/tracks", mark)
+    assert.equal(1, #log) -- still the batch endpoint: no Development Mode was concluded
+    assert.equal("/v1/tracks", log[1].path)
+    c:close()
+  end)
+
   it("leaves plain calls and batch = false alone", function()
     local c = client()
     assert(c:track(ids(1)[1])) -- a blocking call has nothing to wait with
@@ -229,6 +245,7 @@ return app
     local base = ("client_id = 'test-id', client_secret = 'test-secret', api_base = %q, token_url = %q")
       :format(f.api_base, f.token_url)
     local out = { "return {", ("  plain = { %s, batch_window = 0.3 },"):format(base) }
+    out[#out + 1] = ("  devmode = { %s, batch_window = 0.3 },"):format(base)
     for _, name in ipairs { "killed", "abort", "filled" } do
       out[#out + 1] = ("  %s = { %s, batch_window = %s, timeout = 5, connect_timeout = 2 },")
         :format(name, base, WINDOW)
@@ -284,6 +301,26 @@ return app
     assert.equal(list[5], cjson.decode(results[3].body).id)
     assert.is_true(#f:log_for "/v1/tracks" - before <= 2)
   end)
+  it("sends a refused window's lookups one by one, and remembers it (Development Mode)", function()
+    assert.equal(200, (server:get("/one?client=devmode&id=4iV5W9uYEdYUVa79Axb7Rh"))) -- the token
+    f:config { no_batch = true }
+    finally(function() f:config { no_batch = false } end)
+    local mark, list = #f:log(), ids(3, "D")
+    local paths = {}
+    for i = 1, 3 do paths[i] = "/one?client=devmode&id=" .. list[i] end
+    local results = server:parallel(paths, 3)
+    for i = 1, 3 do assert.equal(list[i], cjson.decode(results[i].body).id) end
+    assert.equal(3, #f:log_for("/v1/tracks/", mark))
+    local batches = #f:log_for("/v1/tracks", mark) - 3
+    assert.is_true(batches >= 1 and batches <= 3, batches .. " batch requests")
+    mark = #f:log()
+    local status, body = server:get("/plural?client=devmode&ids=" .. list[1] .. "," .. list[2])
+    assert.equal(200, status)
+    assert.same({ list[1], list[2] }, cjson.decode(body).ids)
+    assert.equal(2, #f:log_for("/v1/tracks", mark)) -- singly from the start
+    assert.equal(2, #f:log_for("/v1/tracks/", mark))
+  end)
+
   -- A window whose light thread is gone. Its lookups (`list` after the
   -- first, the gone thread's) are asked as other requests; each is answered
   -- from a batch GET, none alone, and the gone thread's ID went out in one
