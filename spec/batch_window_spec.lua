@@ -128,6 +128,18 @@ describe("batch_window with started requests", function()
     c:close()
   end)
 
+  it("asks each ID of a refused window once, however the single answers come in", function()
+    f:config { no_batch = true }
+    -- the three answers leave together: the driver brings them in at once
+    f:faults { { path = "/v1/tracks/", barrier = 3, times = -1 } }
+    local c = client { batch_window = 0.05 }
+    local list = ids(3)
+    local results = run_all(c, { c:start("track", list[1]), c:start("track", list[2]), c:start("track", list[3]) })
+    for i = 1, 3 do assert.equal(list[i], results[i][1].id) end
+    assert.equal(3, #f:log_for "/v1/tracks/")
+    c:close()
+  end)
+
   it("leaves plain calls and batch = false alone", function()
     local c = client()
     assert(c:track(ids(1)[1])) -- a blocking call has nothing to wait with

@@ -97,7 +97,7 @@ function tasks.gather(self, env, urls, name)
   if task then s.gathers[g] = true end
   repeat
     local others, left = core.gather(self, urls, env.concurrency, base, g.values, g.errs, name, not task)
-    for k = 1, #others do tasks.deliver(env, others[k]) end
+    tasks.deliver(env, others)
     if task and left > 0 then yield() end
   until left == 0
   if task then s.gathers[g] = nil end
@@ -144,17 +144,27 @@ local function gather_of(s, tag)
   end
 end
 
---- Hand one finished exchange {tag, value | err} to the request waiting
--- for it, and let that request go on (it submits more, or goes on once
--- all of its results are in).
-function tasks.deliver(env, r)
+--- Hand finished exchanges {tag, value | err} to the requests waiting
+-- for them, then let those requests go on (they submit more, or go on once
+-- all of their results are in). Every result is in place before any
+-- request goes on: a request takes stock of its gather from its tables,
+-- and an answer still on its way to them would be asked for again.
+function tasks.deliver(env, results)
   local s = env.tasks
   if not s then return end
-  local g = gather_of(s, r.tag)
-  if not g then return end
-  local i = r.tag - g.base
-  g.values[i], g.errs[i] = r.value, r.err
-  if not g.task.done then run(s, g.task) end
+  local woken, order = {}, {}
+  for k = 1, #results do
+    local r = results[k]
+    local g = gather_of(s, r.tag)
+    if g then
+      local i = r.tag - g.base
+      g.values[i], g.errs[i] = r.value, r.err
+      if not woken[g.task] then woken[g.task], order[#order + 1] = true, g.task end
+    end
+  end
+  for _, task in ipairs(order) do
+    if not task.done and status(task.co) == "suspended" then run(s, task) end
+  end
 end
 
 --- Advance every started request; wait at most `wait` seconds.
@@ -168,7 +178,7 @@ function tasks.poll(self, env, wait)
   local done, pending = core.run(self, wait)
   -- Only windows open: wait for the first to be due, as asked.
   if #done == 0 and pending == 0 and soonest and wait > 0 then core.sleep(wait) end
-  for i = 1, #done do tasks.deliver(env, done[i]) end
+  tasks.deliver(env, done)
   return s.count
 end
 
