@@ -196,7 +196,7 @@ function batch.send(self, env, ws, get_all)
   if #refusals > 0 then fall_back(self, env, refusals, get_all) end
 end
 
---- The one not_found of an ID the answer does not hold: it names the
+-- The one not_found of an ID the answer does not hold: it names the
 -- ID's single URL, as a single lookup's would.
 local function not_found(waiter)
   return errors.new("not_found", { status = 404, message = "non existing id", method = "GET",
