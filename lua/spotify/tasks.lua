@@ -22,13 +22,6 @@ local function state(env)
   return s
 end
 
---- A tag no other exchange of this client uses.
-function tasks.tag(env)
-  local t = (env.next_tag or 0) + 1
-  env.next_tag = t
-  return t
-end
-
 --- Is the running coroutine one of this client's started requests?
 function tasks.inside(env)
   local s = env.tasks
