@@ -190,12 +190,11 @@ describe("batch_window with started requests", function()
   end)
 end)
 
-describe("batch_window inside nginx", function()
-  local f, server
-  -- GET /one?id=, /plural?ids= on the client named by ?client= (default
-  -- "plain"); /killed, /abort and /filled end the light thread that opened or
-  -- filled a window in the three ways nginx can (see each).
-  local APP = [=[
+-- The app of the nginx specs: GET /one?id=[&m=album], /plural?ids= on the
+-- client named by ?client= (default "plain"); /killed, /abort and /filled
+-- end the light thread that opened or filled a window in the three ways
+-- nginx can (see each).
+local APP = [=[
 local spotify = require "spotify"
 local cjson = require "cjson"
 local options = require "spec_options"
@@ -211,7 +210,8 @@ local function list(text)
   return out
 end
 function app.one()
-  local t, err = client():track(ngx.var.arg_id)
+  local c = client()
+  local t, err = c[ngx.var.arg_m or "track"](c, ngx.var.arg_id)
   ngx.say(cjson.encode { id = t and t.id, err = err and err.kind })
 end
 function app.plural()
@@ -249,35 +249,44 @@ function app.filled()
 end
 return app
 ]=]
-  -- Clients of the spec's app. A window no light thread is left to send
-  -- would wait for 50 IDs, then give up after batch_window + 4 x (timeout +
-  -- connect_timeout) = 28.5 s (`stranded`) and send each lookup alone.
-  local WINDOW, STRANDED = 0.5, 0.5 + 4 * (5 + 2)
-  local function options_file()
-    local base = ("client_id = 'test-id', client_secret = 'test-secret', api_base = %q, token_url = %q")
-      :format(f.api_base, f.token_url)
-    local out = { "return {", ("  plain = { %s, batch_window = 0.3 },"):format(base) }
-    out[#out + 1] = ("  devmode = { %s, batch_window = 0.3 },"):format(base)
-    for _, name in ipairs { "killed", "abort", "filled" } do
-      out[#out + 1] = ("  %s = { %s, batch_window = %s, timeout = 5, connect_timeout = 2 },")
-        :format(name, base, WINDOW)
-    end
-    out[#out + 1] = "}"
-    return table.concat(out, "\n")
+-- Clients of the spec's app. A window no light thread is left to send
+-- would wait for 50 IDs, then give up after batch_window + 4 x (timeout +
+-- connect_timeout) = 28.5 s (`stranded`) and send each lookup alone.
+local WINDOW, STRANDED = 0.5, 0.5 + 4 * (5 + 2)
+local function options_file(f)
+  local base = ("client_id = 'test-id', client_secret = 'test-secret', api_base = %q, token_url = %q")
+    :format(f.api_base, f.token_url)
+  local out = { "return {", ("  plain = { %s, batch_window = 0.3 },"):format(base) }
+  out[#out + 1] = ("  devmode = { %s, batch_window = 0.3 },"):format(base)
+  for _, name in ipairs { "killed", "abort", "filled" } do
+    out[#out + 1] = ("  %s = { %s, batch_window = %s, timeout = 5, connect_timeout = 2 },")
+      :format(name, base, WINDOW)
   end
+  out[#out + 1] = "}"
+  return table.concat(out, "\n")
+end
+
+-- nginx with one worker serving the app in front of fake f; `http`: more
+-- directives.
+local function start_app(f, http)
+  return nginx.start {
+    workers = 1,
+    http = nginx.package_paths() .. "\n  lua_socket_log_errors off;\n  lua_check_client_abort on;"
+      .. "\n  init_by_lua_block { require 'spotify' }\n  " .. (http or ""),
+    server = "location = /one { content_by_lua_block { require('spec_app').one() } }\n"
+      .. "    location = /plural { content_by_lua_block { require('spec_app').plural() } }\n"
+      .. "    location = /killed { content_by_lua_block { require('spec_app').killed() } }\n"
+      .. "    location = /abort { content_by_lua_block { require('spec_app').abort() } }\n"
+      .. "    location = /filled { content_by_lua_block { require('spec_app').filled() } }",
+    files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = options_file(f) },
+  }
+end
+
+describe("batch_window inside nginx", function()
+  local f, server
   setup(function()
     f = fake.start()
-    server = nginx.start {
-      workers = 1,
-      http = nginx.package_paths() .. "\n  lua_socket_log_errors off;\n  lua_check_client_abort on;"
-        .. "\n  init_by_lua_block { require 'spotify' }",
-      server = "location = /one { content_by_lua_block { require('spec_app').one() } }\n"
-        .. "    location = /plural { content_by_lua_block { require('spec_app').plural() } }\n"
-        .. "    location = /killed { content_by_lua_block { require('spec_app').killed() } }\n"
-        .. "    location = /abort { content_by_lua_block { require('spec_app').abort() } }\n"
-        .. "    location = /filled { content_by_lua_block { require('spec_app').filled() } }",
-      files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = options_file() },
-    }
+    server = start_app(f)
   end)
   teardown(function()
     if server then server:stop() end
@@ -391,5 +400,37 @@ return app
     assert.equal(1, #log) -- the full window, sent once; no single lookup
     assert.equal("/v1/tracks", log[1].path)
     assert.is_true(elapsed < WINDOW + 3, ("answered after %.2f s (stranded: %.1f s)"):format(elapsed, STRANDED))
+  end)
+end)
+
+describe("batch_window inside nginx with no timer to spare", function()
+  local f, server
+  setup(function()
+    f = fake.start()
+    -- one pending timer in all: a window opened while another's timer is
+    -- pending gets none (ngx.timer.at refuses it)
+    server = start_app(f, "lua_max_pending_timers 1;")
+  end)
+  teardown(function()
+    if server then server:stop() end
+    if f then f:stop() end
+  end)
+
+  it("sends a window nginx gave no timer from one of its callers once it is due", function()
+    assert.equal(200, (server:get("/one?id=4iV5W9uYEdYUVa79Axb7Rh"))) -- the token
+    local mark, tracks, albums, paths = #f:log(), ids(3, "T"), ids(3, "L"), {}
+    for i = 1, 3 do
+      paths[#paths + 1] = "/one?id=" .. tracks[i]
+      paths[#paths + 1] = "/one?m=album&id=" .. albums[i]
+    end
+    local results = server:parallel(paths, #paths)
+    for i = 1, 3 do
+      assert.equal(tracks[i], cjson.decode(results[2 * i - 1].body).id)
+      assert.equal(albums[i], cjson.decode(results[2 * i].body).id)
+    end
+    assert.equal(0, #f:log_for("/v1/tracks/", mark)) -- none alone
+    assert.equal(0, #f:log_for("/v1/albums/", mark))
+    assert.equal(1, #f:log_for("/v1/tracks", mark))
+    assert.equal(1, #f:log_for("/v1/albums", mark))
   end)
 end)
