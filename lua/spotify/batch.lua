@@ -25,10 +25,9 @@ local function window(spec, deadline)
   return { spec = spec, ids = {}, pos = {}, waiters = {}, deadline = deadline }
 end
 
--- A caller of w for `id`; a window asks for each ID once, a plural call's
--- batch for each of its IDs as given.
-local function add(w, id, again)
-  local pos = not again and w.pos[id]
+-- A caller of w for `id`; a window asks for each ID once.
+local function add(w, id)
+  local pos = w.pos[id]
   if not pos then
     pos = #w.ids + 1
     w.ids[pos], w.pos[id] = id, pos
@@ -97,8 +96,25 @@ local function copy(v)
 end
 
 -- Every caller of w gets its ID's outcome: items[pos] (a value; null or
--- nil: not found; an error) or the error `err` (a fresh copy each).
+-- nil: not found; an error) or the error `err` (a fresh copy each). A
+-- plural call's batch (w.call) puts its items in place in the call's
+-- array and keeps the call's first error.
 local function settle(w, items, err)
+  local call = w.call
+  if call then
+    local out, first = call.out, w.first
+    if err then items = { err, failed = true } end
+    local failed = items.failed -- only then can an item be an error
+    for k = 1, err and 1 or #w.ids do
+      local item = items[k]
+      if item == nil then item = null end
+      if failed and item ~= null and errors.is(item) and first + k < call.at then
+        call.err, call.at = item, first + k
+      end
+      out[first + k] = item
+    end
+    return
+  end
   local given = {}
   for _, waiter in ipairs(w.waiters) do
     local item = err or items[waiter.pos]
@@ -129,7 +145,13 @@ local function one_by_one(self, env, spec, ids, get_all)
   local items = {}
   for i = 1, #urls do
     local err = errs[i]
-    items[i] = values[i] ~= nil and values[i] or err.kind ~= "not_found" and err or null
+    if values[i] ~= nil then
+      items[i] = values[i]
+    elseif err.kind == "not_found" then
+      items[i] = null
+    else
+      items[i], items.failed = err, true
+    end
   end
   return items
 end
@@ -160,7 +182,7 @@ local function fall_back(self, env, refusals, get_all)
     if served and not found and r.err.kind == "not_found" then
       settle(r.w, nil, r.err)
     else
-      settle(r.w, { unpack(items, first + 1, first + #r.w.ids) })
+      settle(r.w, { failed = items.failed, unpack(items, first + 1, first + #r.w.ids) })
       if served then env.no_batch = true end
     end
     first = first + #r.w.ids
@@ -225,26 +247,32 @@ function batch.list(waiters)
   return out
 end
 
+-- A plural call's array, or nil, its first error.
+local function result(call)
+  if call.err then return nil, call.err end
+  return call.out
+end
+
 --- A plural call without a window: its IDs in batches of spec.max, sent
--- at once. @return one settled waiter per ID
+-- at once. @return the items in the IDs' order (spotify.null where not
+-- found), or nil, the first error
 function batch.get(self, env, spec, ids, get_all)
-  local ws, waiters = {}, {}
+  local call, ws = { out = {}, at = math.huge }, {}
   for first = 1, #ids, spec.max do
-    local w = window(spec)
-    for i = first, math.min(first + spec.max - 1, #ids) do waiters[i] = add(w, ids[i], true) end
-    ws[#ws + 1] = w
+    local chunk = {}
+    for i = first, math.min(first + spec.max - 1, #ids) do chunk[#chunk + 1] = ids[i] end
+    ws[#ws + 1] = { spec = spec, ids = chunk, call = call, first = first - 1 }
   end
   batch.send(self, env, ws, get_all)
-  return waiters
+  return result(call)
 end
 
 --- The same from one GET per ID (batch = false; an app without batch
--- endpoints). @return one settled waiter per ID
+-- endpoints).
 function batch.singly(self, env, spec, ids, get_all)
-  local w, waiters = window(spec), {}
-  for i = 1, #ids do waiters[i] = add(w, ids[i], true) end
-  settle(w, one_by_one(self, env, spec, ids, get_all))
-  return waiters
+  local call = { out = {}, at = math.huge }
+  settle({ spec = spec, ids = ids, call = call, first = 0 }, one_by_one(self, env, spec, ids, get_all))
+  return result(call)
 end
 
 return batch

@@ -92,15 +92,19 @@ end
 local function spec_of(env, row, opts)
   local base, why = url_for(env, row, row.path, nil, opts)
   if not base then return nil, why end
-  local template = url_for(env, row, row.batch.single, "{id}", opts)
-  local at = template:find("{id}", #env.api_base + 1, true)
-  local before, after = template:sub(1, at - 1), template:sub(at + 4)
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  local before, after -- made on first use: most plural calls need no single URL
   return { key = base, base = base, name = public_name[row.name] or row.name, single_name = single_name[row.name],
     max = row.batch.max, field = row.batch.key,
-    url = function(ids) return url_for(env, row, row.path, nil, o, { ids = ids }) end,
-    single = function(id) return before .. id .. after end }
+    -- a plural call's batches are sent before it returns: `opts` as given
+    url = function(ids) return url_for(env, row, row.path, nil, opts, { ids = ids }) end,
+    single = function(id)
+      if not before then
+        local template = url_for(env, row, row.batch.single, "{id}", opts)
+        local at = template:find("{id}", #env.api_base + 1, true)
+        before, after = template:sub(1, at - 1), template:sub(at + 4)
+      end
+      return before .. id .. after
+    end }
 end
 
 -- One lookup in a window (batch_window), where its caller can be parked
@@ -177,9 +181,7 @@ local function plural_method(ctx, row)
     if #parsed == 0 then return {} end
     local spec, serr = spec_of(env, row, opts)
     if not spec then return nil, ctx.invalid(serr) end
-    if not env.batch or env.no_batch then
-      return batch.list(batch.singly(self, env, spec, parsed, ctx.get_all))
-    end
+    if not env.batch or env.no_batch then return batch.singly(self, env, spec, parsed, ctx.get_all) end
     local waiters = env.batch_window and row.name ~= "audio_features_batch"
       and ctx.batch_lookup(self, env, spec, parsed)
     for _, waiter in ipairs(waiters or {}) do
@@ -188,7 +190,8 @@ local function plural_method(ctx, row)
         break
       end
     end
-    return batch.list(waiters or batch.get(self, env, spec, parsed, ctx.get_all))
+    if waiters then return batch.list(waiters) end
+    return batch.get(self, env, spec, parsed, ctx.get_all)
   end
 end
 
