@@ -169,13 +169,9 @@ local function fall_back(self, env, refusals, get_all)
     for _, id in ipairs(r.w.ids) do ids[#ids + 1] = id end
   end
   local items = one_by_one(self, env, refusals[1].w.spec, ids, get_all)
-  local served, found = true, false
+  local served, found = not items.failed, false
   for i = 1, #items do
-    if errors.is(items[i]) then
-      served = false
-    elseif items[i] ~= null then
-      found = true
-    end
+    if items[i] ~= null then found = true end
   end
   local first = 0
   for _, r in ipairs(refusals) do
