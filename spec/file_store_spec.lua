@@ -55,7 +55,7 @@ describe("file cache as a response store", function()
     return spotify.client(fake.client_opts(f, o))
   end
 
-  it("keeps each answer in a file of its own named by a digest, and no lock file after use", function()
+  it("keeps each answer in a file of its own named by a digest, and one lock file for every key", function()
     local c = client()
     local ids = fake.ids(60, "N")
     for _, id in ipairs(ids) do assert(c:track(id)) end
@@ -64,10 +64,13 @@ describe("file cache as a response store", function()
     assert.same({ "tokens.json", "tokens.json.d", "tokens.json.lock" }, names_in(dir))
     assert.equal("700", mode_of(path .. ".d"))
     local names = names_in(path .. ".d")
-    assert.equal(61, #names, table.concat(names, " "))
+    assert.equal(62, #names, table.concat(names, " "))
+    assert.equal(1, count(names, "^locks$"))
     for _, name in ipairs(names) do
-      assert.matches("^%x+$", name)
-      assert.equal(64, #name)
+      if name ~= "locks" then
+        assert.matches("^%x+$", name)
+        assert.equal(64, #name)
+      end
       assert.equal("600", mode_of(path .. ".d/" .. name))
     end
     -- neither a name nor the file shows a URL or the query
@@ -83,23 +86,59 @@ describe("file cache as a response store", function()
     c2:close()
   end)
 
-  it("has a lock file only while the lock is held, named by the key's digest", function()
+  it("locks any number of keys without a file of their own, one holder each", function()
     local key = "response:https://api.spotify.com/v1/search?q=my%20secret%20song&type=track"
     local one, two = spotify.cache.file(path), spotify.cache.file(path)
-    assert.is_true(one:lock(key, 30))
-    assert.same({ digest(key) .. ".lock" }, names_in(path .. ".d"))
-    assert.is_false(two:lock(key, 30))
-    one:unlock(key)
-    assert.same({}, names_in(path .. ".d"))
-    assert.is_true(two:lock(key, 30))
-    assert.is_false(one:lock(key, 30))
-    two:unlock(key)
-    -- the token's renewal lock too: no name beside the file shows a key
+    for i = 1, 200 do assert.is_true(one:lock(key .. i, 30)) end
+    assert.same({ "locks" }, names_in(path .. ".d"))
+    assert.falsy(read(path .. ".d/locks"):find("secret", 1, true))
+    for i = 1, 200 do assert.is_false(two:lock(key .. i, 30)) end
+    for i = 1, 200 do one:unlock(key .. i) end
+    for i = 1, 200 do assert.is_true(two:lock(key .. i, 30)) end
+    assert.is_false(one:lock(key .. 1, 30))
+    for i = 1, 200 do two:unlock(key .. i) end
+    assert.same({ "locks" }, names_in(path .. ".d"))
+    -- the token's renewal lock too: nothing beside the file names a key
     local c = client()
     assert(c:access_token())
     c:close()
     assert.same({ "tokens.json", "tokens.json.d", "tokens.json.lock" }, names_in(dir))
-    assert.same({}, names_in(path .. ".d"))
+  end)
+
+  it("frees a lock whose holder died, and one whose holder outlived its ttl", function()
+    local lua, build = fleet.runtime()
+    sh([[%s -e 'package.cpath = "%s/?.so;" .. package.cpath
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      local c = require("spotify").cache.file("%s"); assert(c:lock("response:dead", 60)); os.exit(0)']],
+      lua, build, path)
+    local one, two = spotify.cache.file(path), spotify.cache.file(path)
+    assert.is_true(one:lock("response:dead", 60))
+    one:unlock "response:dead"
+    -- a holder that hangs (holds on past its ttl) loses the lock to one contender
+    local alive = io.popen(([[%s -e 'package.cpath = "%s/?.so;" .. package.cpath
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      local c = require("spotify").cache.file("%s"); assert(c:lock("response:hung", 0.5))
+      io.read()' > /dev/null]]):format(lua, build, path), "w")
+    finally(function() alive:close() end)
+    local held = false
+    for _ = 1, 200 do -- the child has taken it (a generous bound)
+      if not one:lock("response:hung", 60) then
+        held = true
+        break
+      end
+      one:unlock "response:hung"
+      core.sleep(0.05)
+    end
+    assert.is_true(held)
+    local taken
+    for _ = 1, 200 do -- its ttl ends
+      taken = one:lock("response:hung", 60)
+      if taken then break end
+      core.sleep(0.05)
+    end
+    assert.is_true(taken)
+    assert.is_false(two:lock("response:hung", 60))
+    one:unlock "response:hung"
   end)
 
   it("keeps the token through 1,000 answers and more", function()
@@ -156,18 +195,11 @@ describe("file cache as a response store", function()
     setup(function() require("spec.support.virtual_clock").install() end)
     teardown(function() testing.virtual_clock(false) end)
 
-    it("removes expired answers, free lock files and dead writers' temporary files when writing", function()
+    it("removes expired answers and dead writers' temporary files when writing", function()
       local old = spotify.cache.file(path)
       for i = 1, 5 do old:set("response:old" .. i, "v" .. i, 5) end
       old:set("response:kept", "k", 3600)
-      -- a holder that died: the kernel let go of its lock, its lock file stayed
-      local lua, build = fleet.runtime()
-      sh([[%s -e 'package.cpath = "%s/?.so;" .. package.cpath
-        package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-        local c = require("spotify").cache.file("%s"); assert(c:lock("response:dead", 60)); os.exit(0)']],
-        lua, build, path)
       local d = path .. ".d/"
-      assert.truthy(read(d .. digest "response:dead" .. ".lock"))
       local tmp = d .. digest "response:crashed" .. ".tmp.1.1"
       write(tmp, "half")
       sh("touch -d '1 hour ago' '%s'", tmp)
@@ -198,7 +230,8 @@ describe("file cache as a response store", function()
     assert(c:track(ID))
     c:close()
     local names = names_in(path .. ".d")
-    assert.equal(1, #names)
+    assert.equal(2, #names)
+    assert.equal("locks", names[2])
     local entry = path .. ".d/" .. names[1]
     local whole = read(entry)
     for _, damage in ipairs { "cut", "garbage", "empty", "loose" } do
@@ -278,7 +311,7 @@ describe("file cache as a response store", function()
     for _, id in ipairs(fake.ids(450, "P")) do assert(c:track(id)) end
     for _, id in ipairs(fake.ids(50, "S")) do assert(c:track(id)) end
     assert.equal(0, #f:log_for("/v1/", mark))
-    assert.equal(500, #names_in(path .. ".d"))
+    assert.equal(501, #names_in(path .. ".d")) -- and the lock file
     c:close()
   end)
 

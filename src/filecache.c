@@ -246,21 +246,99 @@ void spotify_file_unlock(int fd) {
   if (fd >= 0) close(fd);
 }
 
-void spotify_file_unlock_remove(int dir, const char *name, int fd) {
-  if (fd < 0) return;
-  /* Removed while still held: whoever opened it meanwhile finds, once it
-   * has the flock, that it is no longer there, and makes a new one. */
-  spotify_file_remove(dir, name, fd);
-  close(fd);
+int spotify_file_open_lock(int dir, const char *name, char *err) {
+  int fd = open_lock_file(dir, name, err);
+  if (fd == -1) fail_errno(err, "cannot open", name);
+  return fd;
 }
 
-int spotify_file_remove_free_lock(int dir, const char *name) {
-  char err[SPOTIFY_FILE_ERRLEN];
-  int fd = open_trusted(dir, name, O_RDWR, err);
-  if (fd < 0) return 0;
-  int removed = flock(fd, LOCK_EX | LOCK_NB) == 0 && spotify_file_remove(dir, name, fd);
-  close(fd);
-  return removed;
+/* ---- locks by key, in one file ---- */
+
+/* A key's lock is an open file description lock (F_OFD_SETLK: held by one
+ * cache object, not by the whole process, dropped by the kernel when its
+ * holder dies) on one byte past the end of the lock file, at an offset
+ * from the key's hash and a generation; no file per key is made or
+ * removed. A record in the file, in a slot from the hash, holds the
+ * generation and when the holder's ttl ends: a contender that finds the
+ * lock held past its expiry takes the next generation, as the holder of a
+ * Redis lock loses it after PX. */
+#define KEY_SLOTS 4096           /* records: KEY_SLOTS * 32 bytes at the file's start */
+#define KEY_GENERATIONS 16       /* lock bytes per key */
+#define KEY_BASE (1LL << 40)     /* where the lock bytes start */
+#define KEY_SPACE (1ULL << 36)   /* hashes told apart by their lock bytes */
+#define RECORD_MAGIC 0x53706f746c6f636bULL
+
+typedef struct key_record {
+  unsigned long long hash, generation;
+  double expires;
+  unsigned long long check; /* a torn or foreign record is no record */
+} key_record;
+
+static unsigned long long record_check(const key_record *r) {
+  unsigned long long e;
+  memcpy(&e, &r->expires, sizeof e);
+  return r->hash ^ (r->generation * 0x9E3779B97F4A7C15ULL) ^ e ^ RECORD_MAGIC;
+}
+
+static off_t record_at(unsigned long long hash) {
+  return (off_t)(hash % KEY_SLOTS) * (off_t)sizeof(key_record);
+}
+
+/* The record of hash, or 0 when its slot holds none (or another key's). */
+static int read_record(int fd, unsigned long long hash, key_record *r) {
+  return pread(fd, r, sizeof *r, record_at(hash)) == (ssize_t)sizeof *r && r->hash == hash &&
+         r->check == record_check(r) && r->generation < KEY_GENERATIONS;
+}
+
+static void write_record(int fd, unsigned long long hash, unsigned long long generation,
+                         double expires) {
+  key_record r = {hash, generation, expires, 0};
+  r.check = record_check(&r);
+  if (pwrite(fd, &r, sizeof r, record_at(hash)) != (ssize_t)sizeof r) {
+    /* Without its record the lock still works; it only cannot expire. */
+  }
+}
+
+/* Take (F_WRLCK) or let go of (F_UNLCK) the byte at: 1, 0 when another
+ * holds it, -1 on failure. */
+static int lock_byte(int fd, short type, long long at) {
+  struct flock l;
+  memset(&l, 0, sizeof l);
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  l.l_start = (off_t)at;
+  l.l_len = 1;
+  int r;
+  while ((r = fcntl(fd, F_OFD_SETLK, &l)) != 0 && errno == EINTR) {
+  }
+  if (r == 0) return 1;
+  return errno == EAGAIN || errno == EACCES ? 0 : -1;
+}
+
+static long long byte_of(unsigned long long hash, unsigned long long generation) {
+  return KEY_BASE + (long long)((hash % KEY_SPACE) * KEY_GENERATIONS + generation);
+}
+
+int spotify_file_key_lock(int fd, unsigned long long hash, double ttl, long long *held, char *err) {
+  key_record r;
+  int known = read_record(fd, hash, &r);
+  unsigned long long generation = known ? r.generation : 0;
+  double now = spotify_wall_time(), expires = ttl > 0 ? now + ttl : 1e300;
+  int took = lock_byte(fd, F_WRLCK, byte_of(hash, generation));
+  if (took == 0 && known && r.expires < now && generation + 1 < KEY_GENERATIONS)
+    took = lock_byte(fd, F_WRLCK, byte_of(hash, ++generation)); /* the holder's ttl is over */
+  if (took < 0) {
+    snprintf(err, SPOTIFY_FILE_ERRLEN, "cannot lock: %s", strerror(errno));
+    return -1;
+  }
+  if (took == 0) return 0;
+  write_record(fd, hash, generation, expires);
+  *held = byte_of(hash, generation);
+  return 1;
+}
+
+void spotify_file_key_unlock(int fd, long long held) {
+  lock_byte(fd, F_UNLCK, held);
 }
 
 /* core.file_read(path) -> contents | nil, message */

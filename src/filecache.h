@@ -40,9 +40,15 @@ int spotify_file_remove(int dir, const char *name, int fd);
 int spotify_file_lock(int dir, const char *name, int wait, double ttl, int *fd, char *err);
 /* Let go of a lock; the lock file stays (for a lock of a fixed name). */
 void spotify_file_unlock(int fd);
-/* Let go of a lock and remove its lock file. */
-void spotify_file_unlock_remove(int dir, const char *name, int fd);
-/* Remove a lock file that no one holds (its holder died): 1 when removed. */
-int spotify_file_remove_free_lock(int dir, const char *name);
+/* The lock file at name, made when missing, open for reading and writing:
+ * an fd, -1 or SPOTIFY_FILE_UNTRUSTED with a message. */
+int spotify_file_open_lock(int dir, const char *name, char *err);
+/* Locks by key in one lock file (fd: spotify_file_open_lock's; each open
+ * of it is a holder of its own). 1 and *held (to let go of) when the lock
+ * of hash was taken, 0 when another holds it, -1 on failure. With ttl > 0
+ * a holder that hangs loses it after ttl seconds; the kernel drops it if
+ * the holder dies. */
+int spotify_file_key_lock(int fd, unsigned long long hash, double ttl, long long *held, char *err);
+void spotify_file_key_unlock(int fd, long long held);
 
 #endif

@@ -38,7 +38,9 @@
 #define TMP_AGE 600
 /* A digest's hex digits, and the longest name made of one. */
 #define HEX_DIGITS (SPOTIFY_DIGEST_HEX - 1)
-#define NAME_LEN (SPOTIFY_DIGEST_HEX + sizeof ".lock")
+#define NAME_LEN (SPOTIFY_DIGEST_HEX + sizeof ".tmp")
+/* The lock file in the directory: every key's lock, none of them a file. */
+#define LOCKS_NAME "locks"
 
 /* Entries the file never drops to fit its bound: what the machine keeps
  * there (client.c names them), small and few. */
@@ -46,15 +48,16 @@ static const char *const kept_prefixes[] = {"token:", "penalty:", "pace:", "lock
 
 typedef struct held_lock {
   char *key;
-  int fd;
-  int dir; /* the directory the lock file is in */
-  char name[NAME_LEN];
+  int fd;       /* the lock file (a dup: the cache's may be opened again meanwhile) */
+  long long at; /* the byte held */
 } held_lock;
 
 typedef struct file_cache {
   char *path; /* the file */
   char *dir;  /* the directory beside it */
   int dirfd;  /* ... open, once it was made (-1 before) */
+  int locks;  /* the lock file in it, open (-1 before) */
+  pid_t pid;  /* the process the fds and locks are of */
   held_lock *held;
   size_t nheld;
   double next_prune;                  /* wall time of the next sweep */
@@ -103,6 +106,38 @@ static int open_dir(file_cache *f, int create, char *err) {
   int dir = f->dirfd;
   if (dir < 0) f->dirfd = -1;
   return dir;
+}
+
+/* The lock file, made when missing: an fd that stays the cache's, or -1
+ * (said in err) or SPOTIFY_FILE_UNTRUSTED (noted). Each cache object opens
+ * it for itself, so two objects, even in one process, are two holders. */
+static int open_locks(file_cache *f, char *err) {
+  struct stat st;
+  if (f->locks >= 0 && fstat(f->locks, &st) == 0 && st.st_nlink > 0) return f->locks;
+  if (f->locks >= 0) close(f->locks);
+  f->locks = -1;
+  int dir = open_dir(f, 1, err);
+  if (dir < 0) return dir;
+  int fd = spotify_file_open_lock(dir, LOCKS_NAME, err);
+  if (fd == SPOTIFY_FILE_UNTRUSTED) met_untrusted(f, err);
+  if (fd >= 0) f->locks = fd;
+  return fd;
+}
+
+/* A process forked from the one that made the cache shares its open files
+ * (and so its locks): it opens its own and forgets the locks it did not
+ * take, leaving them to their holder. */
+static void own_process(file_cache *f) {
+  pid_t pid = getpid();
+  if (f->pid == pid) return;
+  f->pid = pid;
+  for (size_t i = 0; i < f->nheld; i++) {
+    close(f->held[i].fd);
+    free(f->held[i].key);
+  }
+  f->nheld = 0;
+  if (f->locks >= 0) close(f->locks);
+  f->locks = -1;
 }
 
 /* ---- the file: one JSON object ---- */
@@ -404,9 +439,8 @@ static size_t hex_run(const char *s) {
   return n;
 }
 
-/* Sweep the directory: expired answers, lock files no one holds (their
- * holder died), temporary files of writers that died. Files not named
- * as the cache names them are left alone. */
+/* Sweep the directory: expired answers, and temporary files of writers
+ * that died. Files not named as the cache names them are left alone. */
 static void prune(file_cache *f, int dir, double now) {
   if (now < f->next_prune) return;
   f->next_prune = now + PRUNE_EVERY;
@@ -426,8 +460,6 @@ static void prune(file_cache *f, int dir, double now) {
     if (hex_run(name) != HEX_DIGITS) continue;
     if (*rest == '\0')
       sweep_entry(dir, name, now);
-    else if (strcmp(rest, ".lock") == 0)
-      spotify_file_remove_free_lock(dir, name);
     else if (strncmp(rest, ".tmp.", 5) == 0 && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
              S_ISREG(st.st_mode) && st.st_mtime < old)
       unlinkat(dir, name, 0);
@@ -459,7 +491,18 @@ static void entry_set(file_cache *f, const spotify_cache_req *rq, spotify_cache_
     prune(f, dir, now);
 }
 
-/* ---- locks: a lock file each in the directory ---- */
+/* ---- locks: bytes of one lock file in the directory ---- */
+
+/* What tells keys apart in the lock file: 64 bits of the key's SHA-256. */
+static unsigned long long key_hash(const char *key) {
+  char hex[SPOTIFY_DIGEST_HEX];
+  spotify_sha256 d;
+  spotify_sha256_init(&d);
+  spotify_sha256_update(&d, key, strlen(key));
+  spotify_sha256_hex(&d, hex);
+  hex[16] = '\0';
+  return strtoull(hex, NULL, 16);
+}
 
 static held_lock *find_held(file_cache *f, const char *key) {
   for (size_t i = 0; i < f->nheld; i++)
@@ -482,14 +525,12 @@ static void file_lock(file_cache *f, const char *key, double ttl, spotify_cache_
     return;
   }
   held_lock *h = &f->held[f->nheld];
-  int r = open_dir(f, 1, err);
+  int r = open_locks(f, err);
   if (r >= 0) {
-    h->dir = dup(r); /* its own: the cache's fd may be opened again while this is held */
-    name_of(key, ".lock", h->name);
-    r = h->dir < 0 ? -1 : spotify_file_lock(h->dir, h->name, 0, ttl, &h->fd, err);
-    if (h->dir < 0) snprintf(err, sizeof err, "file cache: cannot lock: %s", strerror(errno));
-    if (r == SPOTIFY_FILE_UNTRUSTED) met_untrusted(f, err);
-    if (r != 1 && h->dir >= 0) close(h->dir);
+    h->fd = dup(r);
+    r = h->fd < 0 ? -1 : spotify_file_key_lock(h->fd, key_hash(key), ttl, &h->at, err);
+    if (h->fd < 0) snprintf(err, sizeof err, "file cache: cannot lock: %s", strerror(errno));
+    if (r != 1 && h->fd >= 0) close(h->fd);
   }
   if (r != 1) {
     free(k);
@@ -507,8 +548,8 @@ static void file_lock(file_cache *f, const char *key, double ttl, spotify_cache_
 }
 
 static void release(held_lock *h) {
-  spotify_file_unlock_remove(h->dir, h->name, h->fd);
-  close(h->dir);
+  spotify_file_key_unlock(h->fd, h->at);
+  close(h->fd);
   free(h->key);
 }
 
@@ -523,6 +564,7 @@ static void file_run(lua_State *L, const spotify_cache *c, const spotify_cache_r
                      spotify_cache_result *out) {
   file_cache *f = c->self;
   int entry = has_prefix(rq->key, ENTRY_PREFIX);
+  own_process(f);
   switch (rq->op) {
     case SPOTIFY_CACHE_GET:
       if (entry)
@@ -564,13 +606,15 @@ const spotify_cache_vtable spotify_file_vt = {"file", file_run_and_tell};
 
 int spotify_file_cache_gc(lua_State *L) {
   file_cache *f = luaL_checkudata(L, 1, SPOTIFY_FILE_MT);
+  own_process(f);
   for (size_t i = 0; i < f->nheld; i++) release(&f->held[i]);
   free(f->held);
   free(f->path);
   free(f->dir);
   if (f->dirfd >= 0) close(f->dirfd);
+  if (f->locks >= 0) close(f->locks);
   memset(f, 0, sizeof *f);
-  f->dirfd = -1;
+  f->dirfd = f->locks = -1;
   return 0;
 }
 
@@ -580,7 +624,8 @@ int spotify_file_cache_new(lua_State *L) {
   const char *path = luaL_checklstring(L, 1, &len);
   file_cache *f = lua_newuserdata(L, sizeof *f);
   memset(f, 0, sizeof *f);
-  f->dirfd = -1;
+  f->dirfd = f->locks = -1;
+  f->pid = getpid();
   luaL_getmetatable(L, SPOTIFY_FILE_MT);
   lua_setmetatable(L, -2);
   f->path = strdup(path);
