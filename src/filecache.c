@@ -262,10 +262,10 @@ int spotify_file_open_lock(int dir, const char *name, char *err) {
  * generation and when the holder's ttl ends: a contender that finds the
  * lock held past its expiry takes the next generation, as the holder of a
  * Redis lock loses it after PX. */
-#define KEY_SLOTS 4096           /* records: KEY_SLOTS * 32 bytes at the file's start */
-#define KEY_GENERATIONS 16       /* lock bytes per key */
-#define KEY_BASE (1LL << 40)     /* where the lock bytes start */
-#define KEY_SPACE (1ULL << 36)   /* hashes told apart by their lock bytes */
+#define KEY_SLOTS 4096         /* records: KEY_SLOTS * 32 bytes at the file's start */
+#define KEY_GENERATIONS 16     /* lock bytes per key */
+#define KEY_BASE (1LL << 40)   /* where the lock bytes start */
+#define KEY_SPACE (1ULL << 36) /* hashes told apart by their lock bytes */
 #define RECORD_MAGIC 0x53706f746c6f636bULL
 
 typedef struct key_record {

@@ -4,9 +4,9 @@
  * response cache's keys) are many and large: each gets a file of its own
  * in a directory beside it (path .. ".d", mode 0700), so storing one is a
  * write of its own size, however many are kept, and never puts the token
- * at risk. Every lock is a file there too, removed after use. Names in the
- * directory are SHA-256 digests of the keys: none shows a URL or a query.
- * The file primitives: filecache.c. */
+ * at risk. Names there are SHA-256 digests of the keys: none shows a URL
+ * or a query. Every key's lock is a byte of one lock file there ("locks"),
+ * so locking makes and removes no file. The file primitives: filecache.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,23 +28,22 @@
 /* The directory beside the file. */
 #define DIR_SUFFIX ".d"
 /* The file is kept within this many bytes (entries are dropped to fit,
- * see fit_bound), so it can always be read back (SPOTIFY_FILE_MAX). */
+ * see encode_within_bound), so it can always be read back. */
 #define FILE_BOUND (1024 * 1024)
-/* Expired answers and free lock files are swept from the directory on a
- * cache object's first write and then at most this often (seconds). */
+/* Expired answers are swept from the directory on a cache object's first
+ * write of one and then at most this often (seconds). */
 #define PRUNE_EVERY 60.0
 /* A temporary file older than this (seconds) was left by a writer that
  * died before its rename. */
 #define TMP_AGE 600
-/* A digest's hex digits, and the longest name made of one. */
+/* An answer's file name: its key's digest in hex. */
 #define HEX_DIGITS (SPOTIFY_DIGEST_HEX - 1)
-#define NAME_LEN (SPOTIFY_DIGEST_HEX + sizeof ".tmp")
 /* The lock file in the directory: every key's lock, none of them a file. */
 #define LOCKS_NAME "locks"
 
 /* Entries the file never drops to fit its bound: what the machine keeps
  * there (client.c names them), small and few. */
-static const char *const kept_prefixes[] = {"token:", "penalty:", "pace:", "lock:", NULL};
+static const char *const kept_prefixes[] = {"token:", "penalty:", "pace:", NULL};
 
 typedef struct held_lock {
   char *key;
@@ -84,13 +83,12 @@ static int has_prefix(const char *s, const char *prefix) {
   return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* The file of key in the directory: its digest, then suffix. */
-static void name_of(const char *key, const char *suffix, char name[NAME_LEN]) {
+/* The SHA-256 of key in hex: the name of its file in the directory. */
+static void name_of(const char *key, char name[SPOTIFY_DIGEST_HEX]) {
   spotify_sha256 d;
   spotify_sha256_init(&d);
   spotify_sha256_update(&d, key, strlen(key));
   spotify_sha256_hex(&d, name);
-  strcat(name, suffix);
 }
 
 /* The directory, made when missing and create is set: an fd that stays
@@ -400,11 +398,11 @@ static size_t parse_head(const char *buf, size_t n, size_t size, double *expires
 }
 
 static void entry_get(file_cache *f, const char *key, spotify_cache_result *out) {
-  char err[SPOTIFY_FILE_ERRLEN], name[NAME_LEN];
+  char err[SPOTIFY_FILE_ERRLEN], name[SPOTIFY_DIGEST_HEX];
   spotify_cache_answer_as(out, SPOTIFY_ANSWER_NONE, NULL, 0);
   int dir = open_dir(f, 0, err);
   if (dir < 0) return; /* no directory yet: nothing stored */
-  name_of(key, "", name);
+  name_of(key, name);
   char *buf;
   size_t len;
   int r = spotify_file_read(dir, name, &buf, &len, err);
@@ -468,7 +466,7 @@ static void prune(file_cache *f, int dir, double now) {
 }
 
 static void entry_set(file_cache *f, const spotify_cache_req *rq, spotify_cache_result *out) {
-  char err[SPOTIFY_FILE_ERRLEN], name[NAME_LEN], head[HEAD_MAX];
+  char err[SPOTIFY_FILE_ERRLEN], name[SPOTIFY_DIGEST_HEX], head[HEAD_MAX];
   spotify_cache_answer_as(out, SPOTIFY_ANSWER_NONE, NULL, 0);
   if (rq->len > SPOTIFY_FILE_MAX - HEAD_MAX) return; /* could not be read back: not kept */
   int dir = open_dir(f, 1, err);
@@ -479,7 +477,7 @@ static void entry_set(file_cache *f, const spotify_cache_req *rq, spotify_cache_
   }
   double now = spotify_wall_time(), expires = spotify_cache_expiry(now, rq->ttl);
   int n = snprintf(head, sizeof head, "%.17g %zu\n", isinf(expires) ? 1e300 : expires, rq->len);
-  name_of(rq->key, "", name);
+  name_of(rq->key, name);
   /* No fsync: an answer is worth a request, and one cut short by a crash
    * is corrupt (its head says how long it is), a miss. */
   int r = spotify_file_write(dir, name, head, (size_t)n, rq->value, rq->len, 0, err);
@@ -496,10 +494,7 @@ static void entry_set(file_cache *f, const spotify_cache_req *rq, spotify_cache_
 /* What tells keys apart in the lock file: 64 bits of the key's SHA-256. */
 static unsigned long long key_hash(const char *key) {
   char hex[SPOTIFY_DIGEST_HEX];
-  spotify_sha256 d;
-  spotify_sha256_init(&d);
-  spotify_sha256_update(&d, key, strlen(key));
-  spotify_sha256_hex(&d, hex);
+  name_of(key, hex);
   hex[16] = '\0';
   return strtoull(hex, NULL, 16);
 }
