@@ -191,6 +191,40 @@ describe("file cache as a response store", function()
     c2:close()
   end)
 
+  it("lets one process at a time hold a key's lock, among several contending", function()
+    local lua, build = fleet.runtime()
+    local script = dir .. "/contender.lua"
+    -- each round: take the lock (polling), find no mark, mark the shared
+    -- file as held by this process, find the mark still its own a moment
+    -- later, unmark it, let go
+    write(script, ([[
+      package.cpath = "%s/?.so;" .. package.cpath
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      local spotify = require "spotify"
+      local core = require "spotify.core"
+      local cache, mark, overlaps, me = spotify.cache.file("%s"), "%s/held", 0, tostring({})
+      for _ = 1, 100 do
+        while not cache:lock("response:contended:lock", 30) do core.sleep(0.001) end
+        local f = io.open(mark, "r")
+        if f then overlaps = overlaps + 1; f:close() end
+        f = assert(io.open(mark, "w")); f:write(me); f:close()
+        core.sleep(0.001)
+        f = io.open(mark, "r")
+        if not f or f:read "*a" ~= me then overlaps = overlaps + 1 end
+        if f then f:close() end
+        os.remove(mark)
+        cache:unlock("response:contended:lock")
+      end
+      print(overlaps)
+    ]]):format(build, path, dir))
+    local cmd = {}
+    for i = 1, 4 do cmd[#cmd + 1] = ("%s %s > %s/contender%d 2>&1 &"):format(lua, script, dir, i) end
+    local proc = assert(io.popen(table.concat(cmd, " ") .. " wait"))
+    proc:read "*a"
+    proc:close()
+    for i = 1, 4 do assert.equal("0", read(("%s/contender%d"):format(dir, i)):match "^%s*(.-)%s*$") end
+  end)
+
   describe("sweeping", function()
     setup(function() require("spec.support.virtual_clock").install() end)
     teardown(function() testing.virtual_clock(false) end)
@@ -305,6 +339,10 @@ describe("file cache as a response store", function()
       end
     end
     assert.equal(1, #f:log_for "/api/token")
+    -- the IDs they share were asked once each: one process held the store's
+    -- lock, the others took its answer from the store
+    assert.equal(50, #f:log_for "/v1/tracks/S")
+    assert.equal(450, #f:log_for "/v1/tracks/P")
     -- every answer is in the store: a later client asks for none of them
     local mark = #f:log()
     local c = client()

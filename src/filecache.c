@@ -299,17 +299,17 @@ static void write_record(int fd, unsigned long long hash, unsigned long long gen
   }
 }
 
-/* Take (F_WRLCK) or let go of (F_UNLCK) the byte at: 1, 0 when another
- * holds it, -1 on failure. */
-static int lock_byte(int fd, short type, long long at) {
+/* Take (F_WRLCK) or let go of (F_UNLCK) len bytes at, waiting for them
+ * with wait: 1, 0 when another holds them, -1 on failure. */
+static int lock_range(int fd, short type, long long at, long long len, int wait) {
   struct flock l;
   memset(&l, 0, sizeof l);
   l.l_type = type;
   l.l_whence = SEEK_SET;
   l.l_start = (off_t)at;
-  l.l_len = 1;
+  l.l_len = (off_t)len;
   int r;
-  while ((r = fcntl(fd, F_OFD_SETLK, &l)) != 0 && errno == EINTR) {
+  while ((r = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l)) != 0 && errno == EINTR) {
   }
   if (r == 0) return 1;
   return errno == EAGAIN || errno == EACCES ? 0 : -1;
@@ -319,26 +319,42 @@ static long long byte_of(unsigned long long hash, unsigned long long generation)
   return KEY_BASE + (long long)((hash % KEY_SPACE) * KEY_GENERATIONS + generation);
 }
 
-int spotify_file_key_lock(int fd, unsigned long long hash, double ttl, long long *held, char *err) {
+/* Under the record's own lock (held for a few calls), so a contender
+ * always reads the record of the holder it finds: never the expiry of an
+ * earlier holder, which would let it take a lock that is not over. */
+static int take_key(int fd, unsigned long long hash, double ttl, long long *held) {
   key_record r;
   int known = read_record(fd, hash, &r);
   unsigned long long generation = known ? r.generation : 0;
-  double now = spotify_wall_time(), expires = ttl > 0 ? now + ttl : 1e300;
-  int took = lock_byte(fd, F_WRLCK, byte_of(hash, generation));
-  if (took == 0 && known && r.expires < now && generation + 1 < KEY_GENERATIONS)
-    took = lock_byte(fd, F_WRLCK, byte_of(hash, ++generation)); /* the holder's ttl is over */
-  if (took < 0) {
-    snprintf(err, SPOTIFY_FILE_ERRLEN, "cannot lock: %s", strerror(errno));
-    return -1;
+  double now = spotify_wall_time();
+  int took = lock_range(fd, F_WRLCK, byte_of(hash, generation), 1, 0);
+  if (took == 0 && known && r.expires < now) { /* the holder's ttl is over: the next generation */
+    generation = (generation + 1) % KEY_GENERATIONS;
+    took = lock_range(fd, F_WRLCK, byte_of(hash, generation), 1, 0);
   }
-  if (took == 0) return 0;
-  write_record(fd, hash, generation, expires);
+  if (took != 1) return took;
+  write_record(fd, hash, generation, ttl > 0 ? now + ttl : 1e300);
   *held = byte_of(hash, generation);
   return 1;
 }
 
+int spotify_file_key_lock(int fd, unsigned long long hash, double ttl, long long *held, char *err) {
+  int took = lock_range(fd, F_WRLCK, record_at(hash), sizeof(key_record), 1);
+  if (took == 1) {
+    took = take_key(fd, hash, ttl, held);
+    int saved = errno;
+    lock_range(fd, F_UNLCK, record_at(hash), sizeof(key_record), 0);
+    errno = saved;
+  }
+  if (took < 0) {
+    snprintf(err, SPOTIFY_FILE_ERRLEN, "cannot lock: %s", strerror(errno));
+    return -1;
+  }
+  return took;
+}
+
 void spotify_file_key_unlock(int fd, long long held) {
-  lock_byte(fd, F_UNLCK, held);
+  lock_range(fd, F_UNLCK, held, 1, 0);
 }
 
 /* core.file_read(path) -> contents | nil, message */
