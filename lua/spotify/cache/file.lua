@@ -2,9 +2,9 @@
 -- native (C, src/filestore.c). Writes are atomic (temporary file + rename)
 -- and mode 0600; a file that is missing, unreadable or corrupt is a miss,
 -- never an error. Renewal is single-flight across processes through an
--- flock on a lock file. Used as a response store, each answer is a file
--- of its own in a 0700 directory beside the file (path .. ".d"), named by
--- a digest of its key, and lock files live there only while held.
+-- lock in a lock file. Used as a response store, each answer is a file of
+-- its own in a 0700 directory beside the file (path .. ".d"), named by a
+-- digest of its key; every key's lock is a byte of one lock file there.
 local core = require "spotify.core"
 
 return {
