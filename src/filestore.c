@@ -23,8 +23,8 @@
 #include "filecache.h"
 #include "spotify.h"
 
-/* The response cache's store keys (responses.c): their own files. */
-#define ENTRY_PREFIX "response:"
+/* The response cache's store keys (SPOTIFY_ANSWER_PREFIX) get files of
+ * their own. */
 /* The directory beside the file. */
 #define DIR_SUFFIX ".d"
 /* The file is kept within this many bytes (entries are dropped to fit,
@@ -172,8 +172,9 @@ static int entry_field(lua_State *L, const char *name, int type) {
 static void drop_stale(lua_State *L, int t, double now) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
-    int keep = lua_type(L, -2) == LUA_TSTRING && !has_prefix(lua_tostring(L, -2), ENTRY_PREFIX) &&
-               lua_istable(L, -1) && entry_field(L, "expires", LUA_TNUMBER);
+    int keep = lua_type(L, -2) == LUA_TSTRING &&
+               !has_prefix(lua_tostring(L, -2), SPOTIFY_ANSWER_PREFIX) && lua_istable(L, -1) &&
+               entry_field(L, "expires", LUA_TNUMBER);
     if (keep) {
       keep = lua_tonumber(L, -1) > now;
       lua_pop(L, 1);
@@ -558,7 +559,7 @@ static void file_unlock(file_cache *f, const char *key) {
 static void file_run(lua_State *L, const spotify_cache *c, const spotify_cache_req *rq,
                      spotify_cache_result *out) {
   file_cache *f = c->self;
-  int entry = has_prefix(rq->key, ENTRY_PREFIX);
+  int entry = has_prefix(rq->key, SPOTIFY_ANSWER_PREFIX);
   own_process(f);
   switch (rq->op) {
     case SPOTIFY_CACHE_GET:
