@@ -10,7 +10,7 @@ BUSTED    := /usr/bin/busted
 DEBS      := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev \
              luajit2 libluajit2-5.1-dev \
              lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
-             nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis \
+             nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis lua-nginx-redis \
              openssl curl python3 cmake make gcc pkg-config valgrind clang-format \
              lua-ldoc lua-markdown love xvfb xauth
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
+.PHONY: all deps build gateway test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -141,6 +141,16 @@ demo-run:
 	@mkdir -p $(BUILD) && $(MAKE) --no-print-directory build LUAS=$(LUA) > $(BUILD)/demo-build.log 2>&1 \
 	  || { cat $(BUILD)/demo-build.log; exit 1; }
 	@LUA=$(LUA) sh examples/demo.sh
+
+# The gateway (examples/gateway) in the foreground on 127.0.0.1:$(GATEWAY_PORT):
+# against the bundled fake unless SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET
+# are set; prints what to point a client at. Ctrl-C stops it.
+GATEWAY_PORT ?= 8080
+gateway:
+	@.ci/install-deps nginx libnginx-mod-http-lua lua-resty-core lua-cjson python3 $(DEBS_luajit)
+	@mkdir -p $(BUILD) && $(MAKE) --no-print-directory build LUAS=luajit > $(BUILD)/gateway-build.log 2>&1 \
+	  || { cat $(BUILD)/gateway-build.log; exit 1; }
+	@PORT=$(GATEWAY_PORT) sh examples/gateway/run.sh
 
 # The fake Spotify in the foreground, with the settings to export in another
 # shell; Ctrl-C stops it. FAKE_PORT=8000 keeps the port across restarts.

@@ -74,6 +74,7 @@ local function request_text(t, method, u, auth, body, proxy, language)
   if t.user_agent then lines[#lines + 1] = "User-Agent: " .. t.user_agent end
   if auth then lines[#lines + 1] = "Authorization: " .. auth end
   if language then lines[#lines + 1] = "Accept-Language: " .. language end -- API requests only
+  if t.api_key then lines[#lines + 1] = "X-Api-Key: " .. t.api_key end -- a gateway's client
   if method == "POST" then
     body = body or ""
     lines[#lines + 1] = "Content-Type: application/x-www-form-urlencoded"
@@ -438,7 +439,7 @@ local function attempt(t, sock, reused, deadline, method, request)
     sock:close()
   end
   return { status = head.status, body = decoded, retry_after = head.headers["retry-after"],
-    cache_control = head.headers["cache-control"] }
+    cache_control = head.headers["cache-control"], etag = head.headers.etag }
 end
 
 -- A proxy option as a URL table, or nil, detail when it cannot be used.
@@ -454,7 +455,8 @@ end
 
 --- One HTTP exchange, reported to the machine: x:response for an answer,
 -- x:failure when there was none. Returns the machine's next action.
-local function send(x, t, method, url, auth, body, language)
+-- `seen`, when given, gets the headers of the answer a gateway passes on.
+local function send(x, t, method, url, auth, body, language, seen)
   local started = now()
   local u = split_url(url)
   if not u then return x:failure("unusable", "not an http(s) URL: " .. url, 0, 0) end
@@ -472,6 +474,7 @@ local function send(x, t, method, url, auth, body, language)
     if not reused then opened = opened + 1 end
     local answer, err, stale = attempt(t, sock, reused, deadline, method, request)
     if answer then
+      if seen then seen.cache_control, seen.etag = answer.cache_control, answer.etag end
       return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened,
         answer.cache_control)
     end
@@ -485,7 +488,7 @@ local function send(x, t, method, url, auth, body, language)
 end
 
 -- Run the machine to its end: send, sleep and call the cache as it asks.
-local function drive(self, x)
+local function drive(self, x, seen)
   local act, a, b, c, d, e = x:step()
   while true do
     if act == "send" then
@@ -495,7 +498,7 @@ local function drive(self, x)
       else
         -- Whatever the peer sends, the machine hears of it as a failure:
         -- an answer this code cannot read must not leave it waiting.
-        local ok, r1, r2, r3, r4, r5, r6 = pcall(send, x, env.transport, a, b, c, d, e)
+        local ok, r1, r2, r3, r4, r5, r6 = pcall(send, x, env.transport, a, b, c, d, e, seen)
         if ok then
           act, a, b, c, d, e = r1, r2, r3, r4, r5, r6
         else
@@ -529,6 +532,15 @@ end
 function M.get(self, url, name)
   check_phase(2)
   return drive(self, new_exchange(self, "api", "GET", url, name))
+end
+
+--- GET a URL of the API as text, over cosockets: what a gateway hands on.
+-- `seen` gets the Cache-Control and ETag of Spotify's answer when one came
+-- in (not for an answer of the response cache).
+-- @return text, status, or nil, err
+function M.get_raw(self, url, name, seen)
+  check_phase(2)
+  return drive(self, new_exchange(self, "api", "GET", url, name, true), seen)
 end
 
 --- The client's token, fetched or renewed over cosockets when needed.

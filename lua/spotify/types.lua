@@ -97,6 +97,8 @@ local spotify = {}
 ---@field language string? Accept-Language for localized names, e.g. "de" or "es-ES"
 ---@field scopes string[]? sent as `scope` with the token request
 ---@field metrics table? inside nginx: ngx.shared.NAME the client adds its counters to (see spotify.prometheus)
+---@field gateway string? the URL of a gateway (spotify.gateway), e.g. "http://127.0.0.1:8080/v1": no credentials, no token
+---@field gateway_key string? sent as X-Api-Key to the gateway; a refused key is an "auth" error
 
 ---A token cache: the built-in ones, or any table with get and set.
 ---@class spotify.Cache
@@ -153,6 +155,16 @@ function spotify.responses(opts) end
 ---@param opts? spotify.Options
 ---@return spotify.Client
 function spotify.client(opts) end
+
+---A gateway (nginx only): Spotify's catalog for callers that hold no secret.
+---@class spotify.Gateway
+---@field serve fun(self: spotify.Gateway) answer the current request (from content_by_lua)
+
+---Make a gateway: every client option, plus `prefix` (default "/v1") and
+---`keys` (an ngx.shared dict or function(key) -> boolean checking X-Api-Key).
+---@param opts? table
+---@return spotify.Gateway
+function spotify.gateway(opts) end
 
 ---Is `v` an error object of this module?
 ---@param v any
