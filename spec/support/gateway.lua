@@ -28,6 +28,9 @@ function gateway.start(f, opts)
   local conf = assert(files.read_file "examples/gateway/nginx.conf")
   conf = conf:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:${PORT} reuseport;")
   conf = conf:gsub("worker_processes %d+;", ("worker_processes %d;"):format(opts.workers or 2))
+  -- every caller of a spec comes from 127.0.0.1: one address for the
+  -- per-caller limit, unless a spec asks for it (opts.caller_rate)
+  conf = conf:gsub("rate=50r/s", "rate=" .. (opts.caller_rate or "100000r/s"))
   local env = { SPOTIFY_CLIENT_ID = gateway.CLIENT_ID, SPOTIFY_CLIENT_SECRET = gateway.SECRET,
     SPOTIFY_API_BASE = f.api_base, SPOTIFY_TOKEN_URL = f.token_url, SPOTIFY_RATE_LIMIT = "0" }
   for k, v in pairs(opts.env or {}) do env[k] = v end
