@@ -8,6 +8,7 @@
 --                                   the target goes out as given (dot segments, 10 kB paths)
 --   node.answers                    every answer so far: {status, body, head}
 --   node:stop()
+--   gateway.make(env) / unmake(run)  `make gateway` as a user runs it (examples/gateway/run.sh)
 --   gateway.leaks(answers, f)       the secret, its Basic form or a token the fake handed
 --                                   out, wherever one appears in an answer (nil: none)
 local socket = require "socket"
@@ -100,6 +101,42 @@ function gateway.leaks(answers, f)
     end
   end
   return nil
+end
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- `make gateway` as a user runs it, in the background, with `env` and the
+-- port given: {pid, port, prefix, output = function() -> text}, once the
+-- gateway answers (or after 60 s: a first run builds the module).
+function gateway.make(env)
+  nginx.check()
+  local prefix = files.read_command "mktemp -d /tmp/lua-spotify-gateway.XXXXXX"
+  local port = files.free_port()
+  local assigns = { "PREFIX=" .. quote(prefix) }
+  for k, v in pairs(env or {}) do assigns[#assigns + 1] = k .. "=" .. quote(v) end
+  -- setsid: make, run.sh, nginx and any fake form one group that stop() ends
+  local pid = tonumber(files.read_command(("setsid env -u LD_PRELOAD -u SPOTIFY_CLIENT_ID -u SPOTIFY_CLIENT_SECRET "
+    .. "-u SPOTIFY_API_BASE -u SPOTIFY_TOKEN_URL %s make --no-print-directory gateway GATEWAY_PORT=%d "
+    .. "> %s/make.log 2>&1 < /dev/null & echo $!"):format(table.concat(assigns, " "), port, prefix)))
+  local run = { pid = pid, port = port, prefix = prefix,
+    output = function() return files.read_file(prefix .. "/make.log") or "" end }
+  gateway.eventually(function()
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    local ok = c:connect("127.0.0.1", port)
+    c:close()
+    return ok
+  end, 60)
+  return run
+end
+
+--- Stop what gateway.make started and remove its prefix.
+function gateway.unmake(run)
+  if not run then return end
+  os.execute(("kill -TERM -%d 2> /dev/null; sleep 0.3; kill -KILL -%d 2> /dev/null; rm -rf %s")
+    :format(run.pid, run.pid, quote(run.prefix)))
 end
 
 --- Wait (at most `seconds`) until `check()` is true; returns its last value.
