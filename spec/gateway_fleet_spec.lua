@@ -52,6 +52,7 @@ local function fleet_case(window, note)
     for i, s in ipairs(summaries) do
       assert.equal(LOOKUPS, s.ok, "caller " .. i .. ": " .. cjson.encode(s.errors))
       assert.equal(0, s.token_fetches)
+      assert.equal(0, s.secrets)
     end
     local upstream = #f:log_for "/v1/"
     assert.is_true(upstream <= IDS, upstream .. " requests upstream for " .. IDS .. " IDs" .. (note or ""))

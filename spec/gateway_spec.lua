@@ -9,6 +9,7 @@ local ltn12 = require "ltn12"
 local spotify = require "spotify"
 local fake = require "spec.support.fake"
 local gateway = require "spec.support.gateway"
+local nginx = require "spec.support.nginx"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 
@@ -185,6 +186,35 @@ describe("spotify.gateway in nginx", function()
     assert.is_table(assert(c:get("/tracks/" .. ID)))
     assert.equal(0, c:stats().token_fetches)
     c:close()
+  end)
+
+  it("serves a client's started requests (libcurl multi) and a client inside nginx (cosockets)", function()
+    local c = spotify.client { gateway = node.base }
+    local reqs = { c:start("track", ID), c:start("search", "muse", { type = "artist", limit = 2 }),
+      c:start("albums", fake.ids(25, "Q")) }
+    while not (reqs[1]:done() and reqs[2]:done() and reqs[3]:done()) do c:poll(0.05) end
+    assert.equal(ID, assert(reqs[1]:result()).id)
+    assert.is_table(assert(reqs[2]:result()).artists)
+    assert.equal(25, #assert(reqs[3]:result()))
+    c:close()
+    local other = nginx.start {
+      http = nginx.package_paths(),
+      server = ([[
+        location = /t {
+          content_by_lua_block {
+            local spotify = require "spotify"
+            local c = spotify.client { gateway = %q }
+            local t = assert(c:track(%q))
+            local many = assert(c:tracks({ %q, %q }))
+            local all = assert(c:all(assert(c:album_tracks("4aawyAB9vmqN3uQ7FjRGTy", { limit = 3 })), { max = 8 }))
+            ngx.say(require("cjson").encode { t.id, #many, #all, c:stats().token_fetches })
+          }
+        }]]):format(node.base, ID, ID, fake.ids(1, "N")[1]),
+    }
+    local status, body = other:get "/t"
+    other:stop()
+    assert.equal(200, status, body)
+    assert.same({ ID, 2, 8, 0 }, cjson.decode(body))
   end)
 end)
 
