@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build gateway test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
+.PHONY: all deps build gateway test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-gateway bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -176,6 +176,13 @@ bench-pacing: deps build
 # and inside nginx (figures).
 bench-bytes: deps build
 	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/bytes.lua
+
+# Requests per second of the gateway against nginx's proxy_pass + proxy_cache
+# on the same answers (hits, misses), by wrk (figures).
+bench-gateway: deps build
+	@.ci/install-deps wrk
+	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/gateway.lua
+	@BENCH_WINDOW=0 SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/gateway.lua
 
 # Quota the response cache, coalescing and batch_window save (figures,
 # written into bench/RESULTS.md).
