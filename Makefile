@@ -15,8 +15,8 @@ DEBS      := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lu
              lua-ldoc lua-markdown love xvfb xauth
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
 BENCH_DEBS := wrk nodejs linux-perf
-# Only `make soak-nginx` needs these (ab drives the load).
-SOAK_DEBS := apache2-utils
+# Only `make soak-nginx` needs these (ab drives the load; wrk the gateway mode).
+SOAK_DEBS := apache2-utils wrk
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
 FUZZ_DEBS := clang libclang-rt-14-dev
 # `make demo` installs only these, plus one interpreter's (DEBS_<lua>);

@@ -22,8 +22,11 @@ Node.__index = Node
 
 gateway.CLIENT_ID, gateway.SECRET = "test-id", "test-secret"
 
---- Start a gateway node. opts: workers (default 2), env (more of nginx's
--- environment: SPOTIFY_REDIS, SPOTIFY_GATEWAY_KEYS, SPOTIFY_BATCH_WINDOW ...).
+--- Start a gateway node in front of `f` (anything with api_base and
+-- token_url). opts: workers (default 2), env (more of nginx's environment:
+-- SPOTIFY_REDIS, SPOTIFY_GATEWAY_KEYS, SPOTIFY_BATCH_WINDOW ...),
+-- caller_rate (limit_req's), gateway_lua (the text of gateway.lua, default
+-- the example's).
 function gateway.start(f, opts)
   opts = opts or {}
   local conf = assert(files.read_file "examples/gateway/nginx.conf")
@@ -36,7 +39,7 @@ function gateway.start(f, opts)
     SPOTIFY_API_BASE = f.api_base, SPOTIFY_TOKEN_URL = f.token_url, SPOTIFY_RATE_LIMIT = "0" }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local server = nginx.start { conf = conf, env = env,
-    files = { ["gateway.lua"] = assert(files.read_file "examples/gateway/gateway.lua") } }
+    files = { ["gateway.lua"] = opts.gateway_lua or assert(files.read_file "examples/gateway/gateway.lua") } }
   local node = setmetatable({ server = server, port = server.port, answers = {},
     base = ("http://127.0.0.1:%d/v1"):format(server.port) }, Node)
   return node
