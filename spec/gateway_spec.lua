@@ -262,6 +262,26 @@ describe("spotify.gateway with keys", function()
   end)
 end)
 
+describe("spotify.gateway with keys in a shared dict", function()
+  it("admits the keys the dict holds, and no other", function()
+    local f = fake.start {}
+    local files = require "spec.support.files"
+    local lua = assert(files.read_file "examples/gateway/gateway.lua")
+      :gsub("keys = keys%(%),", "keys = ngx.shared.gateway_keys,")
+    lua = 'ngx.shared.gateway_keys:set("key-dict", true)\n' .. lua
+    local node = gateway.start(f, { workers = 1, http = "lua_shared_dict gateway_keys 1m;", gateway_lua = lua })
+    finally(function()
+      node:stop()
+      f:stop()
+    end)
+    assert.equal(401, (node:get("/tracks/" .. ID)))
+    assert.equal(401, (node:get("/tracks/" .. ID, { ["X-Api-Key"] = "key-other" })))
+    local status, body = node:get("/tracks/" .. ID, { ["X-Api-Key"] = "key-dict" })
+    assert.equal(200, status, body)
+    assert.is_nil(gateway.leaks(node.answers, f))
+  end)
+end)
+
 describe("spotify.gateway and the app's quota", function()
   local f, node
 

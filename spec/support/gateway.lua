@@ -26,7 +26,7 @@ gateway.CLIENT_ID, gateway.SECRET = "test-id", "test-secret"
 -- token_url). opts: workers (default 2), env (more of nginx's environment:
 -- SPOTIFY_REDIS, SPOTIFY_GATEWAY_KEYS, SPOTIFY_BATCH_WINDOW ...),
 -- caller_rate (limit_req's), gateway_lua (the text of gateway.lua, default
--- the example's).
+-- the example's), http (more directives of the http block).
 function gateway.start(f, opts)
   opts = opts or {}
   local conf = assert(files.read_file "examples/gateway/nginx.conf")
@@ -35,6 +35,7 @@ function gateway.start(f, opts)
   -- every caller of a spec comes from 127.0.0.1: one address for the
   -- per-caller limit, unless a spec asks for it (opts.caller_rate)
   conf = conf:gsub("rate=50r/s", "rate=" .. (opts.caller_rate or "100000r/s"))
+  if opts.http then conf = conf:gsub("\nhttp {\n", function(m) return m .. "  " .. opts.http .. "\n" end) end
   local env = { SPOTIFY_CLIENT_ID = gateway.CLIENT_ID, SPOTIFY_CLIENT_SECRET = gateway.SECRET,
     SPOTIFY_API_BASE = f.api_base, SPOTIFY_TOKEN_URL = f.token_url, SPOTIFY_RATE_LIMIT = "0" }
   for k, v in pairs(opts.env or {}) do env[k] = v end
