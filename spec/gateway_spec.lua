@@ -297,6 +297,14 @@ describe("spotify.gateway and the app's quota", function()
     assert.is_nil(gateway.leaks(node.answers, f), "an answer carries a secret")
   end)
 
+  it("answers 502, never 401, when Spotify refuses the gateway's token (a caller would take it for its key)", function()
+    -- the token renewed once, then refused again
+    f:faults { { path = "/v1/shows/" .. ID .. "/episodes", status = 401, times = 2 } }
+    local status, body, headers = node:get("/shows/" .. ID .. "/episodes?limit=2")
+    assert.equal(502, status, body)
+    assert.matches("token", assert_error_shape(502, body, headers).message)
+  end)
+
   it("passes a 429 on with Retry-After and its reason, and holds every caller until then", function()
     f:faults { { path = "/v1/artists", status = 429, reason = "QUOTA_EXCEEDED", headers = { ["Retry-After"] = "120" },
       times = 1 } }

@@ -149,15 +149,16 @@ end
 local STATUS_OF = { timeout = 504, rate_limited = 429, closed = 503 }
 local function failed(self, kind, err)
   local status = err.status
-  if not status or err.method ~= "GET" or status < 400 or status > 599 then
-    -- A refused or failed token request is the gateway's trouble, not the
-    -- caller's credentials: never a 401 the caller would take for its key.
+  -- A refused or failed token request, or Spotify refusing the gateway's
+  -- token, is the gateway's trouble, not the caller's credentials: never a
+  -- 401 the caller would take for its key.
+  if not status or err.method ~= "GET" or status < 400 or status > 599 or status == 401 then
     status = STATUS_OF[err.kind] or 502
   end
   local headers
   if status == 429 and err.retry_after then headers = { ["Retry-After"] = tostring(ceil(err.retry_after)) } end
-  local message = err.method == "POST" and "the gateway could not get a token from Spotify"
-    or err.message or err.kind
+  local message = (err.method == "POST" or err.status == 401) and "the gateway could not get a token from Spotify"
+    .. " that Spotify accepts" or err.message or err.kind
   count(self, kind, outcome_of(status))
   send(status, cjson.encode { error = { status = status, message = message, reason = err.reason } }, headers)
 end
