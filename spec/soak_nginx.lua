@@ -14,7 +14,8 @@
 -- asked track, whole, or an error in Spotify's shape (goal: no other).
 --
 --   SOAK_REQUESTS=20000 SOAK_CONCURRENCY=16 SOAK_MODES=gateway lua5.4 spec/soak_nginx.lua
---   (SOAK_BATCH_WINDOW: the gateway's batch_window; default the example's)
+--   (SOAK_BATCH_WINDOW: the gateway's batch_window, SOAK_LRU its process tier's
+--   entries; default the example's)
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
 local files = require "spec.support.files"
@@ -239,6 +240,7 @@ local function run_gateway(fake)
   local script = fake.prefix .. "/soak_wrk.lua"
   files.write_file(script, WRK)
   local lua = assert(files.read_file "examples/gateway/gateway.lua"):gsub("track = 86400", "track = 2")
+    :gsub("lru = 2000", "lru = " .. (os.getenv "SOAK_LRU" or "2000"))
   local node = gateway.start({ api_base = fake.base .. "/v2", token_url = fake.base .. "/api/token" },
     { workers = 2, gateway_lua = lua, env = { SPOTIFY_BATCH_WINDOW = os.getenv "SOAK_BATCH_WINDOW" } })
   local ok, result = pcall(function()
