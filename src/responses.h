@@ -23,9 +23,12 @@ typedef struct spotify_responses {
   spotify_cache store; /* vt NULL: no shared tier */
   spotify_ttl_rule *rules;
   int nrules;
-  double ttl_default; /* < 0: none, Cache-Control max-age decides */
-  double stale;       /* stale_if_error: seconds an expired answer may stand in */
+  double ttl_default;     /* < 0: none, Cache-Control max-age decides */
+  double stale;           /* stale_if_error: seconds an expired answer may stand in */
+  double max_ttl;         /* no answer is fresh longer */
+  size_t max_entry_bytes; /* a longer answer is not kept; 0: no bound */
   int lru_max, count;
+  size_t lru_bytes, bytes; /* the process tier's bound in bytes, and what it holds */
   spotify_rentry **buckets;
   size_t nbuckets;
   spotify_rentry *newest, *oldest;
@@ -56,15 +59,21 @@ int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key);
 char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,
                               size_t *out_len);
 int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out);
-/* The key of an answer: its URL, and the language it was asked in (a
- * localized answer is another answer), malloc'd. */
-char *spotify_responses_variant(const char *url, const char *language);
+/* The key of an answer: its URL, the language it was asked in (a
+ * localized answer is another answer) and, for a caller's own token, the
+ * token's digest (`scope`; NULL for the app token), malloc'd. */
+char *spotify_responses_variant(const char *url, const char *language, const char *scope);
 /* The store key of an answer's key, malloc'd. */
 char *spotify_responses_key(const char *variant);
 
 /* Cache-Control's max-age in seconds (a header value of len bytes); 0
  * when absent or when the answer may not be kept (no-store, no-cache). */
 double spotify_parse_max_age(const char *value, size_t len);
+/* What Cache-Control forbids whatever ttl is configured: no-store (never
+ * kept) and private (never in the shared tier). */
+#define SPOTIFY_CC_NO_STORE 1u
+#define SPOTIFY_CC_PRIVATE 2u
+unsigned spotify_cache_control_flags(const char *value, size_t len);
 
 spotify_responses *spotify_check_responses(lua_State *L, int i);
 
