@@ -54,6 +54,7 @@ local gw = spotify.gateway {
     ttl = { default = 0, track = 86400, tracks = 86400, album = 86400, albums = 86400,
       artist = 3600, artists = 3600, search = 300 },
     lru = 2000,
+    lru_bytes = 8 * 1024 * 1024, -- each worker's answers in memory: the dict holds the rest
     stale_if_error = 3600,
   },
   batch_window = window > 0 and window or nil,
