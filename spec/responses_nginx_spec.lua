@@ -11,7 +11,7 @@ local APP = [=[
 local spotify = require "spotify"
 local cjson = require "cjson"
 local options = require "spec_options"
-local app, c = {}, nil
+local app, c, cw = {}, nil, nil
 
 local function client()
   if c then return c end
@@ -33,6 +33,20 @@ function app.track()
   ngx.say(cjson.encode { name = name, err = err and err.kind, pid = ngx.worker.pid(), stats = client():stats() })
 end
 
+-- /window_track?id=ID: the same with batch_window too, as the README shows them
+function app.window_track()
+  if not cw then
+    local o = {}
+    for k, v in pairs(options) do o[k] = v end
+    o.responses = spotify.responses { store = spotify.cache.shdict(ngx.shared.spotify_responses), ttl = 3600 }
+    o.batch_window = 0.005
+    cw = spotify.client(o)
+  end
+  local t, err = cw:track(ngx.var.arg_id)
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode { id = t and t.id, err = err and err.kind })
+end
+
 return app
 ]=]
 
@@ -51,7 +65,8 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
         "lua_socket_log_errors off;",
         "init_by_lua_block { require 'spotify' }",
       }, "\n  "),
-      server = "location = /track { content_by_lua_block { require('spec_app').track() } }",
+      server = "location = /track { content_by_lua_block { require('spec_app').track() } }\n"
+        .. "location = /window_track { content_by_lua_block { require('spec_app').window_track() } }",
       files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = "return " .. ([[{ client_id = %q,
         client_secret = %q, api_base = %q, token_url = %q }]]):format("test-id", "test-secret",
         f.api_base, f.token_url) },
@@ -84,5 +99,26 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
     assert.equal(2, workers)
     assert.is_true(shared > 0)
     assert.equal(20, #f:log_for "/v1/tracks/")
+  end)
+
+  it("with batch_window too: 2,000 requests over 50 IDs cost at most 50 requests and 100 IDs", function()
+    local list = fake.ids(50, "W")
+    local mark = #f:log()
+    local paths = {}
+    for i = 1, 2000 do paths[i] = "/window_track?id=" .. list[(i - 1) % 50 + 1] end
+    local results = server:parallel(paths, 40)
+    for i = 1, 2000 do
+      assert.equal(200, results[i].status, results[i].body)
+      local reply = cjson.decode(results[i].body)
+      assert.is_nil(reply.err)
+      assert.equal(list[(i - 1) % 50 + 1], reply.id)
+    end
+    local log, asked = f:log_for("/v1/tracks", mark), 0
+    for _, e in ipairs(log) do
+      local ids_asked = e.query:match "ids=([^&]*)"
+      asked = asked + (ids_asked and select(2, ids_asked:gsub("[^,]+", "")) or 1)
+    end
+    assert.is_true(#log <= 50, #log .. " requests")
+    assert.is_true(asked <= 100, asked .. " IDs asked")
   end)
 end)

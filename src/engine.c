@@ -230,9 +230,15 @@ static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_
   return 0;
 }
 
+spotify_action spotify_machine_store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
+                                        const char *key, double ttl, int next) {
+  return store_op(L, x, op, key, ttl, next);
+}
+
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   spotify_responses *r = m->responses;
+  if (x->compose) return spotify_compose_look(L, x);
   x->state = S_COALESCE;
   if (x->ttl == 0 || strcmp(x->method, "GET") != 0) return 0;
   free(x->akey);
@@ -275,6 +281,10 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
 /* A 200 of a cached method: into the process tier, and on to the store. */
 static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_responses *r = x->m->responses;
+  if (x->compose) {
+    spotify_compose_answered(L, x, o);
+    return;
+  }
   double ttl = x->ttl > 0 ? x->ttl : o->max_age;
   if (x->rkey == NULL || !(ttl > 0)) return;
   double fresh = wall() + ttl, stale = fresh + r->stale;
@@ -309,6 +319,7 @@ static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
 
 void spotify_exchange_named(spotify_exchange *x, const char *name) {
   if (x->m->responses) x->ttl = spotify_responses_ttl(x->m->responses, name);
+  spotify_compose_named(x, name);
 }
 
 /* ---- coalescing ---- */
@@ -336,9 +347,11 @@ static void land(spotify_exchange *x) {
   spotify_flight *f = x->flight;
   if (x->following || f->finished) return;
   f->finished = 1;
+  size_t raw_len = 0;
+  const char *raw = spotify_compose_raw(x, &raw_len); /* each follower assembles its own */
   if (x->error.kind)
     spotify_error_copy(&f->error, &x->error);
-  else if (!copy_text(&f->body, &f->len, x->body, x->body_len))
+  else if (!copy_text(&f->body, &f->len, raw ? raw : x->body, raw ? raw_len : x->body_len))
     spotify_error_set(&f->error, "network", 0, "out of memory", -1);
   leave_flight(x);
 }
@@ -372,13 +385,14 @@ static spotify_action join_flight(lua_State *L, spotify_exchange *x) {
 }
 
 static spotify_action follow(lua_State *L, spotify_exchange *x) {
-  (void)L;
   spotify_flight *f = x->flight;
   if (f->finished) {
     x->m->stats.coalesced++;
     if (f->error.kind)
       spotify_error_copy(&x->error, &f->error);
-    else if (!answer_with(x, f->body, f->len))
+    else if (x->compose && !spotify_compose_merge(L, x, f->body, f->len, 0, 0, 0))
+      fail(x, "decode", 200, "batch answer has no array of the IDs asked", -1);
+    else if (!x->compose && !answer_with(x, f->body, f->len))
       fail(x, "network", 0, "out of memory", -1);
     leave_flight(x);
     return done(x);
@@ -431,8 +445,14 @@ static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int other
   spotify_rlook e;
   x->state = otherwise;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
-      e.fresh_until <= wall() || !answer_with(x, e.text, e.len))
+      e.fresh_until <= wall())
     return 0;
+  if (x->compose) { /* another process's answer to the same IDs */
+    if (!spotify_compose_merge(L, x, e.text, e.len, e.fresh_until, e.stale_until, 1)) return 0;
+    (*counter)++;
+    return done(x);
+  }
+  if (!answer_with(x, e.text, e.len)) return 0;
   spotify_responses_put(L, x->m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
                         e.stale_until);
   (*counter)++;
@@ -678,6 +698,9 @@ static const spotify_state_handler handlers[STATE_COUNT] = {
     [S_RESPONSE] = look_response,
     [S_RESPONSE_SHARED] = shared_response,
     [S_RESPONSE_STORE] = on_s_response_store,
+    [S_COMPOSE_LOOK] = spotify_compose_look_shared,
+    [S_COMPOSE_LOOKED] = spotify_compose_looked,
+    [S_COMPOSE_STORE] = spotify_compose_store,
     [S_PENALTY] = spotify_ratelimit_check_penalty,
     [S_PENALTY_SHARED] = spotify_ratelimit_check_shared_penalty,
     [S_PACE] = spotify_ratelimit_pace,
@@ -795,6 +818,7 @@ void spotify_exchange_free(spotify_exchange *x) {
   free(x->rkey);
   free(x->answer);
   free(x->stale);
+  spotify_compose_free(x->compose);
   spotify_cache_result_clear(&x->cache_res);
   spotify_error_clear(&x->error);
   memset(x, 0, sizeof *x);

@@ -52,6 +52,7 @@ typedef struct spotify_pacing {
 
 struct spotify_responses;
 struct spotify_flight;
+struct spotify_compose;
 
 /* Everything the machine decides with that outlives one exchange: one per
  * client, embedded in it (client.h). The machine's files (engine.c,
@@ -148,6 +149,7 @@ typedef struct spotify_exchange {
   size_t answer_len, stale_len;
   int on_store; /* the pending cache action is for the response store */
   int from_lru; /* answered by the process tier: the result is a copy of its decoded answer */
+  struct spotify_compose *compose; /* a batch GET kept per item (compose.c), owned; or NULL */
   /* coalescing: identical GETs in flight share one request */
   int group;                     /* drivers whose exchanges run side by side: 0 none */
   struct spotify_flight *flight; /* the shared request this one leads or follows */

@@ -217,6 +217,138 @@ double spotify_parse_max_age(const char *value, size_t len) {
   return v;
 }
 
+const spotify_batch_row *spotify_responses_batch_row(const spotify_responses *r, const char *name) {
+  if (name)
+    for (int i = 0; i < r->nrows; i++)
+      if (strcmp(r->rows[i].name, name) == 0) return &r->rows[i];
+  return NULL;
+}
+
+/* ---- the items of a batch answer, without decoding it ---- */
+
+#define MAX_DEPTH 256
+
+static const char *skip_space(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+  return p;
+}
+
+static const char *skip_string(const char *p, const char *end) {
+  for (p++; p < end; p++) {
+    if ((unsigned char)*p < 0x20) return NULL;
+    if (*p == '\\')
+      p++;
+    else if (*p == '"')
+      return p + 1;
+  }
+  return NULL;
+}
+
+static int scalar_char(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '+' || c == '.' ||
+         c == 'E';
+}
+
+/* One scalar: a number or a literal (true, false, null). */
+static const char *skip_scalar(const char *p, const char *end) {
+  const char *q = p;
+  while (q < end && scalar_char(*q)) q++;
+  size_t n = (size_t)(q - p);
+  if (n == 0) return NULL;
+  if (*p >= 'a' && *p <= 'z' &&
+      !(n == 4 && (memcmp(p, "true", 4) == 0 || memcmp(p, "null", 4) == 0)) &&
+      !(n == 5 && memcmp(p, "false", 5) == 0))
+    return NULL;
+  return q;
+}
+
+/* After an object's '{' or ',': a member's name and its ':'. */
+static const char *member_name(const char *p, const char *end) {
+  p = skip_space(p, end);
+  if (p >= end || *p != '"' || (p = skip_string(p, end)) == NULL) return NULL;
+  p = skip_space(p, end);
+  return p < end && *p == ':' ? p + 1 : NULL;
+}
+
+/* One value, and the space after it; brackets must pair (a stack of the
+ * open ones) and every member of an object must have a name, so a cut or
+ * garbled text is never taken for an item. */
+static const char *skip_value(const char *p, const char *end) {
+  char open[MAX_DEPTH];
+  int depth = 0;
+  for (;;) {
+    p = skip_space(p, end); /* a value starts here */
+    if (p >= end) return NULL;
+    if (*p == '{' || *p == '[') {
+      char c = *p;
+      if (depth == MAX_DEPTH) return NULL;
+      open[depth++] = c;
+      p = skip_space(p + 1, end);
+      if (p >= end || *p != (c == '{' ? '}' : ']')) {
+        if (c == '{' && (p = member_name(p, end)) == NULL) return NULL;
+        continue;
+      }
+      p++; /* empty */
+      depth--;
+    } else {
+      p = *p == '"' ? skip_string(p, end) : skip_scalar(p, end);
+      if (p == NULL) return NULL;
+    }
+    for (;;) { /* after a value: its container ends, or the next element follows */
+      p = skip_space(p, end);
+      if (depth == 0) return p;
+      if (p >= end) return NULL;
+      if (*p == (open[depth - 1] == '{' ? '}' : ']')) {
+        p++;
+        depth--;
+        continue;
+      }
+      if (*p != ',') return NULL;
+      p++;
+      if (open[depth - 1] == '{' && (p = member_name(p, end)) == NULL) return NULL;
+      break;
+    }
+  }
+}
+
+int spotify_json_items(const char *s, size_t len, const char *field, const char **starts,
+                       size_t *lens, int max) {
+  const char *p = skip_space(s, s + len), *end = s + len, *items = NULL;
+  size_t flen = strlen(field);
+  if (p >= end || *p != '{') return -1;
+  p = skip_space(p + 1, end);
+  for (;;) { /* each member: note the field's value */
+    if (p >= end || *p != '"') return -1;
+    const char *name = p + 1;
+    if ((p = skip_string(p, end)) == NULL) return -1;
+    int mine = (size_t)(p - 1 - name) == flen && memcmp(name, field, flen) == 0;
+    p = skip_space(p, end);
+    if (p >= end || *p != ':') return -1;
+    p = skip_space(p + 1, end);
+    if (mine) items = p;
+    if ((p = skip_value(p, end)) == NULL) return -1;
+    if (p >= end || *p != ',') break;
+    p = skip_space(p + 1, end);
+  }
+  if (p >= end || *p != '}' || skip_space(p + 1, end) != end || items == NULL || *items != '[')
+    return -1;
+  int n = 0;
+  p = skip_space(items + 1, end);
+  if (p < end && *p == ']') return 0;
+  for (;;) {
+    const char *v = p;
+    if ((p = skip_value(p, end)) == NULL || n == max) return -1;
+    const char *ve = p;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r' || ve[-1] == '\n')) ve--;
+    starts[n] = v;
+    lens[n++] = (size_t)(ve - v);
+    if (p >= end) return -1;
+    if (*p == ']') return n;
+    if (*p != ',') return -1;
+    p = skip_space(p + 1, end);
+  }
+}
+
 int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key) {
   spotify_rlook e;
   return spotify_responses_find(L, r, key, &e) && e.fresh_until > spotify_wall_time() &&
@@ -225,8 +357,24 @@ int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key) 
 
 /* ---- the Lua object ---- */
 
+static void free_rows(spotify_responses *r) {
+  for (int i = 0; i < r->nrows; i++) {
+    spotify_batch_row *w = &r->rows[i];
+    free(w->name);
+    free(w->single);
+    free(w->path);
+    free(w->before);
+    free(w->after);
+    free(w->field);
+  }
+  free(r->rows);
+  r->rows = NULL;
+  r->nrows = 0;
+}
+
 static void release(lua_State *L, spotify_responses *r) {
   while (r->oldest) drop(L, r, r->oldest);
+  free_rows(r);
   free(r->buckets);
   for (int i = 0; i < r->nrules; i++) free(r->rules[i].name);
   free(r->rules);
@@ -299,6 +447,55 @@ static int l_new(lua_State *L) {
   return 1;
 }
 
+static char *field_copy(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  const char *v = lua_tostring(L, -1);
+  char *c = v ? strdup(v) : NULL;
+  lua_pop(L, 1);
+  return c;
+}
+
+/* Row i of the list at index 2; 0 when out of memory or malformed. */
+static int take_row(lua_State *L, spotify_batch_row *w, int i) {
+  lua_rawgeti(L, 2, i);
+  int t = lua_gettop(L);
+  char *single_path = lua_istable(L, t) ? field_copy(L, t, "single_path") : NULL;
+  char *at = single_path ? strstr(single_path, "{id}") : NULL;
+  if (at) {
+    *at = '\0';
+    w->before = strdup(single_path);
+    w->after = strdup(at + 4);
+    w->name = field_copy(L, t, "name");
+    w->single = field_copy(L, t, "single");
+    w->path = field_copy(L, t, "path");
+    w->field = field_copy(L, t, "field");
+  }
+  free(single_path);
+  lua_settop(L, t - 1);
+  return w->before && w->after && w->name && w->single && w->path && w->field;
+}
+
+/* core.responses_batches(r, {{name, single, path, single_path, field}, ...}):
+ * the plural methods whose answers are kept per item (catalog.lua). */
+static int l_batches(lua_State *L) {
+  spotify_responses *r = spotify_check_responses(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)spotify_rawlen(L, 2);
+  free_rows(r);
+  r->rows = calloc((size_t)n + 1, sizeof *r->rows);
+  if (r->rows == NULL) return luaL_error(L, "spotify: out of memory");
+  for (int i = 1; i <= n; i++) {
+    int ok = take_row(L, &r->rows[r->nrows++], i);
+    if (!ok) {
+      free_rows(r);
+      return luaL_error(L,
+                        "spotify: a batch row needs name, single, path, single_path with {id} "
+                        "and field (or memory ran out)");
+    }
+  }
+  return 0;
+}
+
 /* core.responses_copier(fn): fn(template) -> a copy a caller may change */
 static int l_copier(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -318,4 +515,6 @@ void spotify_open_responses(lua_State *L) {
   lua_setfield(L, -2, "responses");
   lua_pushcfunction(L, l_copier);
   lua_setfield(L, -2, "responses_copier");
+  lua_pushcfunction(L, l_batches);
+  lua_setfield(L, -2, "responses_batches");
 }

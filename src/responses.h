@@ -19,8 +19,20 @@ typedef struct spotify_ttl_rule {
   double ttl;
 } spotify_ttl_rule;
 
+/* A plural method whose answers are kept per item (endpoints.lua's batch
+ * rows): its GET's items are the single lookups' answers. */
+typedef struct spotify_batch_row {
+  char *name;           /* the plural's method name: its exchanges are named so */
+  char *single;         /* the single lookup's method name (its ttl) */
+  char *path;           /* the plural's path: "/tracks" */
+  char *before, *after; /* the single lookup's path around its ID: "/tracks/", "" */
+  char *field;          /* the answer's array: "tracks" */
+} spotify_batch_row;
+
 typedef struct spotify_responses {
   spotify_cache store; /* vt NULL: no shared tier */
+  spotify_batch_row *rows;
+  int nrows;
   spotify_ttl_rule *rules;
   int nrules;
   double ttl_default; /* < 0: none, Cache-Control max-age decides */
@@ -61,6 +73,16 @@ int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out);
 char *spotify_responses_variant(const char *url, const char *language);
 /* The store key of an answer's key, malloc'd. */
 char *spotify_responses_key(const char *variant);
+
+/* The batch row of a method name, or NULL. */
+const spotify_batch_row *spotify_responses_batch_row(const spotify_responses *r, const char *name);
+
+/* The items of the array `field` of a JSON object's text: up to max items'
+ * texts (starts, lens; a null item is the text "null"). Returns their
+ * number, or -1 when the text is not such an object (or holds more). The
+ * scan checks the structure (brackets, strings, scalars), not the values. */
+int spotify_json_items(const char *s, size_t len, const char *field, const char **starts,
+                       size_t *lens, int max);
 
 /* Cache-Control's max-age in seconds (a header value of len bytes); 0
  * when absent or when the answer may not be kept (no-store, no-cache). */
