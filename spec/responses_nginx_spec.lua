@@ -11,7 +11,7 @@ local APP = [=[
 local spotify = require "spotify"
 local cjson = require "cjson"
 local options = require "spec_options"
-local app, c, cw = {}, nil, nil
+local app, c, cw, cr = {}, nil, nil, nil
 
 local function client()
   if c then return c end
@@ -47,6 +47,19 @@ function app.window_track()
   ngx.say(cjson.encode { id = t and t.id, err = err and err.kind })
 end
 
+-- /reval_track?id=ID: answers kept 1 s, then asked about with their ETag
+function app.reval_track()
+  if not cr then
+    local o = {}
+    for k, v in pairs(options) do o[k] = v end
+    o.responses = spotify.responses { store = spotify.cache.shdict(ngx.shared.spotify_responses), ttl = 1 }
+    cr = spotify.client(o)
+  end
+  local t, err = cr:track(ngx.var.arg_id)
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode { id = t and t.id, err = err and err.kind, stats = cr:stats() })
+end
+
 return app
 ]=]
 
@@ -66,7 +79,8 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
         "init_by_lua_block { require 'spotify' }",
       }, "\n  "),
       server = "location = /track { content_by_lua_block { require('spec_app').track() } }\n"
-        .. "location = /window_track { content_by_lua_block { require('spec_app').window_track() } }",
+        .. "location = /window_track { content_by_lua_block { require('spec_app').window_track() } }\n"
+        .. "location = /reval_track { content_by_lua_block { require('spec_app').reval_track() } }",
       files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = "return " .. ([[{ client_id = %q,
         client_secret = %q, api_base = %q, token_url = %q }]]):format("test-id", "test-secret",
         f.api_base, f.token_url) },
@@ -120,5 +134,22 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
     end
     assert.is_true(#log <= 50, #log .. " requests")
     assert.is_true(asked <= 100, asked .. " IDs asked")
+  end)
+
+  it("asks about an expired answer with its ETag over cosockets; a 304 renews it", function()
+    local id = fake.ids(1, "R")[1]
+    local mark = #f:log()
+    local status, body = server:get("/reval_track?id=" .. id)
+    assert.equal(200, status, body)
+    require("socket").sleep(1.5) -- past the ttl of 1 s, whichever worker asks next
+    status, body = server:get("/reval_track?id=" .. id)
+    assert.equal(200, status, body)
+    local reply = cjson.decode(body)
+    assert.equal(id, reply.id)
+    assert.equal(1, reply.stats.response_revalidated)
+    local log = f:log_for("/v1/tracks/", mark)
+    assert.equal(2, #log)
+    assert.equal(304, log[2].status)
+    assert.matches('^"%x+"$', log[2].if_none_match)
   end)
 end)

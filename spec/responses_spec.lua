@@ -10,6 +10,7 @@ local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local ALBUM = "4EcfbzCtbJDk2wMwhT4D1h"
 
 local ids = fake.ids
+local cjson_null = require("cjson").null
 local unpack = table.unpack or unpack -- luacheck: ignore 113 143
 
 describe("spotify.responses", function()
@@ -457,6 +458,82 @@ describe("spotify.responses", function()
       assert(c:track(ID))
       assert.equal(2, #f:log_for "/v1/tracks/")
       c:close()
+    end)
+  end)
+
+  describe("conditional requests", function()
+    setup(function() require("spec.support.virtual_clock").install() end)
+    teardown(function() testing.virtual_clock(false) end)
+
+    it("asks about an expired answer with If-None-Match; a 304 renews it and hands it out", function()
+      local c = client(spotify.responses { ttl = 60 }, { budget_key = "reval-app" })
+      local first = assert(c:track(ID))
+      core.sleep(120) -- the virtual clock: past the ttl
+      local mark = #f:log()
+      local t = assert(c:track(ID))
+      assert.same(first, t)
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(304, log[1].status)
+      assert.matches('^"%x+"$', log[1].if_none_match)
+      assert.equal("Wed, 01 Jan 2025 00:00:00 GMT", log[1].if_modified_since)
+      assert.equal(1, c:stats().response_revalidated)
+      t.name = "changed" -- a copy: the kept answer is not
+      assert.equal(first.name, assert(c:track(ID)).name) -- fresh again: no request
+      assert.equal(1, #f:log_for("/v1/", mark))
+      assert.matches('spotify_response_hits_total{app="reval%-app",tier="revalidated"} 1\n',
+        spotify.prometheus(), 1, false)
+      c:close()
+    end)
+
+    it("asks with the validators of the shared tier's entry, and renews it there", function()
+      local store = spotify.cache.memory()
+      local c1 = client(spotify.responses { store = store, ttl = 60, lru = 0 })
+      local c2 = client(spotify.responses { store = store, ttl = 60, lru = 0 })
+      assert(c1:track(ID))
+      core.sleep(120)
+      assert(c2:access_token())
+      local mark = #f:log()
+      assert.equal(ID, assert(c2:track(ID)).id)
+      assert.equal(1, c2:stats().response_revalidated)
+      assert.equal(ID, assert(c1:track(ID)).id) -- renewed in the store: no request
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(304, log[1].status)
+      assert.equal(1, c1:stats().response_shared_hits)
+      c1:close()
+      c2:close()
+    end)
+
+    it("asks unconditionally where the answer had no validator", function()
+      f:config { etags = false }
+      local c = client(spotify.responses { ttl = 60 })
+      assert(c:track(ID))
+      core.sleep(120)
+      local mark = #f:log()
+      assert(c:track(ID))
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(200, log[1].status)
+      assert.equal(cjson_null, log[1].if_none_match)
+      assert.equal(0, c:stats().response_revalidated)
+      c:close()
+    end)
+
+    it("takes a 304 to a request that named no validator as a bad answer", function()
+      local c = client(spotify.responses { ttl = 60 })
+      f:faults { { path = "/v1/tracks", status = 304, body = "" } }
+      local t, err = c:track(ID)
+      assert.is_nil(t)
+      assert.equal("decode", err.kind)
+      assert.equal(304, err.status)
+      assert.equal(ID, assert(c:track(ID)).id) -- nothing was kept
+      c:close()
+      local plain = client(nil)
+      f:faults { { path = "/v1/tracks", status = 304, body = "" } }
+      local _, perr = plain:track(ID)
+      assert.equal("decode", perr.kind)
+      plain:close()
     end)
   end)
 end)

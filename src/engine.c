@@ -207,6 +207,22 @@ static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
     copy_text(&x->stale, &x->stale_len, e->text, e->len);
 }
 
+/* An expired answer with a validator: the request asks whether it changed. */
+static void keep_validated(spotify_exchange *x, const spotify_rlook *e) {
+  if (x->cond_text || (e->etag == NULL && e->last_modified == NULL)) return;
+  size_t n;
+  if (!copy_text(&x->cond_text, &n, e->text, e->len)) return;
+  x->cond_len = n;
+  x->cond_etag = e->etag ? strdup(e->etag) : NULL;
+  x->cond_lm = e->last_modified ? strdup(e->last_modified) : NULL;
+  if ((e->etag && x->cond_etag == NULL) || (e->last_modified && x->cond_lm == NULL)) {
+    free(x->cond_text); /* out of memory: an ordinary request */
+    free(x->cond_etag);
+    free(x->cond_lm);
+    x->cond_text = x->cond_etag = x->cond_lm = NULL;
+  }
+}
+
 /* Ask the response store; like cache_op, but a failure is only a miss. */
 static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                const char *key, double ttl, int next) {
@@ -256,6 +272,7 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     keep_stale(x, &e);
+    keep_validated(x, &e);
   }
   if (r->store.vt == NULL) return 0;
   return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RESPONSE_SHARED);
@@ -275,7 +292,56 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
     return done(x);
   }
   keep_stale(x, &e);
+  keep_validated(x, &e);
   return 0;
+}
+
+/* An answer kept for ttl seconds: fresh, usable stale, and with a
+ * validator kept as long again (at least REVALIDATE_KEEP) to be asked
+ * about with a conditional request. */
+static void kept_times(const spotify_exchange *x, spotify_rlook *e, double ttl) {
+  e->fresh_until = wall() + ttl;
+  e->stale_until = e->fresh_until + x->m->responses->stale;
+  e->keep_until = e->stale_until;
+  if (e->etag || e->last_modified) e->keep_until += fmax(ttl, REVALIDATE_KEEP);
+}
+
+/* On to the store (x->answer holds the text): S_RESPONSE_STORE sets it. */
+static void store_kept(spotify_exchange *x, spotify_rlook *e) {
+  free(x->entry);
+  x->entry = spotify_responses_entry_validated(x->answer, x->answer_len, e, &x->entry_len);
+  x->entry_ttl = ceil(e->keep_until - wall());
+  if (x->entry) x->state = S_RESPONSE_STORE;
+}
+
+/* A 304 to a conditional request: the expired answer it asked about is
+ * the answer, fresh again in both tiers; the process tier's decoded
+ * answer is handed out as is (no decoding). A 304 to a request that named
+ * no validator is the server's fault. */
+static void not_modified(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
+  spotify_machine *m = x->m;
+  spotify_responses *r = m->responses;
+  x->state = S_DONE;
+  if (x->cond_text == NULL) {
+    fail(x, "decode", o->status, "304 Not Modified to a request that named no validator", -1);
+    return;
+  }
+  if (!answer_with(x, x->cond_text, x->cond_len)) {
+    fail(x, "network", 0, "out of memory", -1);
+    return;
+  }
+  m->stats.response_revalidated++;
+  double ttl = x->ttl > 0 ? x->ttl : o->max_age;
+  if (r == NULL || x->rkey == NULL || !(ttl > 0)) return;
+  /* a 304 may name newer validators */
+  spotify_rlook e = {.etag = o->etag ? o->etag : x->cond_etag,
+                     .last_modified = o->last_modified ? o->last_modified : x->cond_lm};
+  kept_times(x, &e, ttl);
+  if (!spotify_responses_renew(r, x->akey, e.fresh_until, e.stale_until, e.keep_until))
+    spotify_responses_put_validated(L, r, x->akey, x->answer, x->answer_len, e.fresh_until,
+                                    e.stale_until, e.keep_until, e.etag, e.last_modified);
+  x->from_lru = 1; /* push_copy decodes only when the tier has no decoded answer yet */
+  if (r->store.vt) store_kept(x, &e);
 }
 
 /* A 200 of a cached method: into the process tier, and on to the store. */
@@ -287,14 +353,14 @@ static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outco
   }
   double ttl = x->ttl > 0 ? x->ttl : o->max_age;
   if (x->rkey == NULL || !(ttl > 0)) return;
-  double fresh = wall() + ttl, stale = fresh + r->stale;
-  spotify_responses_put(L, r, x->akey, o->body, o->len, fresh, stale);
+  spotify_rlook e = {
+      .text = o->body, .len = o->len, .etag = o->etag, .last_modified = o->last_modified};
+  kept_times(x, &e, ttl);
+  spotify_responses_put_validated(L, r, x->akey, o->body, o->len, e.fresh_until, e.stale_until,
+                                  e.keep_until, o->etag, o->last_modified);
   /* The outcome's body is gone once a Lua store has been asked. */
   if (r->store.vt == NULL || !answer_with(x, o->body, o->len)) return;
-  free(x->entry);
-  x->entry = spotify_responses_entry(o->body, o->len, fresh, stale, &x->entry_len);
-  x->entry_ttl = ceil(ttl + r->stale);
-  if (x->entry) x->state = S_RESPONSE_STORE;
+  store_kept(x, &e);
 }
 
 /* An expired answer (stale_if_error) in place of a failure or a wait. */
@@ -545,6 +611,10 @@ static void token_outcome(lua_State *L, spotify_exchange *x, const spotify_outco
 
 static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_machine *m = x->m;
+  if (o->status == 304) {
+    not_modified(L, x, o);
+    return;
+  }
   if (o->status >= 200 && o->status < 300) {
     x->status = o->status;
     x->body = o->body;
@@ -583,7 +653,7 @@ static int outcome_class(const spotify_outcome *o) {
   if (o->status == 0)
     return strcmp(spotify_policy_failure(o->failure).kind, "timeout") == 0 ? SPOTIFY_OUT_TIMEOUT
                                                                            : SPOTIFY_OUT_NETWORK;
-  if (o->status >= 200 && o->status < 300) return SPOTIFY_OUT_2XX;
+  if ((o->status >= 200 && o->status < 300) || o->status == 304) return SPOTIFY_OUT_2XX;
   if (o->status == 429) return SPOTIFY_OUT_429;
   return o->status >= 500 ? SPOTIFY_OUT_5XX : SPOTIFY_OUT_4XX;
 }
@@ -659,6 +729,8 @@ static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
   x->send.body = NULL;
   x->send.body_len = 0;
   x->send.language = m->language;
+  x->send.if_none_match = x->cond_etag;
+  x->send.if_modified_since = x->cond_lm;
   x->state = S_SENT;
   return SPOTIFY_ACT_SEND;
 }
@@ -819,6 +891,9 @@ void spotify_exchange_free(spotify_exchange *x) {
   free(x->answer);
   free(x->stale);
   spotify_compose_free(x->compose);
+  free(x->cond_text);
+  free(x->cond_etag);
+  free(x->cond_lm);
   spotify_cache_result_clear(&x->cache_res);
   spotify_error_clear(&x->error);
   memset(x, 0, sizeof *x);

@@ -13,10 +13,11 @@
 #define CACHE_RETRY 1.0    /* seconds a failed cache is left alone for sharing */
 #define PACE_MARGIN 0.05   /* seconds: network jitter between a start and its arrival */
 #define PACE_COUNTER_TTL 86400
-#define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
-#define MIN_WAIT 0.001    /* shorter is no wait: timers count milliseconds */
-#define FOLLOW_POLL 0.002 /* seconds between looks at the request an exchange rides on */
-#define RPOLL_MAX 0.1     /* backing off up to this while another process asks */
+#define PENALTY_MAX 86400    /* the longest Retry-After Spotify sends */
+#define MIN_WAIT 0.001       /* shorter is no wait: timers count milliseconds */
+#define FOLLOW_POLL 0.002    /* seconds between looks at the request an exchange rides on */
+#define RPOLL_MAX 0.1        /* backing off up to this while another process asks */
+#define REVALIDATE_KEEP 3600 /* seconds an expired answer with a validator is kept, at least */
 
 enum state {
   S_BEGIN,

@@ -19,7 +19,8 @@ struct spotify_rentry {
   size_t len;
   int tpl; /* registry ref to the decoded answer that hits copy, made on the first hit */
   unsigned hash;
-  double fresh_until, stale_until;
+  double fresh_until, stale_until, keep_until;
+  char *etag, *last_modified; /* validators, or NULL */
   spotify_rentry *newer, *older, *chain;
 };
 
@@ -73,6 +74,8 @@ static void drop(lua_State *L, spotify_responses *r, spotify_rentry *e) {
   luaL_unref(L, LUA_REGISTRYINDEX, e->tpl);
   free(e->key);
   free(e->text);
+  free(e->etag);
+  free(e->last_modified);
   free(e);
   r->count--;
 }
@@ -83,7 +86,7 @@ int spotify_responses_find(lua_State *L, spotify_responses *r, const char *key,
   unsigned h = hash_of(key);
   spotify_rentry *e = *slot_of(r, key, h);
   if (e == NULL) return 0;
-  if (e->stale_until <= spotify_wall_time()) {
+  if (e->keep_until <= spotify_wall_time()) {
     drop(L, r, e);
     return 0;
   }
@@ -93,23 +96,66 @@ int spotify_responses_find(lua_State *L, spotify_responses *r, const char *key,
   out->len = e->len;
   out->fresh_until = e->fresh_until;
   out->stale_until = e->stale_until;
+  out->keep_until = e->keep_until;
+  out->etag = e->etag;
+  out->last_modified = e->last_modified;
   return 1;
+}
+
+int spotify_validator_ok(const char *v, size_t len) {
+  if (len == 0 || len > SPOTIFY_VALIDATOR_MAX) return 0;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) return 0;
+  return 1;
+}
+
+static char *validator_copy(const char *v, int *failed) {
+  if (v == NULL || !spotify_validator_ok(v, strlen(v))) return NULL;
+  char *c = strdup(v);
+  if (c == NULL) *failed = 1;
+  return c;
 }
 
 void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, const char *text,
                            size_t len, double fresh_until, double stale_until) {
+  spotify_responses_put_validated(L, r, key, text, len, fresh_until, stale_until, stale_until, NULL,
+                                  NULL);
+}
+
+int spotify_responses_renew(spotify_responses *r, const char *key, double fresh_until,
+                            double stale_until, double keep_until) {
+  if (r->nbuckets == 0) return 0;
+  spotify_rentry *e = *slot_of(r, key, hash_of(key));
+  if (e == NULL) return 0;
+  e->fresh_until = fresh_until;
+  e->stale_until = stale_until;
+  e->keep_until = keep_until > stale_until ? keep_until : stale_until;
+  return 1;
+}
+
+void spotify_responses_put_validated(lua_State *L, spotify_responses *r, const char *key,
+                                     const char *text, size_t len, double fresh_until,
+                                     double stale_until, double keep_until, const char *etag,
+                                     const char *last_modified) {
   if (r->nbuckets == 0) return;
   unsigned h = hash_of(key);
   spotify_rentry *old = *slot_of(r, key, h);
   if (old) drop(L, r, old);
   spotify_rentry *e = calloc(1, sizeof *e);
   char *k = strdup(key), *t = malloc(len + 1);
-  if (e == NULL || k == NULL || t == NULL) { /* a cache that cannot keep it forgets it */
+  int failed = 0;
+  char *et = validator_copy(etag, &failed), *lm = validator_copy(last_modified, &failed);
+  if (e == NULL || k == NULL || t == NULL || failed) { /* a cache that cannot keep it forgets it */
     free(e);
     free(k);
     free(t);
+    free(et);
+    free(lm);
     return;
   }
+  e->etag = et;
+  e->last_modified = lm;
+  e->keep_until = (et || lm) && keep_until > stale_until ? keep_until : stale_until;
   memcpy(t, text, len);
   t[len] = '\0';
   e->key = k;
@@ -168,19 +214,77 @@ char *spotify_responses_entry(const char *text, size_t len, double fresh_until, 
   return s;
 }
 
+char *spotify_responses_entry_validated(const char *text, size_t len, const spotify_rlook *e,
+                                        size_t *out_len) {
+  const char *et = e->etag && spotify_validator_ok(e->etag, strlen(e->etag)) ? e->etag : NULL;
+  const char *lm =
+      e->last_modified && spotify_validator_ok(e->last_modified, strlen(e->last_modified))
+          ? e->last_modified
+          : NULL;
+  if (et == NULL && lm == NULL)
+    return spotify_responses_entry(text, len, e->fresh_until, e->stale_until, out_len);
+  char head[64 + 2 * (SPOTIFY_VALIDATOR_MAX + 8)];
+  int n = snprintf(head, sizeof head, "%.3f %.3f %.3f\n%s%s%s%s%s%s", e->fresh_until,
+                   e->stale_until, e->keep_until, et ? "etag " : "", et ? et : "", et ? "\n" : "",
+                   lm ? "lm " : "", lm ? lm : "", lm ? "\n" : "");
+  if (n < 0 || (size_t)n >= sizeof head) return NULL;
+  char *s = malloc((size_t)n + len + 1);
+  if (s == NULL) return NULL;
+  memcpy(s, head, (size_t)n);
+  memcpy(s + n, text, len);
+  s[(size_t)n + len] = '\0';
+  *out_len = (size_t)n + len;
+  return s;
+}
+
+/* One "name VALUE\n" line of a validator at p; the value's span, or NULL. */
+static const char *validator_line(const char *p, const char *end, const char *name,
+                                  const char **value, size_t *vlen) {
+  size_t n = strlen(name);
+  if ((size_t)(end - p) <= n || memcmp(p, name, n) != 0) return NULL;
+  const char *nl = memchr(p + n, '\n', (size_t)(end - p - n));
+  if (nl == NULL || !spotify_validator_ok(p + n, (size_t)(nl - p - n))) return NULL;
+  *value = p + n;
+  *vlen = (size_t)(nl - p - n);
+  return nl + 1;
+}
+
 int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out) {
-  const char *nl = memchr(s, '\n', len);
+  const char *nl = memchr(s, '\n', len), *end = s + len;
   if (nl == NULL || nl - s > 60) return 0;
   char head[64];
   memcpy(head, s, (size_t)(nl - s));
   head[nl - s] = '\0';
-  double fresh, stale;
+  double fresh, stale, keep;
   char extra;
-  if (sscanf(head, "%lf %lf%c", &fresh, &stale, &extra) != 2 || !isfinite(fresh) ||
-      !isfinite(stale))
+  int got = sscanf(head, "%lf %lf %lf%c", &fresh, &stale, &keep, &extra);
+  if ((got != 2 && got != 3) || !isfinite(fresh) || !isfinite(stale) ||
+      (got == 3 && !isfinite(keep)))
     return 0;
-  out->text = nl + 1;
-  out->len = len - (size_t)(nl + 1 - s);
+  const char *p = nl + 1, *q;
+  out->etag = out->last_modified = NULL;
+  out->keep_until = stale;
+  if (got == 3) { /* validators follow, copied into out */
+    char *etag = out->etag_buf, *lm = out->lm_buf;
+    const char *v;
+    size_t vlen;
+    if ((q = validator_line(p, end, "etag ", &v, &vlen)) != NULL) {
+      memcpy(etag, v, vlen);
+      etag[vlen] = '\0';
+      out->etag = etag;
+      p = q;
+    }
+    if ((q = validator_line(p, end, "lm ", &v, &vlen)) != NULL) {
+      memcpy(lm, v, vlen);
+      lm[vlen] = '\0';
+      out->last_modified = lm;
+      p = q;
+    }
+    if (out->etag == NULL && out->last_modified == NULL) return 0;
+    out->keep_until = keep > stale ? keep : stale;
+  }
+  out->text = p;
+  out->len = (size_t)(end - p);
   out->fresh_until = fresh;
   out->stale_until = stale;
   return 1;
