@@ -247,6 +247,24 @@ describe("spotify.responses", function()
       c:close()
     end)
 
+    it("reads entries with and without validators, and refuses a broken validator line", function()
+      local store = spotify.cache.memory()
+      local c = client(spotify.responses { store = store, ttl = 3600, lru = 0 })
+      local key = "response:" .. f.api_base .. "/tracks/" .. ID
+      local t = testing.time()
+      local text = '{"id":"' .. ID .. '","name":"Planted"}'
+      store:set(key, ("%.3f %.3f\n"):format(t + 60, t + 60) .. text, 60) -- as written before validators
+      assert.equal("Planted", assert(c:track(ID)).name)
+      store:set(key, ("%.3f %.3f %.3f\netag \"v1\"\nlm Wed, 01 Jan 2025 00:00:00 GMT\n"):format(t + 60, t + 60,
+        t + 3600) .. text, 60)
+      assert.equal("Planted", assert(c:track(ID)).name)
+      assert.equal(0, #f:log_for "/v1/tracks/")
+      store:set(key, ("%.3f %.3f %.3f\nbogus\n"):format(t + 60, t + 60, t + 3600) .. text, 60)
+      assert.equal("Austerity", assert(c:track(ID)).name)
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
     it("ignores a stored value that is not one of its entries", function()
       local store = spotify.cache.memory()
       local c = client(spotify.responses { store = store, ttl = 3600, lru = 0 })
@@ -440,6 +458,19 @@ describe("spotify.responses", function()
       assert.equal(1, c:stats().response_stale)
       assert.equal(0, #clock.waits) -- no wait for the penalty
       assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
+    it("lets expired items stand in for a failed batch GET", function()
+      local c = client(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      local list = ids(3)
+      assert(c:tracks(list))
+      core.sleep(120)
+      f:faults { { path = "/v1/tracks", status = 500, times = -1 } }
+      local all, err = c:tracks(list)
+      assert.is_nil(err)
+      for i = 1, 3 do assert.equal(list[i], all[i].id) end
+      assert.equal(1, c:stats().response_stale)
       c:close()
     end)
 
