@@ -335,6 +335,8 @@ local function check_against_stats(families, app, stats, expected, token_request
     "spotify_rate_limited_waits_total", { app = app }))
   assert.equal(stats.rate_limited_wait_s, value(families, "spotify_rate_limited_wait_seconds_total",
     "spotify_rate_limited_wait_seconds_total", { app = app }))
+  assert.equal(stats.retry_wait_s, value(families, "spotify_retry_wait_seconds_total",
+    "spotify_retry_wait_seconds_total", { app = app }))
   local h = "spotify_request_duration_seconds"
   assert.equal(total, value(families, h, h .. "_count", { app = app }))
   assert.equal(total, value(families, h, h .. "_bucket", { app = app, le = "+Inf" }))

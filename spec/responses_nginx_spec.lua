@@ -152,4 +152,140 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
     assert.equal(304, log[2].status)
     assert.matches('^"%x+"$', log[2].if_none_match)
   end)
+
+  it("never keeps a non-JSON 200, whatever its max-age: the next call asks again", function()
+    local id = ids(21)[21]
+    local mark = #f:log()
+    f:faults { { path = "/v1/tracks/" .. id, action = "html", status = 200,
+      headers = { ["Cache-Control"] = "max-age=3600" } } }
+    local status, body = server:get("/track?id=" .. id)
+    assert.equal(200, status, body)
+    assert.equal("decode", cjson.decode(body).err)
+    for _ = 1, 4 do -- whichever worker takes it: its own tier and the dict hold no page
+      status, body = server:get("/track?id=" .. id)
+      assert.equal(200, status, body)
+      assert.equal("Austerity", cjson.decode(body).name)
+    end
+    assert.equal(2, #f:log_for("/v1/tracks/" .. id, mark))
+  end)
+end)
+
+-- One small dict for the token, the 429 penalty and the answers: answers
+-- that no longer fit are not kept, and never evict the penalty.
+local CROWDED = [=[
+local spotify = require "spotify"
+local cjson = require "cjson"
+local options = require "spec_options"
+local app = {}
+
+local function client(extra, answers)
+  local o = {}
+  for k, v in pairs(options) do o[k] = v end
+  for k, v in pairs(extra) do o[k] = v end
+  o.cache = spotify.cache.shdict(ngx.shared.crowded)
+  if answers then
+    o.responses = spotify.responses { store = answers, ttl = { track = 3600 } }
+  end
+  return spotify.client(o)
+end
+
+local function reply(t)
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode(t))
+end
+
+-- A 429 asking more than max_retry_after: failed at once, and kept in the
+-- dict for budget "held" (a new client each time: nothing held in a client).
+function app.penalty()
+  local c = client({ budget_key = "held", max_retry_after = 1, max_retries = 0 })
+  local _, err = c:track(ngx.req.get_uri_args().id)
+  c:close()
+  reply { err = err and err.kind }
+end
+
+-- Lookups of IDs from..to by another budget, each answer for the store:
+-- the dict `dict`, as a cache made with answers_only when only=1.
+function app.fill()
+  local a = ngx.req.get_uri_args()
+  local store = spotify.cache.shdict(ngx.shared[a.dict], { answers_only = a.only == "1" })
+  local c = client({ budget_key = "busy" }, store)
+  local failed = 0
+  for i = tonumber(a.from), tonumber(a.to) do
+    if not c:track(("F%021d"):format(i)) then failed = failed + 1 end
+  end
+  local s = c:stats()
+  c:close()
+  reply { failed = failed, shared_hits = s.response_shared_hits }
+end
+
+function app.held()
+  local c = client({ budget_key = "held", max_retry_after = 1, max_retries = 0 })
+  local _, err = c:track(ngx.req.get_uri_args().id)
+  c:close()
+  reply { err = err and err.kind }
+end
+
+return app
+]=]
+
+describe("a shared dict holding the token, a 429 penalty and answers", function()
+  local f, server
+  setup(function()
+    f = fake.start()
+    server = nginx.start {
+      workers = 1,
+      http = table.concat({
+        nginx.package_paths(),
+        "lua_shared_dict crowded 100k;",
+        "lua_shared_dict answers 100k;",
+        "lua_socket_log_errors off;",
+        "init_by_lua_block { require 'spotify' }",
+      }, "\n  "),
+      server = table.concat({
+        "location = /penalty { content_by_lua_block { require('spec_app').penalty() } }",
+        "location = /fill { content_by_lua_block { require('spec_app').fill() } }",
+        "location = /held { content_by_lua_block { require('spec_app').held() } }",
+      }, "\n    "),
+      files = { ["spec_app.lua"] = CROWDED, ["spec_options.lua"] = "return " .. ([[{ client_id = %q,
+        client_secret = %q, api_base = %q, token_url = %q }]]):format("test-id", "test-secret",
+        f.api_base, f.token_url) },
+    }
+  end)
+  teardown(function()
+    if server then server:stop() end
+    if f then f:stop() end
+  end)
+
+  local function fill(dict, from, to, only)
+    local status, body = server:get(("/fill?dict=%s&from=%d&to=%d&only=%s"):format(dict, from, to, only))
+    assert.equal(200, status, body)
+    local r = cjson.decode(body)
+    assert.equal(0, r.failed)
+    return r.shared_hits
+  end
+
+  it("keeps the penalty however many answers come", function()
+    local ID = "4iV5W9uYEdYUVa79Axb7Rh"
+    local mark = #f:log()
+    f:faults { { path = "/v1/tracks/", status = 429, headers = { ["Retry-After"] = "600" } } }
+    local status, body = server:get("/penalty?id=" .. ID)
+    assert.equal(200, status, body)
+    assert.equal("rate_limited", cjson.decode(body).err)
+    -- ~3 KB answers: 300 of them are ten times the dict
+    fill("crowded", 1, 300, "0")
+    assert.equal(300, #f:log_for("/v1/tracks/F", mark))
+    assert.is_true(fill("crowded", 1, 5, "0") > 0) -- the first answers were kept while there was room
+    local before = #f:log_for "/v1/tracks/"
+    status, body = server:get("/held?id=" .. ID)
+    assert.equal(200, status, body)
+    assert.equal("rate_limited", cjson.decode(body).err)
+    assert.equal(before, #f:log_for "/v1/tracks/") -- held by the penalty in the dict: nothing asked
+  end)
+
+  it("lets a new answer evict the least recently used in a dict of answers only", function()
+    local mark = #f:log()
+    fill("answers", 1001, 1300, "1")
+    assert.equal(10, fill("answers", 1291, 1300, "1")) -- the latest are there
+    assert.equal(300, #f:log_for("/v1/tracks/F", mark))
+  end)
 end)

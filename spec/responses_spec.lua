@@ -474,6 +474,27 @@ describe("spotify.responses", function()
       c:close()
     end)
 
+    it("stands in for the first QUOTA_EXCEEDED 429, which then holds the client", function()
+      clock.reset()
+      local c, first = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      f:faults { { path = "/v1/tracks", status = 429, reason = "QUOTA_EXCEEDED" } }
+      local t, err = c:track(ID)
+      assert.is_nil(err)
+      assert.equal(first.name, t.name)
+      assert.equal(1, c:stats().response_stale)
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      -- the spent quota still holds the client: another call asks nothing
+      local other = "0TnOYISbd1XYRBk9myaseg"
+      local _, aerr = c:artist(other)
+      assert.equal("rate_limited", aerr.kind)
+      assert.equal("QUOTA_EXCEEDED", aerr.reason)
+      assert.equal(0, #f:log_for "/v1/artists/")
+      t = assert(c:track(ID)) -- and the stale answer stands in again
+      assert.equal(first.name, t.name)
+      assert.equal(2, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
     it("never stands in for a 404", function()
       local c = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
       f:faults { { path = "/v1/tracks", status = 404 } }

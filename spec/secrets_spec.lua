@@ -181,6 +181,23 @@ describe("secrets", function()
     assert_clean("an on_request record", records)
   end)
 
+  it("an upstream's error.reason that quotes the token comes back redacted, like its message", function()
+    local fixed = "fixed-token-" .. SECRET:sub(1, 6) .. "-reason"
+    secrets[#secrets + 1] = fixed
+    local quoted = "Bearer " .. fixed
+    f:faults { { path = "/v1/", status = 403, body = ('{"error":{"status":403,"message":"refused %s",'
+      .. '"reason":"%s"}}'):format(quoted, quoted) } }
+    local c = spotify.client { access_token = fixed, api_base = f.api_base }
+    local v, err = c:track(ID)
+    c:close()
+    assert.is_nil(v)
+    assert.equal("forbidden", err.kind)
+    assert.equal("Bearer <token>", err.reason)
+    assert.equal("refused Bearer <token>", err.message)
+    assert_clean("the error", err)
+    assert_clean("tostring(err)", tostring(err))
+  end)
+
   it("a cache that fails keeps the token out of the cache_error record", function()
     local failing = {
       get = function() return nil end,

@@ -21,6 +21,11 @@ typedef enum spotify_cache_op {
 
 extern const char *const spotify_cache_op_names[SPOTIFY_CACHE_OPS];
 
+/* Keys of the response cache's answers (and their locks) start with this:
+ * a cache that must make room drops them, never a token, a penalty or
+ * pacing (memcache.c; the shared dict, lua/spotify/cache/shdict.lua). */
+#define SPOTIFY_ANSWER_PREFIX "response:"
+
 typedef struct spotify_cache_req {
   spotify_cache_op op;
   const char *key;

@@ -304,9 +304,10 @@ static int l_env(lua_State *L) {
 
 /* The exchange's result: value | nil, err (token, seconds_left for a token
  * exchange). Pushes exactly what it returns. */
-int spotify_push_result(lua_State *L, const spotify_exchange *x) {
+int spotify_push_result(lua_State *L, spotify_exchange *x) {
   const spotify_machine *m = x->m;
   if (x->error.kind) {
+    spotify_exchange_drop_value(L, x);
     lua_pushnil(L);
     if (x->error.at_token)
       spotify_push_error(L, &x->error, "POST", m->token_url);
@@ -322,6 +323,7 @@ int spotify_push_result(lua_State *L, const spotify_exchange *x) {
   }
   if (x->from_lru && m->responses && spotify_responses_push_copy(L, m->responses, x->akey))
     return 1;
+  if (spotify_exchange_take_value(L, x)) return 1;
   int top = lua_gettop(L);
   int n = spotify_json_decode(L, x->body, x->body_len);
   if (n == 1 && lua_istable(L, -1)) return 1;
@@ -542,6 +544,8 @@ static int l_stats(lua_State *L) {
   stat_field(L, "rate_limited_waits", s->rate_limited_waits);
   lua_pushnumber(L, s->rate_limited_wait_s);
   lua_setfield(L, -2, "rate_limited_wait_s");
+  lua_pushnumber(L, s->retry_wait_s);
+  lua_setfield(L, -2, "retry_wait_s");
   stat_field(L, "response_hits", s->response_hits);
   stat_field(L, "response_shared_hits", s->response_shared_hits);
   stat_field(L, "response_stale", s->response_stale);

@@ -16,7 +16,7 @@ typedef struct spotify_client {
 } spotify_client;
 
 spotify_client *spotify_check_client(lua_State *L, int i);
-int spotify_push_result(lua_State *L, const spotify_exchange *x);
+int spotify_push_result(lua_State *L, spotify_exchange *x);
 /* Around a driver's work: a close meanwhile frees the handles on leave. */
 void spotify_client_enter(spotify_client *c);
 void spotify_client_leave(lua_State *L, spotify_client *c);

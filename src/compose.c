@@ -121,7 +121,7 @@ static int take_ids(spotify_exchange *x, struct spotify_compose *c, const spotif
       char *full = url ? cat(url, strlen(url), rest, rest_len, "", 0) : NULL;
       free(path);
       free(url);
-      it->akey = full ? spotify_responses_variant(full, x->m->language) : NULL;
+      it->akey = full ? spotify_exchange_answer_key(x->m, full) : NULL;
       it->rkey = it->akey ? spotify_responses_key(it->akey) : NULL;
       free(full);
       if (it->rkey == NULL) return 0;
@@ -267,7 +267,7 @@ static spotify_action decide(spotify_exchange *x) {
     for (int k = 0; k < c->nasked; k++)
       p += sprintf(p, "%s%s", k ? "," : "", c->items[c->asked[k]].id);
     strcpy(p, c->tail);
-    akey = spotify_responses_variant(url, x->m->language);
+    akey = spotify_exchange_answer_key(x->m, url);
     rkey = akey ? spotify_responses_key(akey) : NULL;
   }
   if (rkey == NULL) { /* out of memory: the caller's URL as it is, kept by no key */
@@ -316,6 +316,11 @@ spotify_action spotify_compose_looked(lua_State *L, spotify_exchange *x) {
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
   if (e.fresh_until > spotify_wall_time()) {
+    /* what another writer kept is checked as a fresh answer is: an item
+     * that does not decode is a miss */
+    int top = lua_gettop(L), ok = spotify_json_decode(L, e.text, e.len) == 1 && lua_istable(L, -1);
+    lua_settop(L, top);
+    if (!ok) return 0;
     hold(it, e.text, e.len);
     if (!it->held) return 0;
     spotify_responses_put(L, m->responses, it->akey, it->text, it->len, e.fresh_until,
@@ -328,7 +333,8 @@ spotify_action spotify_compose_looked(lua_State *L, spotify_exchange *x) {
 }
 
 int spotify_compose_merge(lua_State *L, spotify_exchange *x, const char *raw, size_t len,
-                          double fresh_until, double stale_until, int keep) {
+                          double fresh_until, double stale_until) {
+  (void)L;
   struct spotify_compose *c = x->compose;
   const char *starts[MAX_IDS];
   size_t lens[MAX_IDS];
@@ -338,13 +344,25 @@ int spotify_compose_merge(lua_State *L, spotify_exchange *x, const char *raw, si
     if (lens[k] == 4 && memcmp(starts[k], "null", 4) == 0) continue; /* not found */
     hold(it, starts[k], lens[k]);
     if (!it->held) return 0;
-    if (keep)
-      spotify_responses_put(L, x->m->responses, it->akey, it->text, it->len, fresh_until,
-                            stale_until);
   }
   c->fresh_until = fresh_until;
   c->stale_until = stale_until;
   return answer_assembled(x);
+}
+
+/* An item above max_entry_bytes is handed out, not kept. */
+static int keepable(const spotify_responses *r, size_t len) {
+  return r->max_entry_bytes == 0 || len <= r->max_entry_bytes;
+}
+
+void spotify_compose_keep(lua_State *L, spotify_exchange *x) {
+  struct spotify_compose *c = x->compose;
+  spotify_responses *r = x->m->responses;
+  for (int k = 0; k < c->nasked; k++) {
+    const item *it = &c->items[c->asked[k]];
+    if (it->held && keepable(r, it->len))
+      spotify_responses_put(L, r, it->akey, it->text, it->len, c->fresh_until, c->stale_until);
+  }
 }
 
 const char *spotify_compose_raw(const spotify_exchange *x, size_t *len) {
@@ -360,7 +378,7 @@ const char *spotify_compose_raw(const spotify_exchange *x, size_t *len) {
 void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   struct spotify_compose *c = x->compose;
   spotify_responses *r = x->m->responses;
-  double ttl = c->ttl > 0 ? c->ttl : o->max_age;
+  double ttl = fmin(c->ttl > 0 ? c->ttl : o->max_age, r->max_ttl);
   double fresh = spotify_wall_time() + ttl, stale = fresh + r->stale;
   char *raw = malloc(o->len + 1);
   if (raw == NULL) {
@@ -372,7 +390,7 @@ void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_o
   free(c->raw);
   c->raw = raw;
   c->raw_len = o->len;
-  if (!spotify_compose_merge(L, x, raw, o->len, fresh, stale, ttl > 0)) {
+  if (!spotify_compose_merge(L, x, raw, o->len, fresh, stale)) {
     if (c->nasked == c->n) { /* the caller's own IDs, in order */
       x->body = c->raw;
       x->body_len = c->raw_len;
@@ -381,7 +399,13 @@ void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_o
     spotify_error_set(&x->error, "decode", 200, "batch answer has no array of the IDs asked", -1);
     return;
   }
-  if (ttl > 0 && r->store.vt) {
+  /* Decoded before anything is kept: the caller's answer, and the check
+   * of every item in it. no-store keeps nothing; private stays here. */
+  if (!(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE) ||
+      !spotify_machine_decode_answer(L, x, x->answer, x->answer_len))
+    return;
+  spotify_compose_keep(L, x);
+  if (r->store.vt && !(o->cache_control & SPOTIFY_CC_PRIVATE)) {
     c->pos = 0;
     x->entry_ttl = ceil(ttl + r->stale);
     x->state = S_COMPOSE_STORE;
@@ -397,9 +421,10 @@ spotify_action spotify_compose_store(lua_State *L, spotify_exchange *x) {
     int k = c->pos++;
     const char *text = c->raw, *key = x->rkey;
     size_t len = c->raw_len;
+    if (k == c->nasked && !keepable(x->m->responses, len)) break;
     if (k < c->nasked) {
       item *it = &c->items[c->asked[k]];
-      if (!it->held) continue;
+      if (!it->held || !keepable(x->m->responses, it->len)) continue;
       text = it->text;
       len = it->len;
       key = it->rkey;

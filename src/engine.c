@@ -164,21 +164,6 @@ void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_ca
 
 /* ---- attempts ---- */
 
-/* A backoff before a retry, told to on_request as {event = "retry_wait",
- * wait = s, attempt = n (the attempt that failed), method, url}. */
-static void retry_wait(lua_State *L, spotify_exchange *x, double wait, int attempt, int token) {
-  spotify_machine *m = x->m;
-  if (m->on_request_ref == LUA_NOREF || m->on_request_ref == LUA_REFNIL) return;
-  lua_createtable(L, 0, 5);
-  spotify_machine_set_string(L, "event", "retry_wait");
-  spotify_machine_set_number(L, "wait", wait);
-  lua_pushinteger(L, attempt);
-  lua_setfield(L, -2, "attempt");
-  spotify_machine_set_string(L, "method", token ? "POST" : x->method);
-  spotify_machine_set_string(L, "url", token ? m->token_url : x->url);
-  spotify_machine_call_hook(L, m);
-}
-
 /* ---- the response cache ---- */
 
 static int copy_text(char **dst, size_t *dst_len, const char *text, size_t len) {
@@ -223,6 +208,39 @@ static void keep_validated(spotify_exchange *x, const spotify_rlook *e) {
   }
 }
 
+/* Decode text for the caller before it is kept, or taken from the store:
+ * a 200 that is not the JSON expected (a proxy's HTML page, a JSON
+ * string) is never kept, and the decoded answer is the one the caller
+ * gets (spotify_exchange_take_value), so nothing is decoded twice. */
+static int decode_answer(lua_State *L, spotify_exchange *x, const char *text, size_t len) {
+  int top = lua_gettop(L);
+  spotify_exchange_drop_value(L, x);
+  if (spotify_json_decode(L, text, len) != 1 || !lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  x->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+int spotify_machine_decode_answer(lua_State *L, spotify_exchange *x, const char *text, size_t len) {
+  return decode_answer(L, x, text, len);
+}
+
+int spotify_exchange_take_value(lua_State *L, spotify_exchange *x) {
+  if (x->value_ref <= 0) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, x->value_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, x->value_ref);
+  x->value_ref = 0;
+  return 1;
+}
+
+void spotify_exchange_drop_value(lua_State *L, spotify_exchange *x) {
+  if (x->value_ref <= 0) return;
+  luaL_unref(L, LUA_REGISTRYINDEX, x->value_ref);
+  x->value_ref = 0;
+}
+
 /* Ask the response store; like cache_op, but a failure is only a miss. */
 static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                const char *key, double ttl, int next) {
@@ -251,6 +269,12 @@ spotify_action spotify_machine_store_op(lua_State *L, spotify_exchange *x, spoti
   return store_op(L, x, op, key, ttl, next);
 }
 
+char *spotify_exchange_answer_key(spotify_machine *m, const char *url) {
+  const char *scope = spotify_token_scope(&m->token);
+  if (m->token.fixed && scope == NULL) return NULL; /* out of memory: keep nothing */
+  return spotify_responses_variant(url, m->language, scope);
+}
+
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   spotify_responses *r = m->responses;
@@ -260,7 +284,7 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   free(x->akey);
   free(x->rkey);
   x->rkey = NULL;
-  x->akey = spotify_responses_variant(x->url, m->language);
+  x->akey = spotify_exchange_answer_key(m, x->url);
   if (x->akey == NULL) return 0;
   x->rkey = spotify_responses_key(x->akey);
   if (x->rkey == NULL) return 0;
@@ -285,11 +309,17 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
   x->state = S_COALESCE;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
-  if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
-    spotify_responses_put(L, m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
-                          e.stale_until);
-    m->stats.response_shared_hits++;
-    return done(x);
+  if (e.fresh_until > wall()) {
+    /* what another writer kept is checked as a fresh answer is: one
+     * that does not decode is a miss */
+    if (!decode_answer(L, x, e.text, e.len)) return 0;
+    if (answer_with(x, e.text, e.len)) {
+      spotify_responses_put(L, m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+                            e.stale_until);
+      m->stats.response_shared_hits++;
+      return done(x);
+    }
+    spotify_exchange_drop_value(L, x);
   }
   keep_stale(x, &e);
   keep_validated(x, &e);
@@ -300,10 +330,11 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
  * validator kept as long again (at least REVALIDATE_KEEP) to be asked
  * about with a conditional request. */
 static void kept_times(const spotify_exchange *x, spotify_rlook *e, double ttl) {
+  const spotify_responses *r = x->m->responses;
   e->fresh_until = wall() + ttl;
-  e->stale_until = e->fresh_until + x->m->responses->stale;
+  e->stale_until = e->fresh_until + r->stale;
   e->keep_until = e->stale_until;
-  if (e->etag || e->last_modified) e->keep_until += fmax(ttl, REVALIDATE_KEEP);
+  if (e->etag || e->last_modified) e->keep_until += fmin(fmax(ttl, REVALIDATE_KEEP), r->max_ttl);
 }
 
 /* On to the store (x->answer holds the text): S_RESPONSE_STORE sets it. */
@@ -315,9 +346,10 @@ static void store_kept(spotify_exchange *x, spotify_rlook *e) {
 }
 
 /* A 304 to a conditional request: the expired answer it asked about is
- * the answer, fresh again in both tiers; the process tier's decoded
- * answer is handed out as is (no decoding). A 304 to a request that named
- * no validator is the server's fault. */
+ * the answer, fresh again in both tiers (as a 200 would be: no-store
+ * keeps nothing, private stays in this process); the process tier's
+ * decoded answer is handed out as is (no decoding). A 304 to a request
+ * that named no validator is the server's fault. */
 static void not_modified(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_machine *m = x->m;
   spotify_responses *r = m->responses;
@@ -331,8 +363,8 @@ static void not_modified(lua_State *L, spotify_exchange *x, const spotify_outcom
     return;
   }
   m->stats.response_revalidated++;
-  double ttl = x->ttl > 0 ? x->ttl : o->max_age;
-  if (r == NULL || x->rkey == NULL || !(ttl > 0)) return;
+  double ttl = fmin(x->ttl > 0 ? x->ttl : o->max_age, r->max_ttl);
+  if (x->rkey == NULL || !(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE)) return;
   /* a 304 may name newer validators */
   spotify_rlook e = {.etag = o->etag ? o->etag : x->cond_etag,
                      .last_modified = o->last_modified ? o->last_modified : x->cond_lm};
@@ -341,7 +373,7 @@ static void not_modified(lua_State *L, spotify_exchange *x, const spotify_outcom
     spotify_responses_put_validated(L, r, x->akey, x->answer, x->answer_len, e.fresh_until,
                                     e.stale_until, e.keep_until, e.etag, e.last_modified);
   x->from_lru = 1; /* push_copy decodes only when the tier has no decoded answer yet */
-  if (r->store.vt) store_kept(x, &e);
+  if (r->store.vt && !(o->cache_control & SPOTIFY_CC_PRIVATE)) store_kept(x, &e);
 }
 
 /* A 200 of a cached method: into the process tier, and on to the store. */
@@ -351,15 +383,23 @@ static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outco
     spotify_compose_answered(L, x, o);
     return;
   }
-  double ttl = x->ttl > 0 ? x->ttl : o->max_age;
-  if (x->rkey == NULL || !(ttl > 0)) return;
+  double ttl = fmin(x->ttl > 0 ? x->ttl : o->max_age, r->max_ttl);
+  /* no-store is never kept, whatever ttl the method has; an answer above
+   * max_entry_bytes is handed out, not kept */
+  if (x->rkey == NULL || !(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE) ||
+      (r->max_entry_bytes > 0 && o->len > r->max_entry_bytes) ||
+      !decode_answer(L, x, o->body, o->len))
+    return;
   spotify_rlook e = {
       .text = o->body, .len = o->len, .etag = o->etag, .last_modified = o->last_modified};
   kept_times(x, &e, ttl);
   spotify_responses_put_validated(L, r, x->akey, o->body, o->len, e.fresh_until, e.stale_until,
                                   e.keep_until, o->etag, o->last_modified);
-  /* The outcome's body is gone once a Lua store has been asked. */
-  if (r->store.vt == NULL || !answer_with(x, o->body, o->len)) return;
+  /* private never reaches the shared tier. The outcome's body is gone
+   * once a Lua store has been asked. */
+  if (r->store.vt == NULL || (o->cache_control & SPOTIFY_CC_PRIVATE) ||
+      !answer_with(x, o->body, o->len))
+    return;
   store_kept(x, &e);
 }
 
@@ -371,15 +411,19 @@ int spotify_machine_answer_stale(spotify_exchange *x) {
   return 1;
 }
 
-/* Spotify failed (5xx, 429, the network): an expired answer stands in. */
+/* Spotify failed (5xx, 429, the network): an expired answer stands in. A
+ * 429 still holds this client's next requests and the fleet's, a spent
+ * quota (never retried) as much as any: its penalty is shared from the
+ * error before the stale answer clears it. */
 static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
-  if (!spotify_machine_answer_stale(x)) return 0;
+  if (x->stale == NULL || !answer_with(x, x->stale, x->stale_len)) return 0;
   spotify_machine *m = x->m;
-  /* A 429 still holds this client's next requests. */
   if (o->status == 429 && o->retry_after > 0 && now() + o->retry_after > m->blocked_until)
     m->blocked_until = now() + o->retry_after;
   x->state = S_DONE;
   spotify_ratelimit_share_penalty(x, o, 0);
+  spotify_error_clear(&x->error);
+  m->stats.response_stale++;
   return 1;
 }
 
@@ -456,7 +500,7 @@ static spotify_action follow(lua_State *L, spotify_exchange *x) {
     x->m->stats.coalesced++;
     if (f->error.kind)
       spotify_error_copy(&x->error, &f->error);
-    else if (x->compose && !spotify_compose_merge(L, x, f->body, f->len, 0, 0, 0))
+    else if (x->compose && !spotify_compose_merge(L, x, f->body, f->len, 0, 0))
       fail(x, "decode", 200, "batch answer has no array of the IDs asked", -1);
     else if (!x->compose && !answer_with(x, f->body, f->len))
       fail(x, "network", 0, "out of memory", -1);
@@ -514,11 +558,18 @@ static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int other
       e.fresh_until <= wall())
     return 0;
   if (x->compose) { /* another process's answer to the same IDs */
-    if (!spotify_compose_merge(L, x, e.text, e.len, e.fresh_until, e.stale_until, 1)) return 0;
+    if (!spotify_compose_merge(L, x, e.text, e.len, e.fresh_until, e.stale_until) ||
+        !decode_answer(L, x, x->answer, x->answer_len))
+      return 0;
+    spotify_compose_keep(L, x);
     (*counter)++;
     return done(x);
   }
-  if (!answer_with(x, e.text, e.len)) return 0;
+  if (!decode_answer(L, x, e.text, e.len)) return 0;
+  if (!answer_with(x, e.text, e.len)) {
+    spotify_exchange_drop_value(L, x);
+    return 0;
+  }
   spotify_responses_put(L, x->m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
                         e.stale_until);
   (*counter)++;
@@ -550,6 +601,7 @@ static spotify_action let_go_rlock(lua_State *L, spotify_exchange *x) {
  * x->error as it is. Returns whether it goes on. */
 static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double retry_after,
                        long status, int backoff_state) {
+  (void)L;
   spotify_machine *m = x->m;
   double t = now();
   double delay = spotify_retry_delay(&m->limits, attempt, retry_after, t, x->started);
@@ -561,10 +613,12 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
     m->blocked_until = t + delay;
     m->blocked_reason = NULL;
   }
+  /* Counted, not told to on_request: that hook sees HTTP exchanges only,
+   * so a hook that counts requests counts no wait as one. */
+  m->stats.retry_wait_s += delay;
   x->wait = delay;
   x->state = backoff_state;
   spotify_error_clear(&x->error);
-  retry_wait(L, x, delay, attempt, backoff_state == T_BACKOFF);
   return 1;
 }
 
@@ -572,11 +626,18 @@ static int retry_later(lua_State *L, spotify_exchange *x, int attempt, double re
 /* A server's message may quote the token it was sent, in any form. */
 static void redact_error(lua_State *L, spotify_exchange *x) {
   spotify_error *e = &x->error;
-  if (e->message == NULL) return;
-  push_redacted(L, e->message, x->m->token.value);
-  push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
-  spotify_error_set_message(e, lua_tostring(L, -1));
-  lua_pop(L, 2);
+  if (e->message) {
+    push_redacted(L, e->message, x->m->token.value);
+    push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
+    spotify_error_set_message(e, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
+  if (e->reason) { /* error.reason is the server's text as much as the message is */
+    push_redacted(L, e->reason, x->m->token.value);
+    push_redacted(L, lua_tostring(L, -1), x->m->token.refused);
+    spotify_error_set_reason(e, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
 }
 
 static spotify_verdict judge(lua_State *L, spotify_exchange *x, const spotify_outcome *o,
@@ -624,7 +685,8 @@ static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome
     return;
   }
   spotify_verdict v = judge(L, x, o, 0);
-  if (v.retry && x->stale && stand_in(x, o)) return;
+  /* stale_if_error names 429: a spent quota's too, though it is never retried. */
+  if ((v.retry || o->status == 429) && x->stale && stand_in(x, o)) return;
   if (v.renew && !x->renewed && !m->token.fixed) {
     x->renewed = 1;
     x->attempt--; /* a repeat with a new token is not a retry */
@@ -845,6 +907,7 @@ int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpo
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   if (m == NULL) return;
+  spotify_exchange_drop_value(L, x);
   leave_flight(x);
   if (x->rlock_held) {
     x->rlock_held = 0;

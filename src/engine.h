@@ -17,6 +17,7 @@ typedef struct spotify_stats {
   long long bytes_received, connections_opened;
   long long rate_limited_waits;
   double rate_limited_wait_s;
+  double retry_wait_s; /* backoffs before retries (each counted in retries) */
   long long response_hits, response_shared_hits, response_stale, coalesced, batched;
   long long response_revalidated; /* expired answers renewed by a 304 */
 } spotify_stats;
@@ -114,6 +115,7 @@ typedef struct spotify_outcome {
   double elapsed;
   int connections;                  /* connections this exchange opened */
   double max_age;                   /* Cache-Control max-age in seconds; <= 0: none */
+  unsigned cache_control;           /* SPOTIFY_CC_ flags (responses.h): no-store, private */
   const char *etag, *last_modified; /* the answer's validators, NUL-terminated; NULL: none */
 } spotify_outcome;
 
@@ -151,8 +153,9 @@ typedef struct spotify_exchange {
   char *answer; /* an answer from the cache, owned; x->body points here */
   char *stale;  /* an expired answer that may stand in for a failure, owned */
   size_t answer_len, stale_len;
-  int on_store; /* the pending cache action is for the response store */
-  int from_lru; /* answered by the process tier: the result is a copy of its decoded answer */
+  int on_store;  /* the pending cache action is for the response store */
+  int from_lru;  /* answered by the process tier: the result is a copy of its decoded answer */
+  int value_ref; /* > 0: registry ref to the answer decoded before it was kept, the caller's */
   struct spotify_compose *compose; /* a batch GET kept per item (compose.c), owned; or NULL */
   /* a conditional request: the expired answer it asks about, owned */
   char *cond_text, *cond_etag, *cond_lm;
@@ -186,6 +189,9 @@ int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpo
 #define SPOTIFY_GROUP_LUA 2
 /* The API method name of a GET (for its ttl); unnamed GETs get the default. */
 void spotify_exchange_named(spotify_exchange *x, const char *name);
+/* The key of the answer to a GET of url for m's requests (URL, language
+ * and, for a caller's own token, its digest), malloc'd; NULL: keep none. */
+char *spotify_exchange_answer_key(spotify_machine *m, const char *url);
 /* Whether m's token is good for a request now: the machine's answer, the
  * one core.access_token gives without starting an exchange. */
 int spotify_exchange_token_fresh(const spotify_machine *m, double now);
@@ -194,6 +200,10 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x);
 void spotify_exchange_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
 /* The answer to a SPOTIFY_ACT_CACHE; the machine takes r's contents. */
 void spotify_exchange_cache_answer(lua_State *L, spotify_exchange *x, spotify_cache_result *r);
+/* Push the answer decoded before it was kept (once; the ref goes), or
+ * return 0 pushing nothing: the driver then decodes x->body. */
+int spotify_exchange_take_value(lua_State *L, spotify_exchange *x);
+void spotify_exchange_drop_value(lua_State *L, spotify_exchange *x);
 /* The exchange will never be driven again (cancelled, collected, closed):
  * give up the renewal it may own, and the renewal lock where that is safe. */
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x);

@@ -156,6 +156,7 @@ static int l_response(lua_State *L) {
   o.connections = (int)luaL_optinteger(L, 6, 0);
   const char *cc = lua_tolstring(L, 7, &n);
   o.max_age = cc ? spotify_parse_max_age(cc, n) : 0;
+  o.cache_control = cc ? spotify_cache_control_flags(cc, n) : 0;
   o.etag = validator_at(L, 8);
   o.last_modified = validator_at(L, 9);
   if (o.status < 100 || o.status > 999) o.status = 999;
@@ -227,7 +228,7 @@ static int l_peek(lua_State *L) {
   const char *url = luaL_checkstring(L, 2), *name = luaL_optstring(L, 3, NULL);
   spotify_responses *r = c->m.responses;
   if (c->m.closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
-  char *key = spotify_responses_variant(url, c->m.language);
+  char *key = spotify_exchange_answer_key(&c->m, url);
   int found = key && spotify_responses_peek(L, r, key);
   free(key);
   if (!found) return 0;

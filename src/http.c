@@ -95,6 +95,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     x->headers_ended = 0;
     x->retry_after = -1;
     x->max_age = 0;
+    x->cache_control = 0;
     x->etag[0] = x->last_modified[0] = '\0';
     return len;
   }
@@ -110,12 +111,14 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   }
   if (header_is(line, len, "retry-after"))
     x->retry_after = spotify_parse_retry_after(line + 12, len - 12, spotify_wall_time());
-  else if (header_is(line, len, "cache-control"))
+  else if (header_is(line, len, "cache-control")) {
     x->max_age = spotify_parse_max_age(line + 14, len - 14);
-  else if (header_is(line, len, "etag"))
+    x->cache_control = spotify_cache_control_flags(line + 14, len - 14);
+  } else if (header_is(line, len, "etag")) {
     take_validator(x->etag, line + 5, len - 5);
-  else if (header_is(line, len, "last-modified"))
+  } else if (header_is(line, len, "last-modified")) {
     take_validator(x->last_modified, line + 14, len - 14);
+  }
   return len;
 }
 
@@ -307,6 +310,7 @@ static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   x->len = 0;
   x->retry_after = -1;
   x->max_age = 0;
+  x->cache_control = 0;
   x->etag[0] = x->last_modified[0] = '\0';
   x->header_count = x->too_big = x->too_many_headers = x->headers_ended = 0;
   x->header_bytes = 0;
@@ -355,6 +359,7 @@ static void outcome_of(spotify_xfer *x, CURLcode code, spotify_outcome *o) {
   o->len = x->len;
   o->retry_after = x->retry_after;
   o->max_age = x->max_age;
+  o->cache_control = x->cache_control;
   o->etag = x->etag[0] ? x->etag : NULL;
   o->last_modified = x->last_modified[0] ? x->last_modified : NULL;
   if (code == CURLE_OK && x->headers_ended) {

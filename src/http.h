@@ -24,8 +24,9 @@ typedef struct spotify_xfer {
   char *auth; /* the Authorization value `headers` was built for */
   char *body;
   size_t len, cap, max_body;
-  double retry_after; /* -1: no usable Retry-After */
-  double max_age;     /* Cache-Control max-age; 0: none */
+  double retry_after;     /* -1: no usable Retry-After */
+  double max_age;         /* Cache-Control max-age; 0: none */
+  unsigned cache_control; /* its no-store and private (SPOTIFY_CC_ flags) */
   char etag[SPOTIFY_VALIDATOR_MAX + 1], last_modified[SPOTIFY_VALIDATOR_MAX + 1]; /* "": none */
   struct curl_slist *cond; /* `headers` and a conditional request's validators, or NULL */
   int header_count, too_big, too_many_headers, in_multi;

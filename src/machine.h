@@ -95,6 +95,9 @@ int spotify_machine_sharing(const spotify_machine *m);
 spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                         const char *key, double ttl, int next);
 int spotify_machine_answer_stale(spotify_exchange *x);
+/* Decode text for the caller (the answer kept then is the caller's); 0
+ * when it is not the JSON object expected. */
+int spotify_machine_decode_answer(lua_State *L, spotify_exchange *x, const char *text, size_t len);
 spotify_action spotify_machine_store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                         const char *key, double ttl, int next);
 
@@ -107,10 +110,12 @@ spotify_action spotify_compose_looked(lua_State *L, spotify_exchange *x);
 spotify_action spotify_compose_store(lua_State *L, spotify_exchange *x);
 void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
 /* The answer to the IDs asked (a flight's, a store's) in the caller's
- * order; keep: also into the process tier until fresh_until. 0 when the
- * text has no such array. */
+ * order, assembled into x->answer; 0 when the text has no such array.
+ * _keep then puts the items it held into the process tier (fresh_until,
+ * stale_until as merged), once the assembled answer decoded. */
 int spotify_compose_merge(lua_State *L, spotify_exchange *x, const char *raw, size_t len,
-                          double fresh_until, double stale_until, int keep);
+                          double fresh_until, double stale_until);
+void spotify_compose_keep(lua_State *L, spotify_exchange *x);
 /* The text a flight hands its followers: the answer to the IDs asked. */
 const char *spotify_compose_raw(const spotify_exchange *x, size_t *len);
 void spotify_compose_free(struct spotify_compose *c);

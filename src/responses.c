@@ -10,7 +10,7 @@
 
 #include "spotify.h"
 
-#define KEY_PREFIX "response:"
+#define KEY_PREFIX SPOTIFY_ANSWER_PREFIX
 
 #define COPIER "spotify.responses.copier"
 
@@ -67,10 +67,17 @@ static void link_newest(spotify_responses *r, spotify_rentry *e) {
   if (r->oldest == NULL) r->oldest = e;
 }
 
+/* What an entry costs the process tier: its text, key and bookkeeping
+ * (the decoded template a hit makes is Lua's to count). */
+static size_t entry_bytes(const char *key, size_t len) {
+  return sizeof(spotify_rentry) + strlen(key) + 1 + len + 1;
+}
+
 static void drop(lua_State *L, spotify_responses *r, spotify_rentry *e) {
   spotify_rentry **p = slot_of(r, e->key, e->hash);
   if (*p == e) *p = e->chain;
   unlink_recency(r, e);
+  r->bytes -= entry_bytes(e->key, e->len);
   luaL_unref(L, LUA_REGISTRYINDEX, e->tpl);
   free(e->key);
   free(e->text);
@@ -141,6 +148,8 @@ void spotify_responses_put_validated(lua_State *L, spotify_responses *r, const c
   unsigned h = hash_of(key);
   spotify_rentry *old = *slot_of(r, key, h);
   if (old) drop(L, r, old);
+  size_t size = entry_bytes(key, len);
+  if (size > r->lru_bytes) return; /* larger than the whole tier */
   spotify_rentry *e = calloc(1, sizeof *e);
   char *k = strdup(key), *t = malloc(len + 1);
   int failed = 0;
@@ -169,7 +178,9 @@ void spotify_responses_put_validated(lua_State *L, spotify_responses *r, const c
   e->chain = *p;
   *p = e;
   link_newest(r, e);
-  if (++r->count > r->lru_max) drop(L, r, r->oldest);
+  r->count++;
+  r->bytes += size;
+  while (r->count > r->lru_max || r->bytes > r->lru_bytes) drop(L, r, r->oldest);
 }
 
 /* Decoding the text again costs as much as the rest of an uncached call;
@@ -292,10 +303,20 @@ int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out) {
 
 #define LANGUAGE_MARK " Accept-Language="
 
-char *spotify_responses_variant(const char *url, const char *language) {
-  if (language == NULL) return strdup(url);
-  char *k = malloc(strlen(url) + sizeof LANGUAGE_MARK + strlen(language));
-  if (k) strcat(strcat(strcpy(k, url), LANGUAGE_MARK), language);
+/* A user's answers start with "token=<digest> ", which no URL does: no
+ * key of one token is another's or the app token's. */
+#define SCOPE_MARK "token="
+
+char *spotify_responses_variant(const char *url, const char *language, const char *scope) {
+  size_t n = strlen(url) + 1;
+  if (language) n += sizeof LANGUAGE_MARK + strlen(language);
+  if (scope) n += sizeof SCOPE_MARK + strlen(scope) + 1;
+  char *k = malloc(n);
+  if (k == NULL) return NULL;
+  k[0] = '\0';
+  if (scope) strcat(strcat(strcat(k, SCOPE_MARK), scope), " ");
+  strcat(k, url);
+  if (language) strcat(strcat(k, LANGUAGE_MARK), language);
   return k;
 }
 
@@ -453,6 +474,11 @@ int spotify_json_items(const char *s, size_t len, const char *field, const char 
   }
 }
 
+unsigned spotify_cache_control_flags(const char *value, size_t len) {
+  return (find_word(value, len, "no-store") ? SPOTIFY_CC_NO_STORE : 0) |
+         (find_word(value, len, "private") ? SPOTIFY_CC_PRIVATE : 0);
+}
+
 int spotify_responses_peek(lua_State *L, spotify_responses *r, const char *key) {
   spotify_rlook e;
   return spotify_responses_find(L, r, key, &e) && e.fresh_until > spotify_wall_time() &&
@@ -528,9 +554,10 @@ static int take_ttl(lua_State *L, spotify_responses *r, int i) {
   return 0;
 }
 
-/* core.responses(store | nil, ttl, lru, stale_if_error) -> object */
+/* core.responses(store | nil, ttl, lru, stale_if_error, max_ttl, max_entry_bytes,
+ * lru_bytes) -> object; the values checked in Lua (responses.lua) */
 static int l_new(lua_State *L) {
-  lua_settop(L, 4);
+  lua_settop(L, 7);
   spotify_responses *r = lua_newuserdata(L, sizeof *r);
   memset(r, 0, sizeof *r);
   r->store.ref = LUA_NOREF;
@@ -539,6 +566,9 @@ static int l_new(lua_State *L) {
   double lru = luaL_optnumber(L, 3, 1000), stale = luaL_optnumber(L, 4, 0);
   r->lru_max = lru > 1e7 ? 10000000 : lru < 0 ? 0 : (int)lru;
   r->stale = stale > 0 ? stale : 0;
+  r->max_ttl = luaL_optnumber(L, 5, 86400);
+  r->max_entry_bytes = (size_t)luaL_optnumber(L, 6, 0);
+  r->lru_bytes = (size_t)luaL_optnumber(L, 7, 32 * 1024 * 1024);
   if (r->lru_max > 0) {
     size_t n = 16;
     while (n < (size_t)r->lru_max * 2) n *= 2;
@@ -621,4 +651,6 @@ void spotify_open_responses(lua_State *L) {
   lua_setfield(L, -2, "responses_copier");
   lua_pushcfunction(L, l_batches);
   lua_setfield(L, -2, "responses_batches");
+  lua_pushliteral(L, SPOTIFY_ANSWER_PREFIX);
+  lua_setfield(L, -2, "answer_prefix");
 }

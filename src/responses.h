@@ -35,9 +35,12 @@ typedef struct spotify_responses {
   int nrows;
   spotify_ttl_rule *rules;
   int nrules;
-  double ttl_default; /* < 0: none, Cache-Control max-age decides */
-  double stale;       /* stale_if_error: seconds an expired answer may stand in */
+  double ttl_default;     /* < 0: none, Cache-Control max-age decides */
+  double stale;           /* stale_if_error: seconds an expired answer may stand in */
+  double max_ttl;         /* no answer is fresh longer */
+  size_t max_entry_bytes; /* a longer answer is not kept; 0: no bound */
   int lru_max, count;
+  size_t lru_bytes, bytes; /* the process tier's bound in bytes, and what it holds */
   spotify_rentry **buckets;
   size_t nbuckets;
   spotify_rentry *newest, *oldest;
@@ -93,9 +96,10 @@ char *spotify_responses_entry(const char *text, size_t len, double fresh_until, 
 char *spotify_responses_entry_validated(const char *text, size_t len, const spotify_rlook *e,
                                         size_t *out_len);
 int spotify_responses_parse(const char *s, size_t len, spotify_rlook *out);
-/* The key of an answer: its URL, and the language it was asked in (a
- * localized answer is another answer), malloc'd. */
-char *spotify_responses_variant(const char *url, const char *language);
+/* The key of an answer: its URL, the language it was asked in (a
+ * localized answer is another answer) and, for a caller's own token, the
+ * token's digest (`scope`; NULL for the app token), malloc'd. */
+char *spotify_responses_variant(const char *url, const char *language, const char *scope);
 /* The store key of an answer's key, malloc'd. */
 char *spotify_responses_key(const char *variant);
 
@@ -112,6 +116,11 @@ int spotify_json_items(const char *s, size_t len, const char *field, const char 
 /* Cache-Control's max-age in seconds (a header value of len bytes); 0
  * when absent or when the answer may not be kept (no-store, no-cache). */
 double spotify_parse_max_age(const char *value, size_t len);
+/* What Cache-Control forbids whatever ttl is configured: no-store (never
+ * kept) and private (never in the shared tier). */
+#define SPOTIFY_CC_NO_STORE 1u
+#define SPOTIFY_CC_PRIVATE 2u
+unsigned spotify_cache_control_flags(const char *value, size_t len);
 
 spotify_responses *spotify_check_responses(lua_State *L, int i);
 

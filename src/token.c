@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "digest.h"
 #include "spotify.h"
 
 #define MAX_TOKEN_LEN 4096
@@ -29,6 +30,8 @@ int spotify_token_adopt(spotify_token *t, const char *value, size_t len, double 
   memcpy(auth + 7, value, len + 1);
   free(t->value);
   free(t->auth);
+  free(t->scope);
+  t->scope = NULL;
   t->value = v;
   t->auth = auth;
   t->expires_at = expires_at;
@@ -59,8 +62,24 @@ void spotify_token_release(spotify_token *t) {
   free(t->value);
   free(t->auth);
   free(t->refused);
+  free(t->scope);
   spotify_error_clear(&t->failure);
   memset(t, 0, sizeof *t);
+}
+
+const char *spotify_token_scope(spotify_token *t) {
+  if (!t->fixed || t->value == NULL) return NULL;
+  if (t->scope == NULL) {
+    static const char tag[] = "lua-spotify answers"; /* this digest is no other key's */
+    char hex[SPOTIFY_DIGEST_HEX];
+    spotify_sha256 s;
+    spotify_sha256_init(&s);
+    spotify_sha256_update(&s, tag, sizeof tag);
+    spotify_sha256_update(&s, t->value, strlen(t->value));
+    spotify_sha256_hex(&s, hex);
+    t->scope = strdup(hex);
+  }
+  return t->scope;
 }
 
 /* A token goes into a header line: only visible ASCII, so a hostile

@@ -21,6 +21,7 @@ typedef struct spotify_token {
   double renewer_alive_until; /* monotonic: past it, a waiter takes over (a lost renewer) */
   unsigned round;             /* bumps when a renewal ends */
   spotify_error failure;      /* the last round's error; kind NULL: it succeeded */
+  char *scope;                /* a fixed token's digest, made on first use, owned */
 } spotify_token;
 
 int spotify_token_fresh(const spotify_token *t, double refresh_buffer, double now);
@@ -32,6 +33,11 @@ void spotify_token_refuse(spotify_token *t, unsigned serial);
 int spotify_token_acceptable(const spotify_token *t, const char *value, double expires_at,
                              double refresh_buffer, double now);
 void spotify_token_release(spotify_token *t);
+/* Whose answers a request with this token gets: NULL for an app token
+ * (client credentials: the same for every holder of the app's token), a
+ * digest of a fixed token (a user's: its answers are that user's alone).
+ * NULL also when out of memory: the caller then keeps nothing. */
+const char *spotify_token_scope(spotify_token *t);
 
 /* The token endpoint's answer: on success pushes the token string and
  * returns NULL with *expires_in set; else returns why, pushing nothing. */

@@ -25,6 +25,13 @@ local function get_client()
   if not client then
     client = spotify.client {
       cache = spotify.cache.shdict(ngx.shared.spotify_tokens),
+      -- Answers every worker reuses while Spotify's Cache-Control max-age
+      -- allows (search results, briefly); `ttl = {track = 86400}` would keep
+      -- tracks a day. Their dict holds answers only: a new answer evicts the
+      -- least recently used one, never the token or a 429 penalty.
+      responses = spotify.responses {
+        store = spotify.cache.shdict(ngx.shared.spotify_answers, { answers_only = true }),
+      },
       metrics = ngx.shared.spotify_metrics, -- counters for GET /metrics
       timeout = tonumber(os.getenv "SPOTIFY_TIMEOUT" or "") or 5,
     }

@@ -28,6 +28,8 @@ local COUNTERS = {
     field = "token_fetches" },
   { name = "spotify_retries_total", help = "Requests repeated after a network error, 5xx or 429.",
     field = "retries" },
+  { name = "spotify_retry_wait_seconds_total", help = "Seconds waited (backoff or Retry-After) before retries.",
+    field = "retry_wait_s" },
   { name = "spotify_rate_limited_waits_total", help = "Waits for the app's rate limit (429 penalty or pacing).",
     field = "rate_limited_waits" },
   { name = "spotify_rate_limited_wait_seconds_total", help = "Seconds waited for the app's rate limit.",

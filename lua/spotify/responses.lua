@@ -82,12 +82,33 @@ local checks = {
   stale_if_error = function(v)
     if not seconds(v) then fail("option 'stale_if_error' must be seconds (a number of at least 0)", v) end
   end,
+  max_ttl = function(v)
+    if not seconds(v) then fail("option 'max_ttl' must be seconds (a number of at least 0)", v) end
+  end,
+  max_entry_bytes = function(v)
+    if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > 2 ^ 53 then
+      fail("option 'max_entry_bytes' must be a whole number of bytes above 0", v)
+    end
+  end,
+  lru_bytes = function(v)
+    if type(v) ~= "number" or v % 1 ~= 0 or v < 0 or v > 2 ^ 53 then
+      fail("option 'lru_bytes' must be a whole number of bytes, at least 0", v)
+    end
+  end,
 }
 
---- Make a response cache. syntax: `responses = spotify.responses{store, ttl, lru, stale_if_error}`
+-- Defaults: an answer is fresh a day at most, whatever ttl or max-age
+-- says; the process tier holds 32 MiB of JSON text at most.
+local MAX_TTL, LRU_BYTES = 86400, 32 * 1024 * 1024
+
+--- Make a response cache. syntax: `responses = spotify.responses{store, ttl, lru, stale_if_error,
+-- max_ttl, max_entry_bytes, lru_bytes}`
 -- @tparam[opt] table opts `store` (a cache object: the shared tier), `ttl`
 -- (seconds, or a table of them by method name with `default`), `lru`
--- (answers kept in this process, default 1000), `stale_if_error` (seconds)
+-- (answers kept in this process, default 1000), `stale_if_error` (seconds),
+-- `max_ttl` (caps every ttl, default 86400), `max_entry_bytes` (a longer
+-- answer is handed out, not kept; default: the client's max_body bounds
+-- every answer), `lru_bytes` (JSON text the process tier holds, default 32 MiB)
 -- @return the response cache (raises on bad options)
 function responses.new(opts)
   if opts == nil then opts = {} end
@@ -103,7 +124,8 @@ function responses.new(opts)
     for k, v in pairs(ttl) do t[k] = v end
     ttl = t
   end
-  local r = core.responses(opts.store, ttl, opts.lru or 1000, opts.stale_if_error or 0)
+  local r = core.responses(opts.store, ttl, opts.lru or 1000, opts.stale_if_error or 0,
+    opts.max_ttl or MAX_TTL, opts.max_entry_bytes or 0, opts.lru_bytes or LRU_BYTES)
   -- A batch answer is kept per item, under the key of each single lookup.
   core.responses_batches(r, batch_rows)
   return r

@@ -56,11 +56,11 @@ local spotify = {}
 ---@field attempt integer 1 for the first attempt
 ---@field elapsed number seconds
 ---@field bytes integer? bytes of the answer
----@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|"retry_wait"|nil set for an event instead of an exchange
+---@field event "cache_error"|"cache_warning"|"insecure_token_url"|"rate_limited_wait"|nil set for an event instead of an exchange (an exchange never has it)
 ---@field op string? "cache_error", "cache_warning": the cache operation concerned
 ---@field message string? "cache_error", "cache_warning", "insecure_token_url": what happened (never the token)
 ---@field reason string? "rate_limited_wait": "penalty" or "pacing"
----@field wait number? the wait's seconds ("rate_limited_wait", "retry_wait")
+---@field wait number? the wait's seconds ("rate_limited_wait")
 
 ---@class spotify.RateLimit
 ---@field requests integer at most this many requests start in any window
@@ -115,18 +115,22 @@ local spotify = {}
 local caches = {}
 
 ---The default: one process; one instance may be shared by several clients.
+---Bounded in bytes: answers (as a response store) go first, never a token or a penalty.
+---@param opts? {max_bytes: integer?} max_bytes: the bound (default 64 MiB)
 ---@return spotify.Cache
-function caches.memory() end
+function caches.memory(opts) end
 
 ---A JSON file (0600, written atomically) shared by the processes of one machine.
 ---@param path string
 ---@return spotify.Cache
 function caches.file(path) end
 
----An nginx lua_shared_dict, shared by every worker.
+---An nginx lua_shared_dict, shared by every worker. Answers never evict
+---anything unless `answers_only` says the dict holds answers alone.
 ---@param dict table ngx.shared.NAME
+---@param opts? {answers_only: boolean?}
 ---@return spotify.Cache
-function caches.shdict(dict) end
+function caches.shdict(dict, opts) end
 
 ---Redis, shared by every process on every machine.
 ---@param connection any an open lua-redis or resty.redis connection, or nil with opts.connect
@@ -140,6 +144,9 @@ function caches.redis(connection, opts) end
 ---@field ttl number|table<string, number>|nil seconds per method name (`default` for the rest), or one number
 ---@field lru integer? decoded answers kept in this process
 ---@field stale_if_error number? seconds an expired answer may stand in when Spotify fails
+---@field max_ttl number? caps every ttl and max-age (default 86400)
+---@field max_entry_bytes integer? a longer answer is handed out, not kept (default: no bound but max_body)
+---@field lru_bytes integer? bytes of JSON text the process tier holds (default 32 MiB)
 
 ---A response cache object, for the `responses` option; may be shared by several clients.
 ---@class spotify.Responses
@@ -175,6 +182,7 @@ function spotify.prometheus(dict) end
 ---@field connections_opened integer
 ---@field rate_limited_waits integer
 ---@field rate_limited_wait_s number
+---@field retry_wait_s number seconds of backoff before retries (each one counted in `retries`)
 
 ---A request started by `client:start`.
 ---@class spotify.Request

@@ -361,6 +361,13 @@ def simplified_playlist(pid):
     return p
 
 
+def me(token):
+    """The current user's profile: one user per token, named after it."""
+    user = "user-" + token.replace("-", "")[-12:]
+    return {"id": user, "type": "user", "display_name": user, "uri": "spotify:user:" + user,
+            "href": ORIGIN + "/users/" + user, "product": "premium", "country": "SE"}
+
+
 def route_catalog(base, path, query):
     parts = path[len("/v1/"):].split("/")
     head, rest = parts[0], parts[1:]
@@ -606,6 +613,9 @@ class Handler(BaseHTTPRequestHandler):
             raise error(401, "error_401_invalid_token.json")
         if state == "expired":
             raise error(401, "error_401_token_expired.json")
+        if path == "/v1/me":
+            # The token's own user (each token one user), private as Spotify sends it.
+            return Answer(200, me(auth[len("Bearer "):]), {"Cache-Control": "private, max-age=0"})
         query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
         return Answer(200, route_catalog(self.base(), path, query))
 

@@ -6,21 +6,49 @@
 -- Renewal is single-flight across workers: the renewal lock is a key made
 -- with `add()` (atomic in the shared dict) and a TTL, so a worker that dies
 -- while renewing cannot hold it forever; the others poll the cache.
+--
+-- The response cache's answers (keys that start with `core.answer_prefix`)
+-- are written with `safe_set`/`safe_add`: an answer never evicts anything,
+-- so a dict that also holds the token and a running 429 penalty keeps them
+-- however many answers come. In a full dict an answer that does not fit in
+-- the room expired entries leave is not kept (a miss). Better: give answers
+-- a dict of their own (`lua_shared_dict spotify_answers 16m;`) made with
+-- `{answers_only = true}`, where a new answer evicts the least recently used.
 -- @module spotify.cache.shdict
+local core = require "spotify.core"
+
 local Shdict = {}
 Shdict.__index = Shdict
 
+local ANSWER = core.answer_prefix
+
+local function is_answer(key)
+  return key:sub(1, #ANSWER) == ANSWER
+end
+
 local lock_serial = 0
 
---- spotify.cache.shdict(ngx.shared.NAME) -> cache
+--- spotify.cache.shdict(ngx.shared.NAME[, opts]) -> cache
 -- @param dict a shared dict (`ngx.shared.NAME`)
--- @return the cache (raises when `dict` is not a shared dict)
-function Shdict.new(dict)
+-- @tparam[opt] table opts `answers_only = true`: the dict holds the response
+-- cache's answers alone, so a full dict drops the least recently used
+-- answer to make room for a new one (else an answer never evicts anything)
+-- @return the cache (raises when `dict` is not a shared dict or an option is wrong)
+function Shdict.new(dict, opts)
   if type(dict) ~= "table" or type(dict.add) ~= "function" or type(dict.delete) ~= "function" then
     error("spotify.cache.shdict: expected a shared dict (ngx.shared.NAME, declared with lua_shared_dict), got "
       .. type(dict), 2)
   end
-  return setmetatable({ dict = dict, owned = {} }, Shdict)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("spotify.cache.shdict: options must be a table, got " .. type(opts), 2)
+  end
+  for k, v in pairs(opts or {}) do
+    if k ~= "answers_only" then error("spotify.cache.shdict: unknown option '" .. tostring(k) .. "'", 2) end
+    if type(v) ~= "boolean" then
+      error("spotify.cache.shdict: option 'answers_only' must be a boolean, got " .. type(v), 2)
+    end
+  end
+  return setmetatable({ dict = dict, owned = {}, evict = opts and opts.answers_only or false }, Shdict)
 end
 
 --- cache:get(key) -> value | nil
@@ -33,7 +61,14 @@ end
 
 --- cache:set(key, value, ttl_seconds); raises when the dict refuses it.
 function Shdict:set(key, value, ttl)
-  local ok, err = self.dict:set(key, value, ttl or 0)
+  local dict = self.dict
+  if self.evict or not is_answer(key) then
+    local ok, err = dict:set(key, value, ttl or 0)
+    if not ok then error("shared dict set: " .. tostring(err), 0) end
+    return
+  end
+  -- nginx drops expired entries at the least recently used end first
+  local ok, err = dict:safe_set(key, value, ttl or 0)
   if not ok then error("shared dict set: " .. tostring(err), 0) end
 end
 
@@ -74,7 +109,13 @@ end
 --- cache:lock(key, ttl) -> true if taken, false if another holds it
 function Shdict:lock(key, ttl)
   local value = lock_value()
-  local ok, err = self.dict:add(key, value, ttl)
+  local dict = self.dict
+  local ok, err
+  if not self.evict and is_answer(key) then -- an answer's lock never evicts anything either
+    ok, err = dict:safe_add(key, value, ttl)
+  else
+    ok, err = dict:add(key, value, ttl)
+  end
   if ok then
     self.owned[key] = value
     return true
