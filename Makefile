@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc demo demo-run fake bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
+.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc types demo demo-run fake install uninstall bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -100,7 +100,7 @@ test-valgrind: deps build
 	done
 
 lint:
-	@luacheck -q lua spec $(wildcard bin/spotify examples/*.lua examples/*/*.lua bench/*.lua)
+	@luacheck -q lua spec $(wildcard bin/spotify examples/*.lua examples/*/*.lua bench/*.lua tools/*.lua)
 	@clang-format --dry-run --Werror src/*.c src/*.h
 	@for r in rockspec/*.rockspec; do luarocks lint $$r || exit 1; done
 	@$(MAKE) --no-print-directory doc
@@ -113,6 +113,17 @@ doc:
 	@out=$$(lua5.1 /usr/bin/ldoc --fatalwarnings -c $(LDOC_CONFIG) . 2>&1) || { echo "$$out"; exit 1; }; \
 	if echo "$$out" | grep -qi warning; then echo "$$out"; exit 1; fi; \
 	echo "doc: build/doc/index.html"
+
+# lua/spotify/types.lua (the LuaLS annotations) from the endpoint rows, the
+# options, the counters and the captured answers (tools/gen_types.lua);
+# spec/types_spec.lua fails while it is out of date.
+TYPES_LUA ?= luajit
+types:
+	@$(MAKE) --no-print-directory build LUAS=$(TYPES_LUA) > /dev/null
+	@LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(BUILD)/$(TYPES_LUA)/?.so;;" \
+	  $(TYPES_LUA) tools/gen_types.lua > lua/spotify/types.lua.new || { rm -f lua/spotify/types.lua.new; exit 1; }
+	@mv lua/spotify/types.lua.new lua/spotify/types.lua
+	@echo "types: lua/spotify/types.lua"
 
 # One interpreter: LUA, else the first of LUAS installed, else lua5.4. `lua`
 # (or any other name) is taken for the version it reports, so LUA=lua works.
@@ -136,7 +147,7 @@ demo:
 # Builds the C core quietly (the log is shown only when the build fails),
 # then starts the bundled fake Spotify on loopback and runs the examples.
 demo-run:
-	@.ci/install-deps $(DEMO_DEBS) $(DEBS_$(LUA))
+	@LUA=$(LUA) .ci/install-deps $(DEMO_DEBS) $(DEBS_$(LUA))
 	@echo "== Building the C core for $(LUA): $(BUILD)/$(LUA)/spotify/core.so"
 	@mkdir -p $(BUILD) && $(MAKE) --no-print-directory build LUAS=$(LUA) > $(BUILD)/demo-build.log 2>&1 \
 	  || { cat $(BUILD)/demo-build.log; exit 1; }
@@ -147,6 +158,43 @@ demo-run:
 fake:
 	@.ci/install-deps python3
 	@sh examples/fake.sh
+
+# The module and the command for one interpreter (LUA, default lua5.4) under
+# PREFIX: spotify/*.lua in share/lua/<version>, spotify/core.so in
+# lib/lua/<version>, and bin/spotify, a launcher that runs that interpreter
+# on them (the command itself in share/lua-spotify). DESTDIR stages it all
+# elsewhere (a package's root); the launcher names PREFIX's paths.
+PREFIX    ?= /usr/local
+INSTALL_LUA = $(or $(LUA),lua5.4)
+INSTALL_V = $(if $(filter luajit,$(INSTALL_LUA)),5.1,$(patsubst lua%,%,$(INSTALL_LUA)))
+LUADIR    = $(PREFIX)/share/lua/$(INSTALL_V)
+CMODDIR   = $(PREFIX)/lib/lua/$(INSTALL_V)
+install:
+	@case " $(LUAS) " in *" $(INSTALL_LUA) "*) ;; *) echo "install: LUA must be one of: $(LUAS)" >&2; exit 2 ;; esac
+	@$(MAKE) --no-print-directory build LUAS=$(INSTALL_LUA)
+	@set -e; d="$(DESTDIR)"; \
+	mkdir -p "$$d$(LUADIR)/spotify/cache" "$$d$(CMODDIR)/spotify" "$$d$(PREFIX)/bin" "$$d$(PREFIX)/share/lua-spotify"; \
+	cp lua/spotify/*.lua "$$d$(LUADIR)/spotify/"; \
+	cp lua/spotify/cache/*.lua "$$d$(LUADIR)/spotify/cache/"; \
+	cp $(BUILD)/$(INSTALL_LUA)/spotify/core.so "$$d$(CMODDIR)/spotify/core.so"; \
+	cp bin/spotify "$$d$(PREFIX)/share/lua-spotify/spotify.lua"; \
+	interp=$$(command -v $(INSTALL_LUA)); \
+	{ echo '#!/bin/sh'; \
+	  echo '# lua-spotify $(INSTALL_LUA) (make install): the command on the module under $(PREFIX)'; \
+	  echo "exec '$$interp' -e 'package.path = \"$(LUADIR)/?.lua;$(LUADIR)/?/init.lua;\" .. package.path;" \
+	    "package.cpath = \"$(CMODDIR)/?.so;\" .. package.cpath' '$(PREFIX)/share/lua-spotify/spotify.lua' \"\$$@\""; \
+	} > "$$d$(PREFIX)/bin/spotify"; \
+	chmod 755 "$$d$(PREFIX)/bin/spotify"; \
+	echo "install: lua-spotify for $(INSTALL_LUA) in $$d$(PREFIX) (the command: $(PREFIX)/bin/spotify)"
+
+uninstall:
+	@set -e; d="$(DESTDIR)"; \
+	rm -f "$$d$(PREFIX)/bin/spotify" "$$d$(PREFIX)/share/lua-spotify/spotify.lua" "$$d$(CMODDIR)/spotify/core.so"; \
+	for f in lua/spotify/*.lua lua/spotify/cache/*.lua; do rm -f "$$d$(LUADIR)/$${f#lua/}"; done; \
+	for dir in "$(LUADIR)/spotify/cache" "$(LUADIR)/spotify" "$(CMODDIR)/spotify" "$(PREFIX)/share/lua-spotify"; do \
+	  rmdir "$$d$$dir" 2> /dev/null || true; \
+	done; \
+	echo "uninstall: lua-spotify for $(INSTALL_LUA) removed from $$d$(PREFIX)"
 
 # Benchmarks print figures; they never fail on a number.
 bench: deps build

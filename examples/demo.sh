@@ -22,6 +22,9 @@ if [ ! -f "build/$LUA/spotify/core.so" ]; then
   echo "demo: build/$LUA/spotify/core.so is missing; run make build LUAS=$LUA" >&2
   exit 1
 fi
+# What the next steps need, for `. build/env.sh` (examples/env.sh says what).
+env_file=build/env.sh
+sh examples/env.sh "$LUA" > "$env_file"
 
 if [ "${SPOTIFY_DEMO:-fake}" = live ]; then
   if [ -z "$SPOTIFY_CLIENT_ID" ] || [ -z "$SPOTIFY_CLIENT_SECRET" ]; then
@@ -72,7 +75,7 @@ echo "== $LUA examples/game_loop.lua"
 run_cli() {
   echo
   echo "== spotify $*"
-  "$LUA" bin/spotify "$@"
+  SPOTIFY_LUA=$LUA bin/spotify "$@"
 }
 run_cli track 4iV5W9uYEdYUVa79Axb7Rh
 run_cli album spotify:album:4EcfbzCtbJDk2wMwhT4D1h
@@ -81,14 +84,15 @@ run_cli playlist 3cEYpjA9oz9GiPac4AsH4n
 run_cli items playlist 3cEYpjA9oz9GiPac4AsH4n --max 5
 run_cli token
 
-step() { printf '  %-30s  %s\n' "$1" "$2"; }
+step() { printf '  %-38s  %s\n' "$1" "$2"; }
 echo
-echo "== Next steps"
-step "make fake" "the fake Spotify in the foreground, with the lines to export"
-step "" "so your own code and the command talk to it"
-echo "  export LUA_PATH=\"$root/lua/?.lua;$root/lua/?/init.lua;;\" LUA_CPATH=\"$root/build/$LUA/?.so;;\""
-step "" "this tree's module for your own scripts on $LUA"
-step "$LUA bin/spotify help" "the command; e.g. $LUA bin/spotify search Muse -t artist"
+echo "== Next steps, on $LUA (the interpreter this demo built for)"
+step ". $env_file" "this tree's module on $LUA in your shell:"
+step "" "LUA_PATH, LUA_CPATH, and SPOTIFY_LUA=$LUA"
+step "make fake" "the fake Spotify in the foreground, with the lines"
+step "" "to export so your code and the command talk to it"
+step "\"\$SPOTIFY_LUA\" examples/catalog.lua" "an example (after the first line), i.e. $LUA examples/catalog.lua"
+step "bin/spotify search Muse -t artist" "the command, on $LUA; bin/spotify help lists the rest"
 step "make doc" "the reference: build/doc/index.html"
 step "SPOTIFY_DEMO=live make demo" "the same against Spotify, with SPOTIFY_CLIENT_ID and"
 step "" "SPOTIFY_CLIENT_SECRET of an app from https://developer.spotify.com/dashboard"

@@ -7,6 +7,7 @@
 #   FAKE_PORT=8000 make fake     a fixed port, so the exports survive a restart
 set -e
 cd "$(dirname "$0")/.."
+root=$(pwd)
 work=$(mktemp -d /tmp/lua-spotify-fake.XXXXXX)
 python3 spec/support/fake_spotify.py --demo --port "${FAKE_PORT:-0}" --port-file "$work/port" > /dev/null 2> "$work/err" &
 pid=$!
@@ -32,7 +33,19 @@ export SPOTIFY_CLIENT_SECRET=test-secret
 export SPOTIFY_API_BASE=http://127.0.0.1:$port/v1
 export SPOTIFY_TOKEN_URL=http://127.0.0.1:$port/api/token
 
-then e.g.  bin/spotify track 4iV5W9uYEdYUVa79Axb7Rh   or   lua5.4 examples/catalog.lua
+END
+if [ -f build/env.sh ]; then
+  lua=$(sed -n 's/^SPOTIFY_LUA=//p' build/env.sh)
+  echo "and this tree's module on $lua, as make demo built it:"
+else
+  echo "and this tree's module (make demo builds it first and writes build/env.sh):"
+fi
+cat << END
+
+. "$root/build/env.sh"
+"$root/bin/spotify" track 4iV5W9uYEdYUVa79Axb7Rh
+"\$SPOTIFY_LUA" "$root/examples/catalog.lua"
+
 Ctrl-C stops the fake.
 END
 wait "$pid"

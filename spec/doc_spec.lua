@@ -90,11 +90,17 @@ describe("API reference", function()
     assert.matches("@field null", text)
   end)
 
+  it("names every counter of client:stats", function()
+    for name in pairs(client:stats()) do
+      assert.truthy(docs["client:stats"]:find("`" .. name .. "`", 1, true), "client:stats does not name " .. name)
+    end
+  end)
+
   it("has a row in the options table for every option the constructor takes", function()
     local text = files.read_file(SOURCE)
     local options = require "spotify.options"
     for name in pairs(options.checks) do
-      assert.truthy(text:find("<tr><td><code>" .. name .. "</code></td>", 1, true),
+      assert.truthy(text:find("<tr><td>`" .. name .. "`</td>", 1, true),
         "option " .. name .. " has no row in " .. SOURCE)
     end
   end)
@@ -141,6 +147,19 @@ describe("API reference", function()
     for name in pairs(docs) do
       assert.truthy(html:find(name, 1, true), name .. " is not in build/doc/index.html")
     end
+    -- names with underscores come out whole: markdown reads a_b_c as a, an
+    -- emphasized b, and c unless the name is a code span
+    for name in pairs(require("spotify.options").checks) do
+      assert.truthy(html:find("<code>" .. name .. "</code>", 1, true), "option " .. name .. " is garbled in the HTML")
+    end
+    local variables = 0
+    for name in files.read_file(SOURCE):gmatch "SPOTIFY_[%u_]+" do
+      variables = variables + 1
+      assert.truthy(html:find(name, 1, true), name .. " is garbled in the HTML")
+    end
+    assert.is_true(variables >= 4)
+    local garbled = html:match "[%w_]<em>[%w_]+</em>[%w_]*" or html:match "[%w_]*<em>[%w_]+</em>[%w_]"
+    assert.is_nil(garbled, "a name lost its underscores to emphasis: " .. tostring(garbled))
   end)
 
   it("fails the build on an ldoc warning", function()
@@ -158,10 +177,63 @@ end)
 describe("README", function()
   local readme = assert(files.read_file "README.md")
 
-  --- GitHub's anchor for a heading.
+  --- GitHub's anchor for a heading (letters beyond ASCII are kept).
   local function anchor(heading)
-    return (heading:lower():gsub("[^%w%- _]", ""):gsub(" ", "-"))
+    return (heading:lower():gsub("[^%w%- _\128-\255]", ""):gsub(" ", "-"))
   end
+
+  --- The guides: README.md and doc/*.md.
+  local function guides()
+    local out = { "README.md" }
+    for name in files.read_command("ls doc"):gmatch "[^\n]+" do
+      if name:match "%.md$" then out[#out + 1] = "doc/" .. name end
+    end
+    return out
+  end
+
+  --- The anchors of a Markdown file's headings, outside code blocks.
+  local function anchors(text)
+    local out, fenced = {}, false
+    for line in (text .. "\n"):gmatch "([^\n]*)\n" do
+      if line:match "^```" then fenced = not fenced end
+      local heading = not fenced and line:match "^#+ (.+)$"
+      if heading then out[anchor(heading)] = true end
+    end
+    return out
+  end
+
+  it("is a guide of at most 400 lines, the depth in doc/", function()
+    local lines = select(2, readme:gsub("\n", "\n"))
+    assert.is_true(lines <= 400, "README.md has " .. lines .. " lines")
+  end)
+
+  it("links every page of doc/, and every link between the guides reaches its file and heading", function()
+    local list = guides()
+    assert.is_true(#list >= 9, #list .. " guides")
+    for i = 2, #list do
+      assert.truthy(readme:find("](" .. list[i] .. ")", 1, true), "README.md does not link " .. list[i])
+    end
+    local checked = 0
+    for _, page in ipairs(list) do
+      local text = assert(files.read_file(page))
+      local dir = page:match "^(.*)/[^/]*$"
+      text = text:gsub("\n```.-\n```", "") -- no links inside code blocks
+      for target in text:gmatch "%]%(([^)%s]+)%)" do
+        if not target:match "^%a+:" then
+          local file, hash = target:match "^([^#]*)#?(.*)$"
+          local path = file == "" and page or ((dir and dir .. "/" or "") .. file)
+          path = path:gsub("[^/]+/%.%./", "")
+          local body = files.read_file(path)
+          assert.truthy(body, page .. " links " .. target .. ": no file " .. path)
+          if hash ~= "" then
+            assert.truthy(anchors(body)[hash], page .. " links " .. target .. ": no such heading in " .. path)
+          end
+          checked = checked + 1
+        end
+      end
+    end
+    assert.is_true(checked > 50, checked .. " links checked")
+  end)
 
   it("has a table of contents listing every section, in order, with working links", function()
     local toc = readme:match "\n## Contents\n\n(.-)\n\n"

@@ -122,3 +122,77 @@ describe("LÖVE example under Xvfb", function()
     assert.is_true(worst < MAX_UPDATE, ("love.update took %.3f s in frame %s"):format(worst, tostring(at)))
   end)
 end)
+
+-- A shipped game, as doc/games.md lays it out: main.lua, conf.lua and
+-- lua-spotify's Lua files inside a .love archive; spotify/core.so and
+-- cjson.so beside it. LUA_PATH and LUA_CPATH name nothing that exists, so
+-- the system's Lua paths are hidden and only the game's own directory is on
+-- package.cpath, as on a player's machine.
+describe("LÖVE example packed as a .love, the system's Lua paths hidden", function()
+  local f, dir, top
+
+  --- Runs the packed game until it quits, or until `stop_at` is in its output;
+  -- its output, exit code (nil when stopped), and the report it wrote.
+  local function play(game, stop_at)
+    local report_dir = dir .. "/report"
+    assert(files.run("rm -rf " .. quote(report_dir) .. " && mkdir -p " .. quote(report_dir)))
+    local env = ("env -u LD_PRELOAD -u LUA_INIT LUA_PATH=/nonexistent/?.lua LUA_CPATH=/nonexistent/?.so "
+      .. "SPOTIFY_CLIENT_ID=test-id SPOTIFY_CLIENT_SECRET=test-secret SPOTIFY_API_BASE=%s SPOTIFY_TOKEN_URL=%s "
+      .. "SPOTIFY_LOVE_REPORT=%s"):format(quote(f.api_base), quote(f.token_url), quote(report_dir))
+    local out = dir .. "/out.txt"
+    local pid = tonumber(files.read_command(("cd / && %s setsid sh -c %s > %s 2>&1 < /dev/null & echo $!"):format(env,
+      -- stdout line by line: LÖVE prints a Lua error at once, then shows it until closed
+      quote(("timeout --foreground 60 xvfb-run -a -s '-screen 0 640x480x24' stdbuf -oL -eL love %s; echo \"exit:$?\"")
+        :format(quote(game))),
+      quote(out))))
+    local text = ""
+    for _ = 1, 600 do
+      text = files.read_file(out) or ""
+      if text:find "exit:%d+" or (stop_at and text:find(stop_at, 1, true)) then break end
+      require("socket").sleep(0.1)
+    end
+    files.run(("kill -TERM -%d 2> /dev/null"):format(pid))
+    return text, tonumber(text:match "exit:(%d+)"), files.read_file(report_dir .. "/frames.txt") or ""
+  end
+
+  setup(function()
+    assert(files.run "command -v love > /dev/null", "love is not installed (package love, in the Makefile's DEBS)")
+    f = fake.start {}
+    top = root()
+    dir = fake.workdir() .. "/love-packed"
+    local stage, packed = dir .. "/stage", dir .. "/packed"
+    assert(io.open(top .. "/build/luajit/spotify/core.so"), "build/luajit/spotify/core.so is missing: make build")
+    local cjson_so = files.read_command "luajit -e 'print(package.searchpath(\"cjson\", package.cpath))'"
+    assert(files.run(("rm -rf %s && mkdir -p %s/spotify/cache %s/spotify"):format(quote(dir), quote(stage),
+      quote(packed))))
+    assert(files.run(("cp %s/examples/love/main.lua %s/examples/love/conf.lua %s/ "
+      .. "&& cp %s/lua/spotify/*.lua %s/spotify/ && rm %s/spotify/types.lua "
+      .. "&& cp %s/lua/spotify/cache/*.lua %s/spotify/cache/")
+      :format(quote(top), quote(top), quote(stage), quote(top), quote(stage), quote(stage), quote(top), quote(stage))))
+    assert(files.run(("cd %s && python3 -m zipfile -c %s main.lua conf.lua spotify"):format(quote(stage),
+      quote(packed .. "/game.love"))))
+    assert(files.run(("cp %s/build/luajit/spotify/core.so %s/spotify/core.so && cp %s %s/cjson.so")
+      :format(quote(top), quote(packed), quote(cjson_so), quote(packed))))
+  end)
+
+  teardown(function()
+    if f then f:stop() end
+  end)
+
+  it("finds its search results with core.so and cjson.so beside the archive", function()
+    local out, code, report = play(dir .. "/packed/game.love")
+    assert.equal(0, code, out)
+    local shown = 0
+    for _ in report:gmatch "shown [^\n]+" do shown = shown + 1 end
+    assert.equal(10, shown, report .. out)
+    assert.equal(1, #f:log_for "/v1/search")
+  end)
+
+  it("stops at module 'cjson' not found when the game does not carry cjson.so", function()
+    assert(files.run(("mkdir -p %s/nocjson/spotify && cp %s/packed/game.love %s/nocjson/ "
+      .. "&& cp %s/packed/spotify/core.so %s/nocjson/spotify/"):format(quote(dir), quote(dir), quote(dir), quote(dir),
+      quote(dir))))
+    local out = play(dir .. "/nocjson/game.love", "module 'cjson' not found")
+    assert.truthy(out:find("module 'cjson' not found", 1, true), out)
+  end)
+end)

@@ -1,5 +1,6 @@
--- Every fenced code block of README.md is run here, as written, or says
--- why it is not. An HTML comment right before a block tells how:
+-- Every fenced code block of README.md and of the guides in doc/*.md is
+-- run here, as written, or says why it is not. An HTML comment right before
+-- a block tells how:
 --
 --   (none)                  a ```lua block: runs in a fresh interpreter
 --                           after `local spotify = require "spotify"` and
@@ -10,13 +11,19 @@
 --   run: redis ...          a ```lua block with a real redis-server on the
 --                           port written 6379 (and once more with the server
 --                           stopped: a Redis that is down fails no call);
---                           "after the Redis block above" runs that first
+--                           "after the Redis block above" runs the page's
+--                           first Redis block before it
 --   run: nginx ...          a ```nginx block: a complete nginx.conf run by a
 --                           real nginx (spec/support/nginx.lua), 8080 taken
 --                           for a free port
 --   run: console ...        a ```console transcript: each `$` line runs, and
 --                           its output must match the lines under it
---   run: shell ...          a ```sh block run by sh -e in this tree
+--   run: shell ...          a ```sh block run by sh -e in this tree (lua5.4
+--                           and build/lua5.4 read as the spec's interpreter
+--                           and build; build/env.sh as that file written by
+--                           examples/env.sh for them)
+--   run: install-deps names a ```sh block of lines .ci/install-deps prints
+--                           where apt-get is missing
 --   run: make fake ...      the export lines `make fake` prints
 --   run: json ...           a ```json block that must parse
 --   install: / check:       spec/rockspec_spec.lua runs them
@@ -51,12 +58,21 @@ local function write(path, text)
   f:close()
 end
 
---- The README's fenced blocks: {line, lang, body, marker}, where marker is
+--- The pages whose blocks are run: the README, then doc/*.md.
+local function pages()
+  local out = { "README.md" }
+  for name in files.read_command("ls doc"):gmatch "[^\n]+" do
+    if name:match "%.md$" then out[#out + 1] = "doc/" .. name end
+  end
+  return out
+end
+
+--- A page's fenced blocks: {file, line, lang, body, marker}, where marker is
 -- the HTML comment on the line right before the fence (or nil).
-local function blocks()
+local function blocks(file)
   local out, previous, open = {}, nil, nil
   local n = 0
-  for line in (assert(io.open("README.md")):read "*a" .. "\n"):gmatch "([^\n]*)\n" do
+  for line in (assert(io.open(file)):read "*a" .. "\n"):gmatch "([^\n]*)\n" do
     n = n + 1
     if open then
       if line:match "^```%s*$" then
@@ -67,15 +83,15 @@ local function blocks()
       end
     elseif line:match "^```" then
       local marker = previous and previous:match "^<!%-%-%s*(.-)%s*%-%->$"
-      open = { line = n, lang = line:match "^```(%S*)", body = "", marker = marker }
+      open = { file = file, line = n, lang = line:match "^```(%S*)", body = "", marker = marker }
     end
     if not open then previous = line end
   end
-  assert(not open, "README.md: a block opened at line " .. (open and open.line or 0) .. " never closes")
+  assert(not open, file .. ": a block opened at line " .. (open and open.line or 0) .. " never closes")
   return out
 end
 
-local function where(b) return ("README.md:%d (```%s)"):format(b.line, b.lang) end
+local function where(b) return ("%s:%d (```%s)"):format(b.file, b.line, b.lang) end
 
 --- Environment assignments for a process that should talk to the fake.
 local function fake_env(f, extra)
@@ -87,6 +103,7 @@ local function fake_env(f, extra)
   }
   for k, v in pairs(extra or {}) do vars[k] = v end
   local out = { "env -u LUA_INIT -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_INIT_5_4 -u SPOTIFY_ACCESS_TOKEN",
+    "-u SPOTIFY_LUA",
     "-u SPOTIFY_TOKEN_CACHE -u SPOTIFY_MARKET -u COLUMNS" }
   for k, v in pairs(vars) do out[#out + 1] = k .. "=" .. quote(v) end
   return table.concat(out, " ")
@@ -103,8 +120,11 @@ local function run_lua(f, dir, source, extra_env)
   return sh(fake_env(f, extra_env) .. " " .. LUA .. " " .. quote(script))
 end
 
-describe("README.md", function()
-  local all = blocks()
+describe("README.md and doc/*.md", function()
+  local all = {}
+  for _, page in ipairs(pages()) do
+    for _, b in ipairs(blocks(page)) do all[#all + 1] = b end
+  end
   local f, dir
 
   setup(function()
@@ -129,9 +149,10 @@ describe("README.md", function()
     end
   end)
 
-  local redis_before -- the source of the first Redis block, for the one that follows it
+  local redis_before, redis_page -- the source of a page's first Redis block, for those that follow it
   for _, b in ipairs(all) do
     local title = where(b)
+    if b.file ~= redis_page then redis_before, redis_page = nil, b.file end
     local marker = b.marker or ""
     if marker:match "^not run: " then
       it(title, function() pending(title .. " is not run: " .. marker:match "^not run: (.*)$") end)
@@ -273,10 +294,30 @@ describe("README.md", function()
             "make fake did not print: " .. want .. "\n" .. printed)
         end
       end)
+    elseif b.lang == "sh" and marker:match "^run: install%-deps names" then
+      it(title .. " are the lines .ci/install-deps prints for other package managers", function()
+        -- the packages `make demo` needs on lua5.4, as the Makefile names them
+        local makefile = assert(io.open "Makefile"):read "*a"
+        local debs = makefile:match "\nDEMO_DEBS%s*:=%s*([^\n]+)" .. " "
+          .. makefile:match "\nDEBS_lua5%.4%s*:=%s*([^\n]+)"
+        local out, status = sh(".ci/install-deps --names " .. debs)
+        assert.equal(0, status, out)
+        for line in b.body:gmatch "([^\n]+)" do
+          local command = line:gsub("%s+#.*$", "")
+          assert.truthy(out:find(command, 1, true),
+            ".ci/install-deps --names did not print: " .. command .. "\n" .. out)
+        end
+      end)
     elseif b.lang == "sh" and marker:match "^run: shell" then
       it(title .. " runs in this tree against the fake (on " .. LUA .. ")", function()
         -- the block names lua5.4 and its build; the spec runs its own interpreter
         local script = b.body:gsub("build/lua5%.4", BUILD):gsub("lua5%.4", LUA)
+        if script:find("build/env.sh", 1, true) then
+          local env_file = dir .. "/env.sh"
+          local out, status = sh(("sh examples/env.sh %s %s > %s"):format(LUA, quote(BUILD), quote(env_file)))
+          assert.equal(0, status, out)
+          script = script:gsub("build/env%.sh", env_file)
+        end
         write(dir .. "/readme_block.sh", script)
         local out, status = sh(fake_env(f, { LUA_PATH = "", LUA_CPATH = "" }) .. " sh -e "
           .. quote(dir .. "/readme_block.sh"))

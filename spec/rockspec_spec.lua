@@ -90,17 +90,17 @@ describe("rockspec", function()
     end
   end)
 
-  describe("the README's install commands", function()
+  describe("the install commands of doc/install.md", function()
     -- Run as written, in a copy of the tree (the build leaves objects behind)
     -- with HOME in a temporary directory, so `--local` means a fresh tree.
     local f, dir, home, out_install
 
-    --- The shell lines of the README's fenced block between <!-- NAME:begin ... --> and <!-- NAME:end -->.
+    --- The shell lines of doc/install.md's fenced block between <!-- NAME:begin ... --> and <!-- NAME:end -->.
     local function readme_block(name)
-      local readme = assert(io.open("README.md")):read "*a"
+      local readme = assert(io.open("doc/install.md")):read "*a"
       local block = readme:match("<!%-%- " .. name .. ":begin[^\n]*%-%->\n```sh\n(.-)```\n<!%-%- "
         .. name .. ":end %-%->")
-      assert(block, "README.md has no <!-- " .. name .. ":begin --> ... <!-- " .. name .. ":end --> sh block")
+      assert(block, "doc/install.md has no <!-- " .. name .. ":begin --> ... <!-- " .. name .. ":end --> sh block")
       return block
     end
 
@@ -121,7 +121,7 @@ describe("rockspec", function()
       fh:write("set -e\n", readme_block "install")
       fh:close()
       out_install, code = sh(("cd %s/src-tree && %s sh %s"):format(quote(dir), clean_env(), quote(script)))
-      assert(code == 0, "the README's install commands failed:\n" .. out_install)
+      assert(code == 0, "the install commands of doc/install.md failed:\n" .. out_install)
     end)
 
     teardown(function()
@@ -134,7 +134,7 @@ describe("rockspec", function()
       assert.equal(0, code, out)
     end)
 
-    it("install a module that each interpreter loads, as the README checks it", function()
+    it("install a module that each interpreter loads, as doc/install.md checks it", function()
       local out, code = sh(("cd %s/src-tree && %s sh -e -c %s"):format(quote(dir), clean_env(),
         quote(readme_block "check")))
       assert.equal(0, code, out)

@@ -191,15 +191,40 @@ static int field_is_text(lua_State *L, const char *name) {
   return t == LUA_TSTRING || t == LUA_TNUMBER;
 }
 
-/* Nothing may sit above the buffer while it grows, and a number's string
- * form lives only on the stack: the value goes in through luaL_addvalue,
- * which pops it. */
+/* A number the same way on every interpreter (Lua 5.3+ would print a
+ * float such as a Retry-After of 600 as "600.0"): whole numbers without a
+ * fraction, others to the millisecond without trailing zeros (a penalty's
+ * time left reads "2.5", not "2.49979972839"), huge ones as "%.14g". */
+static void append_number(luaL_Buffer *b, lua_Number v) {
+  char text[64];
+  double d = (double)v;
+  if (!(d > -1e15 && d < 1e15)) {
+    snprintf(text, sizeof text, "%.14g", d);
+  } else {
+    snprintf(text, sizeof text, "%.3f", d);
+    char *end = text + strlen(text);
+    while (end[-1] == '0') *--end = '\0';
+    if (end[-1] == '.') *--end = '\0';
+    if (strcmp(text, "-0") == 0) strcpy(text, "0");
+  }
+  luaL_addstring(b, text);
+}
+
+/* Nothing may sit above the buffer while it grows: a number is read and
+ * popped before it is added, a string goes in through luaL_addvalue, which
+ * pops it. */
 static void append_field(luaL_Buffer *b, lua_State *L, const char *name, const char *before,
                          const char *after) {
   if (!field_is_text(L, name)) return;
   luaL_addstring(b, before);
   lua_getfield(L, 1, name);
-  luaL_addvalue(b);
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_Number v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    append_number(b, v);
+  } else {
+    luaL_addvalue(b);
+  }
   luaL_addstring(b, after);
 }
 

@@ -39,13 +39,13 @@ function calls.get_all(self, env, urls, name)
   return tasks.gather(self, env, urls, name)
 end
 
---- Single lookups inside batch windows (batch_window), where callers can
--- be parked: started requests and nginx light threads. A plain call has
--- nothing to wait with and goes out alone.
--- @return one settled waiter per ID ({value | err | single}), or nil
-function calls.batch_lookup(self, env, spec, ids, urls)
-  if env.tasks and tasks.inside(env) then return tasks.batch_lookup(self, env, spec, ids, urls) end
-  if calls.in_nginx then return nginx_driver().batch_lookup(self, env, spec, ids, urls) end
+--- IDs of one kind (spec: see batch.lua) in their batch windows
+-- (batch_window), where callers can be parked: started requests and nginx
+-- light threads. A plain call has nothing to wait with and goes out alone.
+-- @return one settled waiter per ID ({value | err | missing | single}), or nil
+function calls.batch_lookup(self, env, spec, ids)
+  if env.tasks and tasks.inside(env) then return tasks.batch_lookup(self, env, spec, ids, calls.get_all) end
+  if calls.in_nginx then return nginx_driver().batch_lookup(self, env, spec, ids, calls.get_all) end
   return nil
 end
 

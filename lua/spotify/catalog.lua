@@ -1,12 +1,12 @@
 --- Turns the rows of endpoints.lua into client methods: one generic call
 -- path for single items, lists without an ID, and plural methods that
 -- split IDs into batches fetched concurrently.
+local batch = require "spotify.batch"
 local core = require "spotify.core"
 local endpoints = require "spotify.endpoints"
 local errors = require "spotify.errors"
 
 local parse_id, parse_ids_of, query = core.parse_id, core.parse_ids, core.query
-local null = core.null
 
 local catalog = {}
 
@@ -44,20 +44,6 @@ local function url_for(env, row, path, id, opts, extra)
   return url .. "?" .. qs
 end
 
--- The single URL of every (parsed) ID in one core call: the row's URL
--- with a marker for the ID, split around it.
-local function single_urls(env, row, path, ids, opts)
-  local template, why = url_for(env, row, path, "{id}", opts)
-  if not template then return nil, why end
-  local at = template:find("{id}", #env.api_base + 1, true)
-  local _, urls = parse_ids_of(ids, row.id, template:sub(1, at - 1), template:sub(at + 4))
-  return urls
-end
-
-local function unavailable(err)
-  return err.kind == "forbidden" or err.kind == "not_found"
-end
-
 local function unwrap(row, value, url)
   if not row.unwrap then return value end
   local inner = value[row.unwrap]
@@ -85,7 +71,7 @@ local function fetch(ctx, self, env, row, id, opts, extra)
     return get_path(ctx, self, env, row, row.fallback, id, opts, extra)
   end
   local value, err = get_path(ctx, self, env, row, row.path, id, opts, extra)
-  if value ~= nil or not row.fallback or not unavailable(err) then return value, err end
+  if value ~= nil or not row.fallback or not batch.refused(err) then return value, err end
   local fvalue = get_path(ctx, self, env, row, row.fallback, id, opts, extra)
   if fvalue == nil then return nil, err end
   env.use_fallback = env.use_fallback or {}
@@ -100,48 +86,38 @@ local function check_opts(ctx, opts)
   return true
 end
 
--- With batch_window: lookups join the windows of their kind and options,
--- where their callers can be parked (ctx.batch_lookup). The window's spec
--- and each ID's single URL (its not_found names it), or nil.
-local function window_of(env, plural, opts, ids)
-  local base = url_for(env, plural, plural.path, nil, opts)
-  if not base then return nil end
-  local urls = single_urls(env, { name = plural.name, market = plural.market, id = plural.id },
-    plural.batch.single, ids, opts)
-  if not urls then return nil end
-  return { key = base, base = base, name = plural.name, max = plural.batch.max, field = plural.batch.key }, urls
+-- How batch.lua asks for IDs of a plural row with `opts`: the batch URL
+-- (a window's base; a plural call's for each batch, as url_for makes it)
+-- and each (parsed) ID's single URL, the row's URL split around the ID.
+local function spec_of(env, row, opts)
+  local base, why = url_for(env, row, row.path, nil, opts)
+  if not base then return nil, why end
+  local before, after -- made on first use: most plural calls need no single URL
+  return { key = base, base = base, name = public_name[row.name] or row.name, single_name = single_name[row.name],
+    max = row.batch.max, field = row.batch.key,
+    -- a plural call's batches are sent before it returns: `opts` as given
+    url = function(ids) return url_for(env, row, row.path, nil, opts, { ids = ids }) end,
+    single = function(id)
+      if not before then
+        local template = url_for(env, row, row.batch.single, "{id}", opts)
+        local at = template:find("{id}", #env.api_base + 1, true)
+        before, after = template:sub(1, at - 1), template:sub(at + 4)
+      end
+      return before .. id .. after
+    end }
 end
 
--- One lookup in a window. Returns value | nil, err, or nil, nil, true to
--- go out singly.
+-- One lookup in a window (batch_window), where its caller can be parked
+-- (ctx.batch_lookup). Returns value | nil, err, or nil, nil, true to go
+-- out singly.
 local function in_window(ctx, self, env, row, plural, id, opts)
-  local spec, urls = window_of(env, plural, opts, { id })
+  local spec = spec_of(env, plural, opts)
   if not spec then return nil, nil, true end
-  local cached = core.peek(self, urls[1], row.name) -- the response cache first: no window, no request
+  local cached = core.peek(self, spec.single(id), row.name) -- the response cache first: no window, no request
   if cached then return cached end
-  local waiters = ctx.batch_lookup(self, env, spec, { id }, urls)
+  local waiters = ctx.batch_lookup(self, env, spec, { id })
   if not waiters or waiters[1].single then return nil, nil, true end
-  return waiters[1].value, waiters[1].err
-end
-
--- A plural call's IDs in the windows, with the single lookups of others.
--- Returns the array | nil, err, or nil, nil, true to go the usual way.
-local function plural_in_window(ctx, self, env, row, ids, opts)
-  local spec, urls = window_of(env, row, opts, ids)
-  local waiters = spec and ctx.batch_lookup(self, env, spec, ids, urls)
-  if not waiters then return nil, nil, true end
-  local out = {}
-  for i, w in ipairs(waiters) do
-    if w.single then return nil, nil, true end
-    if w.value ~= nil then
-      out[i] = w.value
-    elseif w.err.kind == "not_found" then
-      out[i] = null
-    else
-      return nil, w.err
-    end
-  end
-  return out
+  return batch.outcome(waiters[1])
 end
 
 local function single_method(ctx, row, plural)
@@ -190,59 +166,10 @@ local function parse_ids(ctx, ids, kind)
   return out
 end
 
--- Batch requests: ceil(#ids / max) concurrent GETs of ?ids=a,b,c.
-local function by_batches(ctx, self, env, row, ids, opts)
-  local urls, max = {}, row.batch.max
-  for first = 1, #ids, max do
-    local chunk = {}
-    for i = first, math.min(first + max - 1, #ids) do chunk[#chunk + 1] = ids[i] end
-    local url, why = url_for(env, row, row.path, nil, opts, { ids = chunk })
-    if not url then return nil, ctx.invalid(why) end
-    urls[#urls + 1] = url
-  end
-  local out, values, errs = {}, ctx.get_all(self, env, urls, public_name[row.name] or row.name)
-  for c = 1, #urls do
-    local value = values[c]
-    if value == nil then return nil, errs[c] end
-    local list = value[row.batch.key]
-    if type(list) ~= "table" then
-      return nil, errors.new("decode", { message = "batch answer has no '" .. row.batch.key .. "' array",
-        method = "GET", url = urls[c] })
-    end
-    local base = (c - 1) * max
-    for i = 1, math.min(max, #ids - base) do
-      local v = list[i]
-      out[base + i] = v == nil and null or v
-    end
-  end
-  return out
-end
-
--- The same result from one GET per ID (apps without batch endpoints).
-local function one_by_one(ctx, self, env, row, ids, opts)
-  local urls, why = single_urls(env, { name = row.name, market = row.market, id = row.id },
-    row.batch.single, ids, opts)
-  if not urls then return nil, ctx.invalid(why) end
-  local out, values, errs = {}, ctx.get_all(self, env, urls, single_name[row.name])
-  for i = 1, #urls do
-    if values[i] ~= nil then
-      out[i] = values[i]
-    elseif errs[i].kind == "not_found" then
-      out[i] = null
-    else
-      return nil, errs[i]
-    end
-  end
-  return out
-end
-
-local function all_null(list)
-  for i = 1, #list do
-    if list[i] ~= null then return false end
-  end
-  return true
-end
-
+-- A plural call: its IDs in the windows of their kind with the single
+-- lookups of others (batch_window, where callers can be parked), else in
+-- concurrent batch GETs of ?ids=a,b,c, or one GET per ID without batch
+-- endpoints; batch.lua decides the Development-Mode fallback.
 local function plural_method(ctx, row)
   return function(self, ids, opts)
     local env, err = ctx.env_of(self)
@@ -252,22 +179,19 @@ local function plural_method(ctx, row)
     local ok, oerr = check_opts(ctx, opts)
     if not ok then return nil, oerr end
     if #parsed == 0 then return {} end
-    if env.batch_window and row.name ~= "audio_features_batch" and env.batch and not env.no_batch then
-      local out, werr, alone = plural_in_window(ctx, self, env, row, parsed, opts)
-      if not alone then return out, werr end
+    local spec, serr = spec_of(env, row, opts)
+    if not spec then return nil, ctx.invalid(serr) end
+    if not env.batch or env.no_batch then return batch.singly(self, env, spec, parsed, ctx.get_all) end
+    local waiters = env.batch_window and row.name ~= "audio_features_batch"
+      and ctx.batch_lookup(self, env, spec, parsed)
+    for _, waiter in ipairs(waiters or {}) do
+      if waiter.single then
+        waiters = nil
+        break
+      end
     end
-    if not env.batch or env.no_batch then return one_by_one(ctx, self, env, row, parsed, opts) end
-    local out, berr = by_batches(ctx, self, env, row, parsed, opts)
-    if out or not unavailable(berr) then return out, berr end
-    local out1, err1 = one_by_one(ctx, self, env, row, parsed, opts)
-    -- A 404 for the batch and for every item: the endpoint is not served.
-    if out1 and berr.kind == "not_found" and all_null(out1) then return nil, berr end
-    -- Batch refused but single items served: an app without batch
-    -- endpoints (Development Mode), so skip them from now on. When the
-    -- single items are refused too, the endpoint itself is restricted
-    -- (audio features) and says nothing about the other batch endpoints.
-    if out1 then env.no_batch = true end
-    return out1, err1
+    if waiters then return batch.list(waiters) end
+    return batch.get(self, env, spec, parsed, ctx.get_all)
   end
 end
 

@@ -542,39 +542,61 @@ function M.access_token(self)
   return drive(self, new_exchange(self, "token", "POST", ""))
 end
 
+-- Send a closed window and wake its callers. It runs in a timer, a
+-- context of its own: a window is answered whatever happens to the light
+-- threads that joined it (killed, their client gone, timed out).
+local function send_window(premature, self, env, w, get_all) -- luacheck: ignore 212
+  if w.sent then return end
+  if not w.closed then batch.close(env, w) end
+  local ok, raised = pcall(batch.send, self, env, { w }, get_all)
+  for _, waiter in ipairs(w.waiters) do
+    if not ok and not waiter.done then waiter.raised, waiter.done = raised, true end
+  end
+  w.sema:post(#w.waiters)
+end
+
+-- How long past its time a window's timer may be late before a caller
+-- sends the window itself (nginx dropped the timer: lua_max_running_timers).
+local TAKEOVER = 0.5
+
+-- w is due at `due`: a timer sends it then. When nginx refuses the timer
+-- (lua_max_pending_timers) or never runs it, a caller sends it instead.
+local function schedule(self, env, w, due, get_all)
+  local ok = ngx.timer.at(math.max(due - now(), 0), send_window, self, env, w, get_all)
+  w.takeover = due + (ok and TAKEOVER or 0)
+end
+
 --- Single lookups in their batch windows (batch_window), among the light
--- threads and requests of this worker: who opens a window sleeps it out,
--- whoever closes it sends the batch GET, the others wait for it.
--- @return one settled waiter per ID
-function M.batch_lookup(self, env, spec, ids, urls)
+-- threads and requests of this worker: a window is sent from a timer
+-- batch_window after it opened, or at once when full; its callers wait.
+-- get_all: the caller's driver (calls.get_all). @return one settled waiter per ID
+function M.batch_lookup(self, env, spec, ids, get_all)
   check_phase(2)
-  local waiters, mine, opens = {}, {}, {}
+  local waiters = {}
   for i = 1, #ids do
-    local w, waiter = batch.join(env, spec, ids[i], urls[i])
-    w.sema = w.sema or require("ngx.semaphore").new(0)
+    local w, waiter, opened = batch.join(env, spec, ids[i])
     waiters[i] = waiter
-    if not mine[w] then mine[#mine + 1], mine[w] = w, true end
-    if waiter == w.waiters[1] then opens[#opens + 1] = w end
-  end
-  if #opens > 0 then ngx.sleep(math.max(env.batch_window, 0.001)) end
-  for _, w in ipairs(opens) do
-    if not w.closed then batch.close(env, w) end
-  end
-  for _, w in ipairs(mine) do
-    if w.closed and not w.fired then
-      w.fired = true
-      local value, err = M.get(self, batch.url(w), w.spec.name)
-      batch.settle(self, env, w, value, err)
-      w.sema:post(#w.waiters)
+    if opened then
+      w.sema = require("ngx.semaphore").new(0)
+      schedule(self, env, w, w.deadline, get_all)
     end
+    if w.closed and not w.sent then schedule(self, env, w, now(), get_all) end
   end
   -- Far longer than a batch GET may take; then the caller goes out alone.
   local t = env.transport
   local give_up = now() + env.batch_window + (t.timeout + t.connect_timeout) * 4
   for _, waiter in ipairs(waiters) do
     local w = waiter.window
-    while not waiter.done and now() < give_up do w.sema:wait(give_up - now()) end
+    while not waiter.done and now() < give_up do
+      if not w.sent and now() >= w.takeover then
+        send_window(false, self, env, w, get_all)
+      else
+        local until_ = w.sent and give_up or math.min(w.takeover, give_up)
+        w.sema:wait(math.max(until_ - now(), 0.001))
+      end
+    end
     if not waiter.done then waiter.single, waiter.done = true, true end
+    if waiter.raised ~= nil then error(waiter.raised, 0) end
   end
   return waiters
 end

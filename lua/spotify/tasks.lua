@@ -16,17 +16,10 @@ local tasks = {}
 local function state(env)
   local s = env.tasks
   if not s then
-    s = { by_co = {}, waiting = {}, gathers = {}, count = 0 }
+    s = { by_co = {}, gathers = {}, count = 0 }
     env.tasks = s
   end
   return s
-end
-
---- A tag no other exchange of this client uses.
-function tasks.tag(env)
-  local t = (env.next_tag or 0) + 1
-  env.next_tag = t
-  return t
 end
 
 --- Is the running coroutine one of this client's started requests?
@@ -38,7 +31,7 @@ end
 local function finish(s, task, ok, ...)
   if task.done then return end
   s.by_co[task.co] = nil
-  s.count = s.count - 1
+  if not task.window then s.count = s.count - 1 end
   task.done = true
   if ok then
     task.results = { n = select("#", ...), ... }
@@ -47,11 +40,28 @@ local function finish(s, task, ok, ...)
   end
 end
 
-local function after_resume(s, task, ok, ...)
-  if not ok or status(task.co) == "dead" then finish(s, task, ok, ...) end
+local run
+
+-- Let every parked caller of a settled window go on.
+local function wake(s, w)
+  for _, waiter in ipairs(w.waiters) do
+    local t = waiter.task
+    if t and not t.done and status(t.co) == "suspended" then run(s, t) end
+  end
 end
 
-local function run(s, task, ...)
+local function after_resume(s, task, ok, ...)
+  if not ok or status(task.co) == "dead" then finish(s, task, ok, ...) end
+  local w = task.window
+  if not ok and w then -- what sending a window raised is raised again in each of its callers
+    for _, waiter in ipairs(w.waiters) do
+      if not waiter.done then waiter.raised, waiter.done = (...), true end
+    end
+    wake(s, w)
+  end
+end
+
+run = function(s, task, ...)
   after_resume(s, task, resume(task.co, ...))
 end
 
@@ -80,47 +90,42 @@ function tasks.gather(self, env, urls, name)
   if task then s.gathers[g] = true end
   repeat
     local others, left = core.gather(self, urls, env.concurrency, base, g.values, g.errs, name, not task)
-    for k = 1, #others do tasks.deliver(env, others[k], self) end
+    tasks.deliver(env, others)
     if task and left > 0 then yield() end
   until left == 0
   if task then s.gathers[g] = nil end
   return g.values, g.errs
 end
 
--- Let every parked caller of a settled window go on.
-local function wake(s, w)
-  for _, waiter in ipairs(w.waiters) do
-    local task = waiter.task
-    if task and not task.done and status(task.co) == "suspended" then run(s, task) end
-  end
-end
-
--- Send a closed window's batch GET; its answer comes back to deliver.
+-- Send a closed window from a coroutine of its own (its GETs run as a
+-- started request's do), then let every parked caller go on. Not counted
+-- as a started request: poll's count is the caller's.
 local function fire(self, env, w)
-  w.fired = true
-  local tag = tasks.tag(env)
-  local ok, err = core.submit(self, tag, "GET", batch.url(w), w.spec.name)
-  if ok then
-    env.tasks.waiting[tag] = { window = w }
-  else
-    batch.settle(self, env, w, nil, err)
-    wake(env.tasks, w)
-  end
+  if w.sent then return end
+  local s = env.tasks
+  local task = { co = create(function()
+    batch.send(self, env, { w }, s.get_all)
+    wake(s, w)
+  end), window = w }
+  s.by_co[task.co] = task
+  run(s, task)
 end
 
 --- Single lookups from inside a started request, parked in their batch
--- windows until every batch is answered.
+-- windows until every batch is answered. get_all: the caller's driver.
 -- @return one settled waiter per ID
-function tasks.batch_lookup(self, env, spec, ids, urls)
+function tasks.batch_lookup(self, env, spec, ids, get_all)
   local s = env.tasks
+  s.get_all = get_all
   local task, waiters = s.by_co[running()], {}
   for i = 1, #ids do
-    local w, waiter = batch.join(env, spec, ids[i], urls[i])
+    local w, waiter = batch.join(env, spec, ids[i])
     waiter.task, waiters[i] = task, waiter
-    if w.closed and not w.fired then fire(self, env, w) end
+    if w.closed then fire(self, env, w) end
   end
   for i = 1, #waiters do
     while not waiters[i].done do yield() end
+    if waiters[i].raised ~= nil then error(waiters[i].raised, 0) end
   end
   return waiters
 end
@@ -132,23 +137,27 @@ local function gather_of(s, tag)
   end
 end
 
---- Hand one finished exchange {tag, value | err} to the request waiting
--- for it, and let that request go on (it submits more, or goes on once
--- all of its results are in).
-function tasks.deliver(env, r, self)
+--- Hand finished exchanges {tag, value | err} to the requests waiting
+-- for them, then let those requests go on (they submit more, or go on once
+-- all of their results are in). Every result is in place before any
+-- request goes on: a request takes stock of its gather from its tables,
+-- and an answer still on its way to them would be asked for again.
+function tasks.deliver(env, results)
   local s = env.tasks
   if not s then return end
-  local w = s.waiting[r.tag]
-  if w then
-    s.waiting[r.tag] = nil
-    batch.settle(self, env, w.window, r.value, r.err)
-    return wake(s, w.window)
+  local woken, order = {}, {}
+  for k = 1, #results do
+    local r = results[k]
+    local g = gather_of(s, r.tag)
+    if g then
+      local i = r.tag - g.base
+      g.values[i], g.errs[i] = r.value, r.err
+      if not woken[g.task] then woken[g.task], order[#order + 1] = true, g.task end
+    end
   end
-  local g = gather_of(s, r.tag)
-  if not g then return end
-  local i = r.tag - g.base
-  g.values[i], g.errs[i] = r.value, r.err
-  if not g.task.done then run(s, g.task) end
+  for _, task in ipairs(order) do
+    if not task.done and status(task.co) == "suspended" then run(s, task) end
+  end
 end
 
 --- Advance every started request; wait at most `wait` seconds.
@@ -162,7 +171,7 @@ function tasks.poll(self, env, wait)
   local done, pending = core.run(self, wait)
   -- Only windows open: wait for the first to be due, as asked.
   if #done == 0 and pending == 0 and soonest and wait > 0 then core.sleep(wait) end
-  for i = 1, #done do tasks.deliver(env, done[i], self) end
+  tasks.deliver(env, done)
   return s.count
 end
 
@@ -193,7 +202,7 @@ end
 function tasks.close_all(env)
   local s = env.tasks
   if not s then return end
-  s.waiting, s.gathers = {}, {}
+  s.gathers = {}
   env.windows = nil
   for _, task in pairs(s.by_co) do
     finish(s, task, true, nil, errors.closed())
