@@ -195,6 +195,20 @@ local function plural_method(ctx, row)
   end
 end
 
+--- The plural rows as the response cache keeps their answers per item
+-- (core.responses_batches): the name their GETs go by, the single
+-- lookup's name and path, the answer's array.
+function catalog.batch_rows()
+  local rows = {}
+  for _, row in ipairs(endpoints) do
+    if row.batch then
+      rows[#rows + 1] = { name = public_name[row.name] or row.name, single = single_name[row.name],
+        path = row.path, single_path = row.batch.single, field = row.batch.key }
+    end
+  end
+  return rows
+end
+
 --- Add one method per endpoint row to `methods`.
 function catalog.install(methods, ctx)
   local by_name, plural_of = {}, {}
