@@ -56,11 +56,11 @@ build = {
     ["spotify.cache.shdict"] = "lua/spotify/cache/shdict.lua",
     ["spotify.core"] = {
       sources = {
-        "src/cache.c", "src/cache_lua.c", "src/client.c", "src/clock.c", "src/compat.c",
-        "src/core.c", "src/digest.c", "src/engine.c", "src/errors.c", "src/exchange.c",
-        "src/filecache.c", "src/filestore.c", "src/gather.c", "src/http.c", "src/ids.c",
-        "src/json.c", "src/memcache.c", "src/policy.c", "src/ratelimit.c", "src/renewal.c",
-        "src/responses.c", "src/token.c",
+        "src/cache.c", "src/cache_lua.c", "src/client.c", "src/clock.c", "src/compose.c",
+        "src/compat.c", "src/core.c", "src/digest.c", "src/engine.c", "src/errors.c",
+        "src/exchange.c", "src/filecache.c", "src/filestore.c", "src/gather.c", "src/http.c",
+        "src/ids.c", "src/json.c", "src/memcache.c", "src/policy.c", "src/ratelimit.c",
+        "src/renewal.c", "src/responses.c", "src/token.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(CURL_INCDIR)" },

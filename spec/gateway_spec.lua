@@ -107,15 +107,23 @@ describe("spotify.gateway in nginx", function()
   end)
 
   it("answers a repeated request from the response cache: the kept text, nothing upstream", function()
+    local single = "/albums/" .. fake.ids(1, "J")[1]
     local path = "/albums?ids=" .. table.concat(fake.ids(2, "K"), ",")
     local status, first = node:get(path)
     assert.equal(200, status, first)
+    local single_status, single_first = node:get(single)
+    assert.equal(200, single_status, single_first)
     -- both workers: each asks the shared tier (the answers dict), never Spotify again
     local mark = #f:log()
     for _ = 1, 6 do
       local again_status, again = node:get(path)
       assert.equal(200, again_status)
-      assert.equal(first, again)
+      -- a batch is kept per item: the answer is put together from the kept
+      -- texts of its items, the same JSON in the caller's order
+      assert.same(cjson.decode(first), cjson.decode(again))
+      local single_again_status, single_again = node:get(single)
+      assert.equal(200, single_again_status)
+      assert.equal(single_first, single_again) -- a single answer is handed on as kept, byte for byte
     end
     assert.same({}, f:log_for("/v1/", mark))
   end)

@@ -562,6 +562,7 @@ static int l_stats(lua_State *L) {
   stat_field(L, "response_stale", s->response_stale);
   stat_field(L, "coalesced", s->coalesced);
   stat_field(L, "batched", s->batched);
+  stat_field(L, "response_revalidated", s->response_revalidated);
   return 1;
 }
 

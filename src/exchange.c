@@ -6,11 +6,12 @@
  *   x = core.exchange(client, "api" | "token", method, url)
  *   act, ... = x:step()                                -- first, and after a wait
  *   act, ... = x:response(status, body, retry_after_header, elapsed, connections,
- *                         cache_control_header)
+ *                         cache_control_header, etag_header, last_modified_header)
  *   act, ... = x:failure(reason, detail, elapsed, connections)
  *   act, ... = x:cache(ok, value)    -- ok: true, false (raised) or nil (no such method)
  *   obj = x:cache_object(client)     -- the cache the pending "cache" action is for
- * Actions: "send", method, url, auth, body, language | "wait", seconds |
+ * Actions: "send", method, url, auth, body, language, if_none_match, if_modified_since |
+ *          "wait", seconds |
  *          "cache", op, key, a, b (the method's arguments) | "done", value | nil, err
  *          (a raw exchange: "done", text, status | nil, err) */
 #include <stdlib.h>
@@ -37,6 +38,20 @@ static int push_cache_action(lua_State *L, const spotify_cache_req *rq) {
   return 2 + spotify_cache_push_args(L, rq);
 }
 
+static void push_or_nil(lua_State *L, const char *s) {
+  if (s)
+    lua_pushstring(L, s);
+  else
+    lua_pushnil(L);
+}
+
+/* A validator header's value when the machine may keep it, else NULL. */
+static const char *validator_at(lua_State *L, int i) {
+  size_t n;
+  const char *v = lua_tolstring(L, i, &n);
+  return v && spotify_validator_ok(v, n) && strlen(v) == n ? v : NULL;
+}
+
 /* Under the client's bracket: (e) -> the next action. */
 static int step_bracketed(lua_State *L) {
   lua_exchange *e = lua_touserdata(L, 1);
@@ -57,11 +72,10 @@ static int step_bracketed(lua_State *L) {
         lua_pushlstring(L, x->send.body, x->send.body_len);
       else
         lua_pushnil(L);
-      if (x->send.language)
-        lua_pushstring(L, x->send.language);
-      else
-        lua_pushnil(L);
-      n = 6;
+      push_or_nil(L, x->send.language);
+      push_or_nil(L, x->send.if_none_match);
+      push_or_nil(L, x->send.if_modified_since);
+      n = 8;
       break;
     case SPOTIFY_ACT_WAIT:
       lua_pushliteral(L, "wait");
@@ -156,6 +170,8 @@ static int l_response(lua_State *L) {
   const char *cc = lua_tolstring(L, 7, &n);
   o.max_age = cc ? spotify_parse_max_age(cc, n) : 0;
   o.cache_control = cc ? spotify_cache_control_flags(cc, n) : 0;
+  o.etag = validator_at(L, 8);
+  o.last_modified = validator_at(L, 9);
   if (o.status < 100 || o.status > 999) o.status = 999;
   outcome(L, e, &o);
   return next_action(L, e); /* the body stays on the stack meanwhile */

@@ -10,6 +10,7 @@
 
 #include "compat.h"
 #include "engine.h"
+#include "responses.h"
 
 typedef struct spotify_http_options {
   long timeout_ms, connect_timeout_ms;
@@ -27,6 +28,8 @@ typedef struct spotify_xfer {
   double retry_after;     /* -1: no usable Retry-After */
   double max_age;         /* Cache-Control max-age; 0: none */
   unsigned cache_control; /* its no-store and private (SPOTIFY_CC_ flags) */
+  char etag[SPOTIFY_VALIDATOR_MAX + 1], last_modified[SPOTIFY_VALIDATOR_MAX + 1]; /* "": none */
+  struct curl_slist *cond; /* `headers` and a conditional request's validators, or NULL */
   int header_count, too_big, too_many_headers, in_multi;
   size_t header_bytes; /* of the current response's header lines */
   int headers_ended;   /* its blank line came: a close before it is not an answer */

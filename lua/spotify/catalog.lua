@@ -200,6 +200,20 @@ function catalog.method_name(row)
   return public_name[row.name] or row.name
 end
 
+--- The plural rows as the response cache keeps their answers per item
+-- (core.responses_batches): the name their GETs go by, the single
+-- lookup's name and path, the answer's array.
+function catalog.batch_rows()
+  local rows = {}
+  for _, row in ipairs(endpoints) do
+    if row.batch then
+      rows[#rows + 1] = { name = public_name[row.name] or row.name, single = single_name[row.name],
+        path = row.path, single_path = row.batch.single, field = row.batch.key }
+    end
+  end
+  return rows
+end
+
 --- The plural rows by the name of their single lookup (track -> tracks):
 -- the rows whose single lookups may share a batch window.
 function catalog.plurals()

@@ -181,14 +181,19 @@ local function admitted(self)
 end
 
 -- A single lookup in a batch window: the kept text if there is one, else
--- the item of the window's batch answer (encoded: the window hands out
--- items, not text). Returns status, body, or nil, err.
+-- the item of the window's batch answer as the response cache kept it, or
+-- encoded where nothing keeps it (the window hands out items, not text).
+-- Returns status, body, or nil, err.
 local function in_window(self, r, id, url, query)
   local text = peek_text(self.client, url, r.name)
   if text then return 200, text end
   local opts = query ~= "" and ngx.decode_args(query, 0) or nil
   local value, err = self.client[r.row.name](self.client, id, opts)
   if value == nil then return nil, err end
+  -- The window's batch answer kept each item's own text (the response
+  -- cache keeps a batch per item): hand that on, as a later hit would.
+  text = peek_text(self.client, url, r.name)
+  if text then return 200, text end
   local body = cjson.encode(value)
   if not body then return nil, { kind = "decode", message = "the answer could not be encoded again" } end
   return 200, body

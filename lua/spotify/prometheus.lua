@@ -37,6 +37,7 @@ local COUNTERS = {
   { name = "spotify_response_hits_total", help = "Calls answered from the response cache, by tier.",
     label = "tier", fields = {
       { "process", "response_hits" }, { "shared", "response_shared_hits" }, { "stale", "response_stale" },
+      { "revalidated", "response_revalidated" }, -- expired answers a 304 renewed
     } },
   { name = "spotify_coalesced_total", help = "Calls that rode on an identical request in flight.",
     field = "coalesced" },

@@ -576,6 +576,7 @@ function spotify.prometheus(dict) end
 ---@field rate_limited_waits integer waits for the app's rate limit (a shared penalty or pacing)
 ---@field requests integer HTTP requests made, token requests included
 ---@field response_hits integer answers from the response cache's process tier
+---@field response_revalidated integer expired answers a 304 renewed (conditional requests)
 ---@field response_shared_hits integer answers from the response cache's shared store
 ---@field response_stale integer expired answers that stood in while Spotify failed (stale_if_error)
 ---@field retries integer attempts repeated after a network error, 5xx or 429
