@@ -42,6 +42,7 @@ build = {
     ["spotify.catalog"] = "lua/spotify/catalog.lua",
     ["spotify.endpoints"] = "lua/spotify/endpoints.lua",
     ["spotify.errors"] = "lua/spotify/errors.lua",
+    ["spotify.gateway"] = "lua/spotify/gateway.lua",
     ["spotify.ngx"] = "lua/spotify/ngx.lua",
     ["spotify.options"] = "lua/spotify/options.lua",
     ["spotify.paging"] = "lua/spotify/paging.lua",

@@ -778,7 +778,7 @@ static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
   (void)L;
   spotify_machine *m = x->m;
   spotify_token *t = &m->token;
-  if (t->auth == NULL) { /* refused by another exchange while this one was paced */
+  if (t->auth == NULL && !t->none) { /* refused by another exchange while this one was paced */
     x->state = S_TOKEN;
     return 0;
   }

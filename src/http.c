@@ -204,18 +204,19 @@ void spotify_http_release(lua_State *L, spotify_http *h) {
   free(h->opt.ca_file);
   free(h->opt.proxy);
   free(h->opt.user_agent);
+  free(h->opt.api_key);
   memset(&h->opt, 0, sizeof h->opt);
 }
 
-/* Appends "Accept-Language: value" to l; NULL when out of memory (l is
- * then freed). */
-static struct curl_slist *append_language(struct curl_slist *l, const char *value) {
-  size_t n = strlen(value);
-  char *line = malloc(n + sizeof "Accept-Language: ");
+/* Appends "name: value" to l; NULL when out of memory (l is then freed). */
+static struct curl_slist *append_header(struct curl_slist *l, const char *name, const char *value) {
+  size_t n = strlen(name), v = strlen(value);
+  char *line = malloc(n + 2 + v + 1);
   struct curl_slist *l2 = NULL;
   if (line) {
-    memcpy(line, "Accept-Language: ", 17);
-    memcpy(line + 17, value, n + 1);
+    memcpy(line, name, n);
+    memcpy(line + n, ": ", 2);
+    memcpy(line + n + 2, value, v + 1);
     l2 = curl_slist_append(l, line);
   }
   free(line);
@@ -226,7 +227,7 @@ static struct curl_slist *append_language(struct curl_slist *l, const char *valu
 /* Builds the header list for `auth` (and `language`, API requests only); on
  * failure the list is left empty so nothing is ever sent without the
  * Authorization it was asked to carry. */
-static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
+static int set_auth(spotify_xfer *x, const char *auth, const char *language, const char *api_key) {
   int with_language = language != NULL;
   if (x->headers && x->language == with_language &&
       ((x->auth == NULL && auth == NULL) || (x->auth && auth && strcmp(x->auth, auth) == 0)))
@@ -236,7 +237,10 @@ static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
   x->headers = NULL;
   x->auth = NULL;
   struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
-  if (l && language) l = append_language(l, language);
+  if (l && language) l = append_header(l, "Accept-Language", language);
+  /* A gateway's client names its caller key instead of a token: the same
+   * on every request of the client, so the cached list stays valid. */
+  if (l && api_key) l = append_header(l, "X-Api-Key", api_key);
   if (l == NULL) return -1;
   if (auth) {
     size_t n = strlen(auth);
@@ -260,22 +264,6 @@ static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
   x->headers = l;
   x->language = with_language;
   return 0;
-}
-
-/* "Name: value" appended to l; NULL when out of memory (l is then freed). */
-static struct curl_slist *append_header(struct curl_slist *l, const char *name, const char *value) {
-  size_t n = strlen(name), v = strlen(value);
-  char *line = malloc(n + v + 3);
-  struct curl_slist *l2 = NULL;
-  if (line) {
-    memcpy(line, name, n);
-    memcpy(line + n, ": ", 2);
-    memcpy(line + n + 2, value, v + 1);
-    l2 = curl_slist_append(l, line);
-  }
-  free(line);
-  if (l2 == NULL) curl_slist_free_all(l);
-  return l2;
 }
 
 /* The headers of a conditional request: the usual ones and the validators
@@ -304,7 +292,7 @@ static int set_conditional(spotify_xfer *x, const spotify_send *s) {
 
 static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   if (x->easy == NULL && setup_easy(h, x) != 0) return -1;
-  if (set_auth(x, s->auth, s->language) != 0) return -1;
+  if (set_auth(x, s->auth, s->language, h->opt.api_key) != 0) return -1;
   if (set_conditional(x, s) != 0) return -1;
   CURL *e = x->easy;
   x->len = 0;

@@ -16,6 +16,7 @@ typedef struct spotify_http_options {
   long timeout_ms, connect_timeout_ms;
   size_t max_body;
   char *ca_file, *proxy, *user_agent; /* owned, may be NULL */
+  char *api_key;                      /* X-Api-Key of a gateway's client, owned, may be NULL */
 } spotify_http_options;
 
 typedef struct spotify_xfer {

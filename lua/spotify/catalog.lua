@@ -195,6 +195,11 @@ local function plural_method(ctx, row)
   end
 end
 
+--- The name a row's GETs go by in the response cache's ttl table.
+function catalog.method_name(row)
+  return public_name[row.name] or row.name
+end
+
 --- The plural rows as the response cache keeps their answers per item
 -- (core.responses_batches): the name their GETs go by, the single
 -- lookup's name and path, the answer's array.
@@ -209,12 +214,19 @@ function catalog.batch_rows()
   return rows
 end
 
---- Add one method per endpoint row to `methods`.
-function catalog.install(methods, ctx)
-  local by_name, plural_of = {}, {}
+--- The plural rows by the name of their single lookup (track -> tracks):
+-- the rows whose single lookups may share a batch window.
+function catalog.plurals()
+  local plural_of = {}
   for _, row in ipairs(endpoints) do
     if row.batch and row.name ~= "audio_features_batch" then plural_of[single_name[row.name]] = row end
   end
+  return plural_of
+end
+
+--- Add one method per endpoint row to `methods`.
+function catalog.install(methods, ctx)
+  local by_name, plural_of = {}, catalog.plurals()
   for _, row in ipairs(endpoints) do
     by_name[row.name] = row
     local make

@@ -74,6 +74,7 @@ local function request_text(t, method, u, auth, body, proxy, language, if_none_m
   if t.user_agent then lines[#lines + 1] = "User-Agent: " .. t.user_agent end
   if auth then lines[#lines + 1] = "Authorization: " .. auth end
   if language then lines[#lines + 1] = "Accept-Language: " .. language end -- API requests only
+  if t.api_key then lines[#lines + 1] = "X-Api-Key: " .. t.api_key end -- a gateway's client
   -- a conditional request: the validators of the expired answer it asks about
   if if_none_match then lines[#lines + 1] = "If-None-Match: " .. if_none_match end
   if if_modified_since then lines[#lines + 1] = "If-Modified-Since: " .. if_modified_since end
@@ -458,7 +459,8 @@ end
 
 --- One HTTP exchange, reported to the machine: x:response for an answer,
 -- x:failure when there was none. Returns the machine's next action.
-local function send(x, t, method, url, auth, body, language, if_none_match, if_modified_since)
+-- `seen`, when given, gets the headers of the answer a gateway passes on.
+local function send(x, t, method, url, auth, body, language, if_none_match, if_modified_since, seen)
   local started = now()
   local u = split_url(url)
   if not u then return x:failure("unusable", "not an http(s) URL: " .. url, 0, 0) end
@@ -476,6 +478,7 @@ local function send(x, t, method, url, auth, body, language, if_none_match, if_m
     if not reused then opened = opened + 1 end
     local answer, err, stale = attempt(t, sock, reused, deadline, method, request)
     if answer then
+      if seen then seen.cache_control, seen.etag = answer.cache_control, answer.etag end
       return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened,
         answer.cache_control, answer.etag, answer.last_modified)
     end
@@ -489,7 +492,7 @@ local function send(x, t, method, url, auth, body, language, if_none_match, if_m
 end
 
 -- Run the machine to its end: send, sleep and call the cache as it asks.
-local function drive(self, x)
+local function drive(self, x, seen)
   local act, a, b, c, d, e, g, k = x:step()
   while true do
     if act == "send" then
@@ -499,7 +502,7 @@ local function drive(self, x)
       else
         -- Whatever the peer sends, the machine hears of it as a failure:
         -- an answer this code cannot read must not leave it waiting.
-        local ok, r1, r2, r3, r4, r5, r6, r7, r8 = pcall(send, x, env.transport, a, b, c, d, e, g, k)
+        local ok, r1, r2, r3, r4, r5, r6, r7, r8 = pcall(send, x, env.transport, a, b, c, d, e, g, k, seen)
         if ok then
           act, a, b, c, d, e, g, k = r1, r2, r3, r4, r5, r6, r7, r8
         else
@@ -533,6 +536,15 @@ end
 function M.get(self, url, name)
   check_phase(2)
   return drive(self, new_exchange(self, "api", "GET", url, name))
+end
+
+--- GET a URL of the API as text, over cosockets: what a gateway hands on.
+-- `seen` gets the Cache-Control and ETag of Spotify's answer when one came
+-- in (not for an answer of the response cache).
+-- @return text, status, or nil, err
+function M.get_raw(self, url, name, seen)
+  check_phase(2)
+  return drive(self, new_exchange(self, "api", "GET", url, name, true), seen)
 end
 
 --- The client's token, fetched or renewed over cosockets when needed.

@@ -535,6 +535,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {
             "method": method, "path": path, "query": raw_query, "body": body,
             "authorization": self.headers.get("Authorization"),
+            "api_key": self.headers.get("X-Api-Key"),
             "user_agent": self.headers.get("User-Agent"),
             "accept_language": self.headers.get("Accept-Language"),
             "conn": self.conn_id, "tls": self.server.tls, "time": time.time(),
