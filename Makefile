@@ -10,13 +10,13 @@ BUSTED    := /usr/bin/busted
 DEBS      := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev \
              luajit2 libluajit2-5.1-dev \
              lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
-             nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis \
+             nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis lua-nginx-redis \
              openssl curl python3 cmake make gcc pkg-config valgrind clang-format \
              lua-ldoc lua-markdown love xvfb xauth faketime
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
 BENCH_DEBS := wrk nodejs linux-perf
-# Only `make soak-nginx` needs these (ab drives the load).
-SOAK_DEBS := apache2-utils
+# Only `make soak-nginx` needs these (ab drives the load; wrk the gateway mode).
+SOAK_DEBS := apache2-utils wrk
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer runtimes).
 FUZZ_DEBS := clang libclang-rt-14-dev
 # `make demo` installs only these, plus one interpreter's (DEBS_<lua>);
@@ -34,7 +34,7 @@ BUILD     ?= build
 ASAN_LUAS ?= $(LUAS)
 VALGRIND_LUAS ?= lua5.1 lua5.4 luajit
 
-.PHONY: all deps build test test-asan test-stress test-valgrind lint format doc types demo demo-run fake install uninstall bench bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
+.PHONY: all deps build gateway test test-asan test-stress test-valgrind lint format doc types demo demo-run fake install uninstall bench bench-gateway bench-pacing bench-quota bench-bytes leak fuzz soak soak-nginx clean
 
 all: build
 
@@ -153,6 +153,16 @@ demo-run:
 	  || { cat $(BUILD)/demo-build.log; exit 1; }
 	@LUA=$(LUA) sh examples/demo.sh
 
+# The gateway (examples/gateway) in the foreground on 127.0.0.1:$(GATEWAY_PORT):
+# against the bundled fake unless SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET
+# are set; prints what to point a client at. Ctrl-C stops it.
+GATEWAY_PORT ?= 8080
+gateway:
+	@.ci/install-deps nginx libnginx-mod-http-lua lua-resty-core lua-cjson python3 $(DEBS_luajit)
+	@mkdir -p $(BUILD) && $(MAKE) --no-print-directory build LUAS=luajit > $(BUILD)/gateway-build.log 2>&1 \
+	  || { cat $(BUILD)/gateway-build.log; exit 1; }
+	@PORT=$(GATEWAY_PORT) sh examples/gateway/run.sh
+
 # The fake Spotify in the foreground, with the settings to export in another
 # shell; Ctrl-C stops it. FAKE_PORT=8000 keeps the port across restarts.
 fake:
@@ -214,6 +224,13 @@ bench-pacing: deps build
 # and inside nginx (figures).
 bench-bytes: deps build
 	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/bytes.lua
+
+# Requests per second of the gateway against nginx's proxy_pass + proxy_cache
+# on the same answers (hits, misses), by wrk (figures).
+bench-gateway: deps build
+	@.ci/install-deps wrk
+	@SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/gateway.lua
+	@BENCH_WINDOW=0 SPOTIFY_BUILD=$(BUILD)/luajit luajit bench/gateway.lua
 
 # Quota the response cache, coalescing and batch_window save (figures,
 # written into bench/RESULTS.md).

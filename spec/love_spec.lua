@@ -1,9 +1,14 @@
--- examples/love run by LÖVE 11 under Xvfb against the fake Spotify, whose
--- search answers only after DELAY seconds: the results must arrive while
--- frames keep coming, and no frame may have waited on the network. The
--- example writes one line per frame and a screenshot (SPOTIFY_LOVE_REPORT).
+-- examples/love run by LÖVE 11 under Xvfb, as a game ships: from a folder
+-- of its own with no secret in it or in its environment, talking to the
+-- gateway of examples/gateway (in nginx) in front of the fake Spotify,
+-- whose search answers only after DELAY seconds: the results must arrive
+-- while frames keep coming, and no frame may have waited on the network.
+-- The example writes one line per frame and a screenshot
+-- (SPOTIFY_LOVE_REPORT). Its direct mode (a developer's own tool, with the
+-- credentials) still works.
 local fake = require "spec.support.fake"
 local files = require "spec.support.files"
+local gateway = require "spec.support.gateway"
 
 local DELAY = 1.5         -- the fake's delay on /v1/search
 local MAX_UPDATE = 0.25   -- seconds love.update (with client:poll) may take, a sixth of DELAY
@@ -44,37 +49,59 @@ if problem then
   return
 end
 
-describe("LÖVE example under Xvfb", function()
-  local f, dir, frames, report, exit_code, output
+--- Run the example from a copy in `name` (a game's folder) with `vars`
+-- (and no credentials unless given): exit code, output, report, frames, folder.
+local function run_love(name, vars)
+  local dir = fake.workdir() .. "/" .. name
+  local game = dir .. "/game"
+  local top = root()
+  assert(files.run(("rm -rf %s && mkdir -p %s && cp -R %s/examples/love/. %s")
+    :format(quote(dir), quote(game), quote(top), quote(game))))
+  -- LÖVE runs LuaJIT: the module from this tree with its LuaJIT build.
+  local path = top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"
+  local cpath = top .. "/build/luajit/?.so;;"
+  assert(io.open(top .. "/build/luajit/spotify/core.so"), "build/luajit/spotify/core.so is missing: make build")
+  local assigns = {}
+  for k, v in pairs(vars) do assigns[#assigns + 1] = k .. "=" .. quote(v) end
+  local env = ("env -u LD_PRELOAD -u LUA_INIT -u SPOTIFY_CLIENT_ID -u SPOTIFY_CLIENT_SECRET -u SPOTIFY_API_BASE "
+    .. "-u SPOTIFY_TOKEN_URL LUA_PATH=%s LUA_CPATH=%s SPOTIFY_LOVE_REPORT=%s %s")
+    :format(quote(path), quote(cpath), quote(dir), table.concat(assigns, " "))
+  local cmd = ("%s timeout 60 xvfb-run -a -s '-screen 0 640x480x24' love %s > %s/out.txt 2>&1; echo $?")
+    :format(env, quote(game), quote(dir))
+  local exit_code = tonumber(files.read_command(cmd))
+  local report = files.read_file(dir .. "/frames.txt") or ""
+  local frames = {}
+  for n, t, dt, update, state in report:gmatch "frame (%d+) t=(%S+) dt=(%S+) update=(%S+) (%a+)\n" do
+    frames[#frames + 1] = { n = tonumber(n), t = tonumber(t), dt = tonumber(dt), update = tonumber(update),
+      state = state }
+  end
+  return exit_code, files.read_file(dir .. "/out.txt") or "", report, frames, dir
+end
+
+describe("LÖVE example under Xvfb, through a gateway", function()
+  local f, node, dir, frames, report, exit_code, output
 
   setup(function()
     assert(files.run "command -v love > /dev/null", "love is not installed (package love, in the Makefile's DEBS)")
     f = fake.start {}
     f:faults { { path = "/v1/search", delay = DELAY } }
-    dir = fake.workdir() .. "/love"
-    assert(files.run("rm -rf " .. quote(dir) .. " && mkdir -p " .. quote(dir)))
-    local top = root()
-    -- LÖVE runs LuaJIT: the module from this tree with its LuaJIT build.
-    local path = top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"
-    local cpath = top .. "/build/luajit/?.so;;"
-    assert(io.open(top .. "/build/luajit/spotify/core.so"), "build/luajit/spotify/core.so is missing: make build")
-    local env = ("env -u LD_PRELOAD -u LUA_INIT LUA_PATH=%s LUA_CPATH=%s SPOTIFY_CLIENT_ID=test-id "
-      .. "SPOTIFY_CLIENT_SECRET=test-secret SPOTIFY_API_BASE=%s SPOTIFY_TOKEN_URL=%s SPOTIFY_LOVE_REPORT=%s")
-      :format(quote(path), quote(cpath), quote(f.api_base), quote(f.token_url), quote(dir))
-    local cmd = ("%s timeout 60 xvfb-run -a -s '-screen 0 640x480x24' love %s/examples/love > %s/out.txt 2>&1; echo $?")
-      :format(env, quote(top), quote(dir))
-    exit_code = tonumber(files.read_command(cmd))
-    output = files.read_file(dir .. "/out.txt") or ""
-    report = files.read_file(dir .. "/frames.txt") or ""
-    frames = {}
-    for n, t, dt, update, state in report:gmatch "frame (%d+) t=(%S+) dt=(%S+) update=(%S+) (%a+)\n" do
-      frames[#frames + 1] = { n = tonumber(n), t = tonumber(t), dt = tonumber(dt), update = tonumber(update),
-        state = state }
-    end
+    node = gateway.start(f, { workers = 2 })
+    exit_code, output, report, frames, dir = run_love("love", { SPOTIFY_GATEWAY = node.base })
   end)
 
   teardown(function()
+    if node then node:stop() end
     if f then f:stop() end
+  end)
+
+  it("holds no secret: not in the game's folder, not in its environment, not in what it was sent", function()
+    assert.equal(0, exit_code, output)
+    local found = files.read_command("grep -rl -e test-secret " .. quote(dir .. "/game")
+      .. " || true")
+    assert.equal("", found)
+    assert.is_nil(gateway.leaks({ { body = report }, { body = output } }, f))
+    -- the gateway's one token: the game asked for none
+    assert.equal(1, #f:log_for "/api/token")
   end)
 
   it("runs, searches and quits by itself", function()
@@ -83,6 +110,12 @@ describe("LÖVE example under Xvfb", function()
     local searches = f:log_for "/v1/search"
     assert.equal(1, #searches)
     assert.matches("q=Muse", searches[1].query)
+  end)
+
+  it("says where it failed when no gateway answers", function()
+    local code, out, rep = run_love("love-nogateway", { SPOTIFY_GATEWAY = "http://127.0.0.1:9/v1" })
+    assert.equal(0, code, out)
+    assert.matches("\nerror [^\n]*network", rep, nil, false, rep)
   end)
 
   it("shows the results", function()
@@ -123,22 +156,38 @@ describe("LÖVE example under Xvfb", function()
   end)
 end)
 
+describe("LÖVE example under Xvfb, direct (a developer's own tool)", function()
+  local f
+
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+
+  it("talks to Spotify itself with SPOTIFY_LOVE_DIRECT=1 and the credentials", function()
+    local code, out, rep = run_love("love-direct", { SPOTIFY_LOVE_DIRECT = "1", SPOTIFY_CLIENT_ID = "test-id",
+      SPOTIFY_CLIENT_SECRET = "test-secret", SPOTIFY_API_BASE = f.api_base, SPOTIFY_TOKEN_URL = f.token_url })
+    assert.equal(0, code, out)
+    assert.matches("shown  1%. Supermassive Black Hole %- Muse", rep)
+    assert.equal(1, #f:log_for "/api/token")
+  end)
+end)
+
 -- A shipped game, as doc/games.md lays it out: main.lua, conf.lua and
 -- lua-spotify's Lua files inside a .love archive; spotify/core.so and
 -- cjson.so beside it. LUA_PATH and LUA_CPATH name nothing that exists, so
 -- the system's Lua paths are hidden and only the game's own directory is on
 -- package.cpath, as on a player's machine.
 describe("LÖVE example packed as a .love, the system's Lua paths hidden", function()
-  local f, dir, top
+  local f, node, dir, top
 
   --- Runs the packed game until it quits, or until `stop_at` is in its output;
   -- its output, exit code (nil when stopped), and the report it wrote.
   local function play(game, stop_at)
     local report_dir = dir .. "/report"
     assert(files.run("rm -rf " .. quote(report_dir) .. " && mkdir -p " .. quote(report_dir)))
-    local env = ("env -u LD_PRELOAD -u LUA_INIT LUA_PATH=/nonexistent/?.lua LUA_CPATH=/nonexistent/?.so "
-      .. "SPOTIFY_CLIENT_ID=test-id SPOTIFY_CLIENT_SECRET=test-secret SPOTIFY_API_BASE=%s SPOTIFY_TOKEN_URL=%s "
-      .. "SPOTIFY_LOVE_REPORT=%s"):format(quote(f.api_base), quote(f.token_url), quote(report_dir))
+    -- a shipped game holds no secret: it talks to the gateway
+    local env = ("env -u LD_PRELOAD -u LUA_INIT -u SPOTIFY_CLIENT_ID -u SPOTIFY_CLIENT_SECRET "
+      .. "LUA_PATH=/nonexistent/?.lua LUA_CPATH=/nonexistent/?.so SPOTIFY_GATEWAY=%s "
+      .. "SPOTIFY_LOVE_REPORT=%s"):format(quote(node.base), quote(report_dir))
     local out = dir .. "/out.txt"
     local pid = tonumber(files.read_command(("cd / && %s setsid sh -c %s > %s 2>&1 < /dev/null & echo $!"):format(env,
       -- stdout line by line: LÖVE prints a Lua error at once, then shows it until closed
@@ -158,6 +207,7 @@ describe("LÖVE example packed as a .love, the system's Lua paths hidden", funct
   setup(function()
     assert(files.run "command -v love > /dev/null", "love is not installed (package love, in the Makefile's DEBS)")
     f = fake.start {}
+    node = gateway.start(f, { workers = 1 })
     top = root()
     dir = fake.workdir() .. "/love-packed"
     local stage, packed = dir .. "/stage", dir .. "/packed"
@@ -176,6 +226,7 @@ describe("LÖVE example packed as a .love, the system's Lua paths hidden", funct
   end)
 
   teardown(function()
+    if node then node:stop() end
     if f then f:stop() end
   end)
 

@@ -438,7 +438,7 @@ describe("option metrics (a shared dict) in a process", function()
   it("shows the response cache, coalescing and batching families from their counters", function()
     local dict = memory_dict()
     for field, n in pairs { response_hits = 4, response_shared_hits = 3, response_stale = 2, coalesced = 5,
-      batched = 6 } do
+      batched = 6, response_revalidated = 7 } do
       dict:incr("spotify\t" .. field .. "\tapp-1", n, 0)
     end
     local families = parse(spotify.prometheus(dict))
@@ -446,6 +446,7 @@ describe("option metrics (a shared dict) in a process", function()
     assert.equal(4, value(families, hits, hits, { app = "app-1", tier = "process" }))
     assert.equal(3, value(families, hits, hits, { app = "app-1", tier = "shared" }))
     assert.equal(2, value(families, hits, hits, { app = "app-1", tier = "stale" }))
+    assert.equal(7, value(families, hits, hits, { app = "app-1", tier = "revalidated" }))
     assert.equal(5, value(families, "spotify_coalesced_total", "spotify_coalesced_total", { app = "app-1" }))
     assert.equal(6, value(families, "spotify_batched_total", "spotify_batched_total", { app = "app-1" }))
     assert.is_nil(families.spotify_requests_total) -- no client counted requests into this dict

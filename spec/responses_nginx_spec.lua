@@ -11,7 +11,7 @@ local APP = [=[
 local spotify = require "spotify"
 local cjson = require "cjson"
 local options = require "spec_options"
-local app, c = {}, nil
+local app, c, cw, cr = {}, nil, nil, nil
 
 local function client()
   if c then return c end
@@ -33,6 +33,33 @@ function app.track()
   ngx.say(cjson.encode { name = name, err = err and err.kind, pid = ngx.worker.pid(), stats = client():stats() })
 end
 
+-- /window_track?id=ID: the same with batch_window too, as the README shows them
+function app.window_track()
+  if not cw then
+    local o = {}
+    for k, v in pairs(options) do o[k] = v end
+    o.responses = spotify.responses { store = spotify.cache.shdict(ngx.shared.spotify_responses), ttl = 3600 }
+    o.batch_window = 0.005
+    cw = spotify.client(o)
+  end
+  local t, err = cw:track(ngx.var.arg_id)
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode { id = t and t.id, err = err and err.kind })
+end
+
+-- /reval_track?id=ID: answers kept 1 s, then asked about with their ETag
+function app.reval_track()
+  if not cr then
+    local o = {}
+    for k, v in pairs(options) do o[k] = v end
+    o.responses = spotify.responses { store = spotify.cache.shdict(ngx.shared.spotify_responses), ttl = 1 }
+    cr = spotify.client(o)
+  end
+  local t, err = cr:track(ngx.var.arg_id)
+  ngx.header.content_type = "application/json"
+  ngx.say(cjson.encode { id = t and t.id, err = err and err.kind, stats = cr:stats() })
+end
+
 return app
 ]=]
 
@@ -51,7 +78,9 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
         "lua_socket_log_errors off;",
         "init_by_lua_block { require 'spotify' }",
       }, "\n  "),
-      server = "location = /track { content_by_lua_block { require('spec_app').track() } }",
+      server = "location = /track { content_by_lua_block { require('spec_app').track() } }\n"
+        .. "location = /window_track { content_by_lua_block { require('spec_app').window_track() } }\n"
+        .. "location = /reval_track { content_by_lua_block { require('spec_app').reval_track() } }",
       files = { ["spec_app.lua"] = APP, ["spec_options.lua"] = "return " .. ([[{ client_id = %q,
         client_secret = %q, api_base = %q, token_url = %q }]]):format("test-id", "test-secret",
         f.api_base, f.token_url) },
@@ -84,6 +113,44 @@ describe("the response cache inside nginx (2 workers, shdict store)", function()
     assert.equal(2, workers)
     assert.is_true(shared > 0)
     assert.equal(20, #f:log_for "/v1/tracks/")
+  end)
+
+  it("with batch_window too: 2,000 requests over 50 IDs cost at most 50 requests and 100 IDs", function()
+    local list = fake.ids(50, "W")
+    local mark = #f:log()
+    local paths = {}
+    for i = 1, 2000 do paths[i] = "/window_track?id=" .. list[(i - 1) % 50 + 1] end
+    local results = server:parallel(paths, 40)
+    for i = 1, 2000 do
+      assert.equal(200, results[i].status, results[i].body)
+      local reply = cjson.decode(results[i].body)
+      assert.is_nil(reply.err)
+      assert.equal(list[(i - 1) % 50 + 1], reply.id)
+    end
+    local log, asked = f:log_for("/v1/tracks", mark), 0
+    for _, e in ipairs(log) do
+      local ids_asked = e.query:match "ids=([^&]*)"
+      asked = asked + (ids_asked and select(2, ids_asked:gsub("[^,]+", "")) or 1)
+    end
+    assert.is_true(#log <= 50, #log .. " requests")
+    assert.is_true(asked <= 100, asked .. " IDs asked")
+  end)
+
+  it("asks about an expired answer with its ETag over cosockets; a 304 renews it", function()
+    local id = fake.ids(1, "R")[1]
+    local mark = #f:log()
+    local status, body = server:get("/reval_track?id=" .. id)
+    assert.equal(200, status, body)
+    require("socket").sleep(1.5) -- past the ttl of 1 s, whichever worker asks next
+    status, body = server:get("/reval_track?id=" .. id)
+    assert.equal(200, status, body)
+    local reply = cjson.decode(body)
+    assert.equal(id, reply.id)
+    assert.equal(1, reply.stats.response_revalidated)
+    local log = f:log_for("/v1/tracks/", mark)
+    assert.equal(2, #log)
+    assert.equal(304, log[2].status)
+    assert.matches('^"%x+"$', log[2].if_none_match)
   end)
 
   it("never keeps a non-JSON 200, whatever its max-age: the next call asks again", function()

@@ -10,6 +10,8 @@ local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local ALBUM = "4EcfbzCtbJDk2wMwhT4D1h"
 
 local ids = fake.ids
+local cjson_null = require("cjson").null
+local unpack = table.unpack or unpack -- luacheck: ignore 113 143
 
 describe("spotify.responses", function()
   local f
@@ -245,12 +247,153 @@ describe("spotify.responses", function()
       c:close()
     end)
 
+    it("reads entries with and without validators, and refuses a broken validator line", function()
+      local store = spotify.cache.memory()
+      local c = client(spotify.responses { store = store, ttl = 3600, lru = 0 })
+      local key = "response:" .. f.api_base .. "/tracks/" .. ID
+      local t = testing.time()
+      local text = '{"id":"' .. ID .. '","name":"Planted"}'
+      store:set(key, ("%.3f %.3f\n"):format(t + 60, t + 60) .. text, 60) -- as written before validators
+      assert.equal("Planted", assert(c:track(ID)).name)
+      store:set(key, ("%.3f %.3f %.3f\netag \"v1\"\nlm Wed, 01 Jan 2025 00:00:00 GMT\n"):format(t + 60, t + 60,
+        t + 3600) .. text, 60)
+      assert.equal("Planted", assert(c:track(ID)).name)
+      assert.equal(0, #f:log_for "/v1/tracks/")
+      store:set(key, ("%.3f %.3f %.3f\nbogus\n"):format(t + 60, t + 60, t + 3600) .. text, 60)
+      assert.equal("Austerity", assert(c:track(ID)).name)
+      assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+
     it("ignores a stored value that is not one of its entries", function()
       local store = spotify.cache.memory()
       local c = client(spotify.responses { store = store, ttl = 3600, lru = 0 })
       store:set("response:" .. f.api_base .. "/tracks/" .. ID, "garbage", 60)
       assert.equal(ID, assert(c:track(ID)).id)
       assert.equal(1, #f:log_for "/v1/tracks/")
+      c:close()
+    end)
+  end)
+
+  describe("batch answers kept per item", function()
+    -- The IDs a batch GET of the log asked for.
+    local function asked_ids(e)
+      local list = {}
+      for id in (e.query:match "ids=([^&]*)" or ""):gmatch "[^,]+" do list[#list + 1] = id end
+      return list
+    end
+
+    it("tracks(50) then track() for each: one request in all", function()
+      local c = client(spotify.responses { ttl = 3600 })
+      local list = ids(50)
+      assert(c:access_token())
+      local mark = #f:log()
+      local all = assert(c:tracks(list))
+      for i = 1, 50 do assert.equal(list[i], all[i].id) end
+      for i = 1, 50 do assert.equal(list[i], assert(c:track(list[i])).id) end
+      assert.equal(1, #f:log_for("/v1/", mark))
+      assert.equal(50, c:stats().response_hits)
+      c:close()
+    end)
+
+    it("asks only for the IDs not held, and answers in the caller's order", function()
+      local c = client(spotify.responses { ttl = 3600 })
+      local list = ids(50)
+      for i = 1, 30 do assert(c:track(list[i])) end
+      local mark = #f:log()
+      local all = assert(c:tracks(list))
+      for i = 1, 50 do assert.equal(list[i], all[i].id) end
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal("/v1/tracks", log[1].path)
+      assert.same({ unpack(list, 31, 50) }, asked_ids(log[1]))
+      -- reversed, with an unknown ID and a repeat: only the unknown one is asked
+      mark = #f:log()
+      local mixed = {}
+      for i = 50, 1, -1 do mixed[#mixed + 1] = list[i] end
+      mixed[25] = "Unknown000000000000000"
+      mixed[26] = list[50]
+      all = assert(c:tracks(mixed))
+      log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.same({ "Unknown000000000000000" }, asked_ids(log[1]))
+      for i = 1, 50 do
+        if i == 25 then
+          assert.equal(spotify.null, all[i])
+        else
+          assert.equal(mixed[i], all[i].id)
+        end
+      end
+      -- a not found ID is never kept
+      local _, err = c:track("Unknown000000000000000")
+      assert.equal("not_found", err.kind)
+      assert.equal(2, #f:log_for("/v1/", mark))
+      c:close()
+    end)
+
+    it("keeps items under their single lookup's key: market and language included", function()
+      local c = client(spotify.responses { ttl = 3600 }, { market = "DE", language = "de" })
+      local list = ids(5)
+      assert(c:tracks(list, { market = "FR" }))
+      local mark = #f:log()
+      assert(c:track(list[2], { market = "FR" }))
+      assert.equal(0, #f:log_for("/v1/", mark))
+      assert(c:track(list[2])) -- another market: another answer
+      assert.equal(1, #f:log_for("/v1/", mark))
+      local log = f:log_for("/v1/", mark)
+      assert.equal("de", log[1].accept_language)
+      c:close()
+    end)
+
+    it("goes through the shared tier: another process's items answer a plural call", function()
+      local store = spotify.cache.memory()
+      local c1 = client(spotify.responses { store = store, ttl = 3600 })
+      local c2 = client(spotify.responses { store = store, ttl = 3600 })
+      local list = ids(40)
+      local first = {}
+      for i = 1, 30 do first[i] = list[i] end
+      assert(c1:tracks(first))
+      assert(c2:access_token())
+      local mark = #f:log()
+      assert.equal(list[7], assert(c2:track(list[7])).id)
+      local all = assert(c2:tracks(list))
+      for i = 1, 40 do assert.equal(list[i], all[i].id) end
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(10, #asked_ids(log[1]))
+      assert.equal(30, c2:stats().response_shared_hits)
+      c1:close()
+      c2:close()
+    end)
+
+    it("composes with batch_window: a window asks only for what is not held", function()
+      local c = client(spotify.responses { ttl = 3600 }, { batch_window = 0.05 })
+      local list = ids(50)
+      for i = 1, 30 do assert(c:track(list[i])) end
+      local mark = #f:log()
+      local reqs = {}
+      for i = 1, 50 do reqs[i] = c:start("tracks", { list[i] }) end
+      local give_up = core.now() + 10
+      while c:poll(0.01) > 0 and core.now() < give_up do end
+      for i = 1, 50 do assert.equal(list[i], assert(reqs[i]:result())[1].id) end
+      local log = f:log_for("/v1/", mark)
+      local n = 0
+      for _, e in ipairs(log) do n = n + #asked_ids(e) end
+      assert.equal(20, n)
+      c:close()
+    end)
+
+    it("refuses a batch answer it cannot split, and keeps none of it", function()
+      local c = client(spotify.responses { ttl = 3600 })
+      local list = ids(3)
+      assert(c:track(list[1]))
+      f:faults { { path = "/v1/tracks", query_contains = "ids=", action = "bad_json" } }
+      local v, err = c:tracks(list)
+      assert.is_nil(v)
+      assert.equal("decode", err.kind)
+      local mark = #f:log()
+      assert(c:track(list[2]))
+      assert.equal(1, #f:log_for("/v1/", mark))
       c:close()
     end)
   end)
@@ -318,6 +461,19 @@ describe("spotify.responses", function()
       c:close()
     end)
 
+    it("lets expired items stand in for a failed batch GET", function()
+      local c = client(spotify.responses { ttl = 60, stale_if_error = 3600 })
+      local list = ids(3)
+      assert(c:tracks(list))
+      core.sleep(120)
+      f:faults { { path = "/v1/tracks", status = 500, times = -1 } }
+      local all, err = c:tracks(list)
+      assert.is_nil(err)
+      for i = 1, 3 do assert.equal(list[i], all[i].id) end
+      assert.equal(1, c:stats().response_stale)
+      c:close()
+    end)
+
     it("stands in for the first QUOTA_EXCEEDED 429, which then holds the client", function()
       clock.reset()
       local c, first = expired(spotify.responses { ttl = 60, stale_if_error = 3600 })
@@ -354,6 +510,82 @@ describe("spotify.responses", function()
       assert(c:track(ID))
       assert.equal(2, #f:log_for "/v1/tracks/")
       c:close()
+    end)
+  end)
+
+  describe("conditional requests", function()
+    setup(function() require("spec.support.virtual_clock").install() end)
+    teardown(function() testing.virtual_clock(false) end)
+
+    it("asks about an expired answer with If-None-Match; a 304 renews it and hands it out", function()
+      local c = client(spotify.responses { ttl = 60 }, { budget_key = "reval-app" })
+      local first = assert(c:track(ID))
+      core.sleep(120) -- the virtual clock: past the ttl
+      local mark = #f:log()
+      local t = assert(c:track(ID))
+      assert.same(first, t)
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(304, log[1].status)
+      assert.matches('^"%x+"$', log[1].if_none_match)
+      assert.equal("Wed, 01 Jan 2025 00:00:00 GMT", log[1].if_modified_since)
+      assert.equal(1, c:stats().response_revalidated)
+      t.name = "changed" -- a copy: the kept answer is not
+      assert.equal(first.name, assert(c:track(ID)).name) -- fresh again: no request
+      assert.equal(1, #f:log_for("/v1/", mark))
+      assert.matches('spotify_response_hits_total{app="reval%-app",tier="revalidated"} 1\n',
+        spotify.prometheus(), 1, false)
+      c:close()
+    end)
+
+    it("asks with the validators of the shared tier's entry, and renews it there", function()
+      local store = spotify.cache.memory()
+      local c1 = client(spotify.responses { store = store, ttl = 60, lru = 0 })
+      local c2 = client(spotify.responses { store = store, ttl = 60, lru = 0 })
+      assert(c1:track(ID))
+      core.sleep(120)
+      assert(c2:access_token())
+      local mark = #f:log()
+      assert.equal(ID, assert(c2:track(ID)).id)
+      assert.equal(1, c2:stats().response_revalidated)
+      assert.equal(ID, assert(c1:track(ID)).id) -- renewed in the store: no request
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(304, log[1].status)
+      assert.equal(1, c1:stats().response_shared_hits)
+      c1:close()
+      c2:close()
+    end)
+
+    it("asks unconditionally where the answer had no validator", function()
+      f:config { etags = false }
+      local c = client(spotify.responses { ttl = 60 })
+      assert(c:track(ID))
+      core.sleep(120)
+      local mark = #f:log()
+      assert(c:track(ID))
+      local log = f:log_for("/v1/", mark)
+      assert.equal(1, #log)
+      assert.equal(200, log[1].status)
+      assert.equal(cjson_null, log[1].if_none_match)
+      assert.equal(0, c:stats().response_revalidated)
+      c:close()
+    end)
+
+    it("takes a 304 to a request that named no validator as a bad answer", function()
+      local c = client(spotify.responses { ttl = 60 })
+      f:faults { { path = "/v1/tracks", status = 304, body = "" } }
+      local t, err = c:track(ID)
+      assert.is_nil(t)
+      assert.equal("decode", err.kind)
+      assert.equal(304, err.status)
+      assert.equal(ID, assert(c:track(ID)).id) -- nothing was kept
+      c:close()
+      local plain = client(nil)
+      f:faults { { path = "/v1/tracks", status = 304, body = "" } }
+      local _, perr = plain:track(ID)
+      assert.equal("decode", perr.kind)
+      plain:close()
     end)
   end)
 end)

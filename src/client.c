@@ -196,7 +196,17 @@ static int take_options(lua_State *L, spotify_client *c) {
   lua_getfield(L, 1, "access_token");
   size_t len;
   const char *fixed = lua_tolstring(L, -1, &len);
-  if (fixed) {
+  lua_getfield(L, 1, "gateway");
+  int gateway = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (gateway) {
+    /* A gateway's client: the gateway holds the credentials and the token,
+     * so nothing is fetched and no Authorization is sent; the caller's key,
+     * if any, goes as X-Api-Key on every request. */
+    c->m.token.fixed = 1;
+    c->m.token.none = 1;
+    o->api_key = opt_string(L, "gateway_key", &ok);
+  } else if (fixed) {
     c->m.token.fixed = 1;
     ok = ok && spotify_token_adopt(&c->m.token, fixed, len, 0) == 0;
   } else {
@@ -262,10 +272,11 @@ static void push_transport(lua_State *L, const spotify_client *c) {
   lua_setfield(L, -2, "max_body");
   set_string(L, "user_agent", o->user_agent);
   set_string(L, "proxy", o->proxy);
+  set_string(L, "api_key", o->api_key);
 }
 
 /* core.transport(client) -> {timeout, connect_timeout, max_body,
- * user_agent, proxy} */
+ * user_agent, proxy, api_key} */
 static int l_transport(lua_State *L) {
   push_transport(L, spotify_check_client(L, 1));
   return 1;
@@ -555,6 +566,7 @@ static int l_stats(lua_State *L) {
   stat_field(L, "response_stale", s->response_stale);
   stat_field(L, "coalesced", s->coalesced);
   stat_field(L, "batched", s->batched);
+  stat_field(L, "response_revalidated", s->response_revalidated);
   return 1;
 }
 

@@ -192,6 +192,22 @@ static void keep_stale(spotify_exchange *x, const spotify_rlook *e) {
     copy_text(&x->stale, &x->stale_len, e->text, e->len);
 }
 
+/* An expired answer with a validator: the request asks whether it changed. */
+static void keep_validated(spotify_exchange *x, const spotify_rlook *e) {
+  if (x->cond_text || (e->etag == NULL && e->last_modified == NULL)) return;
+  size_t n;
+  if (!copy_text(&x->cond_text, &n, e->text, e->len)) return;
+  x->cond_len = n;
+  x->cond_etag = e->etag ? strdup(e->etag) : NULL;
+  x->cond_lm = e->last_modified ? strdup(e->last_modified) : NULL;
+  if ((e->etag && x->cond_etag == NULL) || (e->last_modified && x->cond_lm == NULL)) {
+    free(x->cond_text); /* out of memory: an ordinary request */
+    free(x->cond_etag);
+    free(x->cond_lm);
+    x->cond_text = x->cond_etag = x->cond_lm = NULL;
+  }
+}
+
 /* Decode text for the caller before it is kept, or taken from the store:
  * a 200 that is not the JSON expected (a proxy's HTML page, a JSON
  * string) is never kept, and the decoded answer is the one the caller
@@ -205,6 +221,10 @@ static int decode_answer(lua_State *L, spotify_exchange *x, const char *text, si
   }
   x->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
+}
+
+int spotify_machine_decode_answer(lua_State *L, spotify_exchange *x, const char *text, size_t len) {
+  return decode_answer(L, x, text, len);
 }
 
 int spotify_exchange_take_value(lua_State *L, spotify_exchange *x) {
@@ -244,6 +264,11 @@ static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_
   return 0;
 }
 
+spotify_action spotify_machine_store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
+                                        const char *key, double ttl, int next) {
+  return store_op(L, x, op, key, ttl, next);
+}
+
 char *spotify_exchange_answer_key(spotify_machine *m, const char *url) {
   const char *scope = spotify_token_scope(&m->token);
   if (m->token.fixed && scope == NULL) return NULL; /* out of memory: keep nothing */
@@ -253,6 +278,7 @@ char *spotify_exchange_answer_key(spotify_machine *m, const char *url) {
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   spotify_responses *r = m->responses;
+  if (x->compose) return spotify_compose_look(L, x);
   x->state = S_COALESCE;
   if (x->ttl == 0 || strcmp(x->method, "GET") != 0) return 0;
   free(x->akey);
@@ -270,6 +296,7 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     keep_stale(x, &e);
+    keep_validated(x, &e);
   }
   if (r->store.vt == NULL) return 0;
   return store_op(L, x, SPOTIFY_CACHE_GET, x->rkey, 0, S_RESPONSE_SHARED);
@@ -295,12 +322,67 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
     spotify_exchange_drop_value(L, x);
   }
   keep_stale(x, &e);
+  keep_validated(x, &e);
   return 0;
+}
+
+/* An answer kept for ttl seconds: fresh, usable stale, and with a
+ * validator kept as long again (at least REVALIDATE_KEEP) to be asked
+ * about with a conditional request. */
+static void kept_times(const spotify_exchange *x, spotify_rlook *e, double ttl) {
+  const spotify_responses *r = x->m->responses;
+  e->fresh_until = wall() + ttl;
+  e->stale_until = e->fresh_until + r->stale;
+  e->keep_until = e->stale_until;
+  if (e->etag || e->last_modified) e->keep_until += fmin(fmax(ttl, REVALIDATE_KEEP), r->max_ttl);
+}
+
+/* On to the store (x->answer holds the text): S_RESPONSE_STORE sets it. */
+static void store_kept(spotify_exchange *x, spotify_rlook *e) {
+  free(x->entry);
+  x->entry = spotify_responses_entry_validated(x->answer, x->answer_len, e, &x->entry_len);
+  x->entry_ttl = ceil(e->keep_until - wall());
+  if (x->entry) x->state = S_RESPONSE_STORE;
+}
+
+/* A 304 to a conditional request: the expired answer it asked about is
+ * the answer, fresh again in both tiers (as a 200 would be: no-store
+ * keeps nothing, private stays in this process); the process tier's
+ * decoded answer is handed out as is (no decoding). A 304 to a request
+ * that named no validator is the server's fault. */
+static void not_modified(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
+  spotify_machine *m = x->m;
+  spotify_responses *r = m->responses;
+  x->state = S_DONE;
+  if (x->cond_text == NULL) {
+    fail(x, "decode", o->status, "304 Not Modified to a request that named no validator", -1);
+    return;
+  }
+  if (!answer_with(x, x->cond_text, x->cond_len)) {
+    fail(x, "network", 0, "out of memory", -1);
+    return;
+  }
+  m->stats.response_revalidated++;
+  double ttl = fmin(x->ttl > 0 ? x->ttl : o->max_age, r->max_ttl);
+  if (x->rkey == NULL || !(ttl > 0) || (o->cache_control & SPOTIFY_CC_NO_STORE)) return;
+  /* a 304 may name newer validators */
+  spotify_rlook e = {.etag = o->etag ? o->etag : x->cond_etag,
+                     .last_modified = o->last_modified ? o->last_modified : x->cond_lm};
+  kept_times(x, &e, ttl);
+  if (!spotify_responses_renew(r, x->akey, e.fresh_until, e.stale_until, e.keep_until))
+    spotify_responses_put_validated(L, r, x->akey, x->answer, x->answer_len, e.fresh_until,
+                                    e.stale_until, e.keep_until, e.etag, e.last_modified);
+  x->from_lru = 1; /* push_copy decodes only when the tier has no decoded answer yet */
+  if (r->store.vt && !(o->cache_control & SPOTIFY_CC_PRIVATE)) store_kept(x, &e);
 }
 
 /* A 200 of a cached method: into the process tier, and on to the store. */
 static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_responses *r = x->m->responses;
+  if (x->compose) {
+    spotify_compose_answered(L, x, o);
+    return;
+  }
   double ttl = fmin(x->ttl > 0 ? x->ttl : o->max_age, r->max_ttl);
   /* no-store is never kept, whatever ttl the method has; an answer above
    * max_entry_bytes is handed out, not kept */
@@ -308,17 +390,17 @@ static void keep_response(lua_State *L, spotify_exchange *x, const spotify_outco
       (r->max_entry_bytes > 0 && o->len > r->max_entry_bytes) ||
       !decode_answer(L, x, o->body, o->len))
     return;
-  double fresh = wall() + ttl, stale = fresh + r->stale;
-  spotify_responses_put(L, r, x->akey, o->body, o->len, fresh, stale);
+  spotify_rlook e = {
+      .text = o->body, .len = o->len, .etag = o->etag, .last_modified = o->last_modified};
+  kept_times(x, &e, ttl);
+  spotify_responses_put_validated(L, r, x->akey, o->body, o->len, e.fresh_until, e.stale_until,
+                                  e.keep_until, o->etag, o->last_modified);
   /* private never reaches the shared tier. The outcome's body is gone
    * once a Lua store has been asked. */
   if (r->store.vt == NULL || (o->cache_control & SPOTIFY_CC_PRIVATE) ||
       !answer_with(x, o->body, o->len))
     return;
-  free(x->entry);
-  x->entry = spotify_responses_entry(o->body, o->len, fresh, stale, &x->entry_len);
-  x->entry_ttl = ceil(ttl + r->stale);
-  if (x->entry) x->state = S_RESPONSE_STORE;
+  store_kept(x, &e);
 }
 
 /* An expired answer (stale_if_error) in place of a failure or a wait. */
@@ -347,6 +429,7 @@ static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
 
 void spotify_exchange_named(spotify_exchange *x, const char *name) {
   if (x->m->responses) x->ttl = spotify_responses_ttl(x->m->responses, name);
+  spotify_compose_named(x, name);
 }
 
 /* ---- coalescing ---- */
@@ -374,9 +457,11 @@ static void land(spotify_exchange *x) {
   spotify_flight *f = x->flight;
   if (x->following || f->finished) return;
   f->finished = 1;
+  size_t raw_len = 0;
+  const char *raw = spotify_compose_raw(x, &raw_len); /* each follower assembles its own */
   if (x->error.kind)
     spotify_error_copy(&f->error, &x->error);
-  else if (!copy_text(&f->body, &f->len, x->body, x->body_len))
+  else if (!copy_text(&f->body, &f->len, raw ? raw : x->body, raw ? raw_len : x->body_len))
     spotify_error_set(&f->error, "network", 0, "out of memory", -1);
   leave_flight(x);
 }
@@ -410,13 +495,14 @@ static spotify_action join_flight(lua_State *L, spotify_exchange *x) {
 }
 
 static spotify_action follow(lua_State *L, spotify_exchange *x) {
-  (void)L;
   spotify_flight *f = x->flight;
   if (f->finished) {
     x->m->stats.coalesced++;
     if (f->error.kind)
       spotify_error_copy(&x->error, &f->error);
-    else if (!answer_with(x, f->body, f->len))
+    else if (x->compose && !spotify_compose_merge(L, x, f->body, f->len, 0, 0))
+      fail(x, "decode", 200, "batch answer has no array of the IDs asked", -1);
+    else if (!x->compose && !answer_with(x, f->body, f->len))
       fail(x, "network", 0, "out of memory", -1);
     leave_flight(x);
     return done(x);
@@ -469,8 +555,17 @@ static spotify_action stored_answer(lua_State *L, spotify_exchange *x, int other
   spotify_rlook e;
   x->state = otherwise;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e) ||
-      e.fresh_until <= wall() || !decode_answer(L, x, e.text, e.len))
+      e.fresh_until <= wall())
     return 0;
+  if (x->compose) { /* another process's answer to the same IDs */
+    if (!spotify_compose_merge(L, x, e.text, e.len, e.fresh_until, e.stale_until) ||
+        !decode_answer(L, x, x->answer, x->answer_len))
+      return 0;
+    spotify_compose_keep(L, x);
+    (*counter)++;
+    return done(x);
+  }
+  if (!decode_answer(L, x, e.text, e.len)) return 0;
   if (!answer_with(x, e.text, e.len)) {
     spotify_exchange_drop_value(L, x);
     return 0;
@@ -577,6 +672,10 @@ static void token_outcome(lua_State *L, spotify_exchange *x, const spotify_outco
 
 static void api_outcome(lua_State *L, spotify_exchange *x, const spotify_outcome *o) {
   spotify_machine *m = x->m;
+  if (o->status == 304) {
+    not_modified(L, x, o);
+    return;
+  }
   if (o->status >= 200 && o->status < 300) {
     x->status = o->status;
     x->body = o->body;
@@ -616,7 +715,7 @@ static int outcome_class(const spotify_outcome *o) {
   if (o->status == 0)
     return strcmp(spotify_policy_failure(o->failure).kind, "timeout") == 0 ? SPOTIFY_OUT_TIMEOUT
                                                                            : SPOTIFY_OUT_NETWORK;
-  if (o->status >= 200 && o->status < 300) return SPOTIFY_OUT_2XX;
+  if ((o->status >= 200 && o->status < 300) || o->status == 304) return SPOTIFY_OUT_2XX;
   if (o->status == 429) return SPOTIFY_OUT_429;
   return o->status >= 500 ? SPOTIFY_OUT_5XX : SPOTIFY_OUT_4XX;
 }
@@ -679,7 +778,7 @@ static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
   (void)L;
   spotify_machine *m = x->m;
   spotify_token *t = &m->token;
-  if (t->auth == NULL) { /* refused by another exchange while this one was paced */
+  if (t->auth == NULL && !t->none) { /* refused by another exchange while this one was paced */
     x->state = S_TOKEN;
     return 0;
   }
@@ -692,6 +791,8 @@ static spotify_action on_s_send(lua_State *L, spotify_exchange *x) {
   x->send.body = NULL;
   x->send.body_len = 0;
   x->send.language = m->language;
+  x->send.if_none_match = x->cond_etag;
+  x->send.if_modified_since = x->cond_lm;
   x->state = S_SENT;
   return SPOTIFY_ACT_SEND;
 }
@@ -731,6 +832,9 @@ static const spotify_state_handler handlers[STATE_COUNT] = {
     [S_RESPONSE] = look_response,
     [S_RESPONSE_SHARED] = shared_response,
     [S_RESPONSE_STORE] = on_s_response_store,
+    [S_COMPOSE_LOOK] = spotify_compose_look_shared,
+    [S_COMPOSE_LOOKED] = spotify_compose_looked,
+    [S_COMPOSE_STORE] = spotify_compose_store,
     [S_PENALTY] = spotify_ratelimit_check_penalty,
     [S_PENALTY_SHARED] = spotify_ratelimit_check_shared_penalty,
     [S_PACE] = spotify_ratelimit_pace,
@@ -849,6 +953,10 @@ void spotify_exchange_free(spotify_exchange *x) {
   free(x->rkey);
   free(x->answer);
   free(x->stale);
+  spotify_compose_free(x->compose);
+  free(x->cond_text);
+  free(x->cond_etag);
+  free(x->cond_lm);
   spotify_cache_result_clear(&x->cache_res);
   spotify_error_clear(&x->error);
   memset(x, 0, sizeof *x);

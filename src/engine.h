@@ -19,6 +19,7 @@ typedef struct spotify_stats {
   double rate_limited_wait_s;
   double retry_wait_s; /* backoffs before retries (each counted in retries) */
   long long response_hits, response_shared_hits, response_stale, coalesced, batched;
+  long long response_revalidated; /* expired answers renewed by a 304 */
 } spotify_stats;
 
 /* What Prometheus reads besides the stats: API exchanges by outcome and a
@@ -53,6 +54,7 @@ typedef struct spotify_pacing {
 
 struct spotify_responses;
 struct spotify_flight;
+struct spotify_compose;
 
 /* Everything the machine decides with that outlives one exchange: one per
  * client, embedded in it (client.h). The machine's files (engine.c,
@@ -111,14 +113,17 @@ typedef struct spotify_outcome {
   size_t len;
   double retry_after; /* seconds, < 0 when none */
   double elapsed;
-  int connections;        /* connections this exchange opened */
-  double max_age;         /* Cache-Control max-age in seconds; <= 0: none */
-  unsigned cache_control; /* SPOTIFY_CC_ flags (responses.h): no-store, private */
+  int connections;                  /* connections this exchange opened */
+  double max_age;                   /* Cache-Control max-age in seconds; <= 0: none */
+  unsigned cache_control;           /* SPOTIFY_CC_ flags (responses.h): no-store, private */
+  const char *etag, *last_modified; /* the answer's validators, NUL-terminated; NULL: none */
 } spotify_outcome;
 
 typedef struct spotify_send {
   const char *method, *url, *auth, *body; /* valid until the next call */
   const char *language;                   /* Accept-Language, or NULL (token requests) */
+  /* a conditional request: If-None-Match, If-Modified-Since; NULL: none */
+  const char *if_none_match, *if_modified_since;
   size_t body_len;
 } spotify_send;
 
@@ -151,6 +156,10 @@ typedef struct spotify_exchange {
   int on_store;  /* the pending cache action is for the response store */
   int from_lru;  /* answered by the process tier: the result is a copy of its decoded answer */
   int value_ref; /* > 0: registry ref to the answer decoded before it was kept, the caller's */
+  struct spotify_compose *compose; /* a batch GET kept per item (compose.c), owned; or NULL */
+  /* a conditional request: the expired answer it asks about, owned */
+  char *cond_text, *cond_etag, *cond_lm;
+  size_t cond_len;
   /* coalescing: identical GETs in flight share one request */
   int group;                     /* drivers whose exchanges run side by side: 0 none */
   struct spotify_flight *flight; /* the shared request this one leads or follows */

@@ -6,12 +6,14 @@
  *   x = core.exchange(client, "api" | "token", method, url)
  *   act, ... = x:step()                                -- first, and after a wait
  *   act, ... = x:response(status, body, retry_after_header, elapsed, connections,
- *                         cache_control_header)
+ *                         cache_control_header, etag_header, last_modified_header)
  *   act, ... = x:failure(reason, detail, elapsed, connections)
  *   act, ... = x:cache(ok, value)    -- ok: true, false (raised) or nil (no such method)
  *   obj = x:cache_object(client)     -- the cache the pending "cache" action is for
- * Actions: "send", method, url, auth, body, language | "wait", seconds |
- *          "cache", op, key, a, b (the method's arguments) | "done", value | nil, err */
+ * Actions: "send", method, url, auth, body, language, if_none_match, if_modified_since |
+ *          "wait", seconds |
+ *          "cache", op, key, a, b (the method's arguments) | "done", value | nil, err
+ *          (a raw exchange: "done", text, status | nil, err) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,7 @@ typedef struct lua_exchange {
   spotify_exchange x;
   spotify_client *c; /* kept alive by the user value */
   int started;
+  int raw; /* done hands back the answer's text and status, undecoded (the gateway) */
 } lua_exchange;
 
 static lua_exchange *check(lua_State *L) {
@@ -33,6 +36,20 @@ static int push_cache_action(lua_State *L, const spotify_cache_req *rq) {
   lua_pushliteral(L, "cache");
   lua_pushstring(L, spotify_cache_op_names[rq->op]);
   return 2 + spotify_cache_push_args(L, rq);
+}
+
+static void push_or_nil(lua_State *L, const char *s) {
+  if (s)
+    lua_pushstring(L, s);
+  else
+    lua_pushnil(L);
+}
+
+/* A validator header's value when the machine may keep it, else NULL. */
+static const char *validator_at(lua_State *L, int i) {
+  size_t n;
+  const char *v = lua_tolstring(L, i, &n);
+  return v && spotify_validator_ok(v, n) && strlen(v) == n ? v : NULL;
 }
 
 /* Under the client's bracket: (e) -> the next action. */
@@ -55,11 +72,10 @@ static int step_bracketed(lua_State *L) {
         lua_pushlstring(L, x->send.body, x->send.body_len);
       else
         lua_pushnil(L);
-      if (x->send.language)
-        lua_pushstring(L, x->send.language);
-      else
-        lua_pushnil(L);
-      n = 6;
+      push_or_nil(L, x->send.language);
+      push_or_nil(L, x->send.if_none_match);
+      push_or_nil(L, x->send.if_modified_since);
+      n = 8;
       break;
     case SPOTIFY_ACT_WAIT:
       lua_pushliteral(L, "wait");
@@ -71,7 +87,15 @@ static int step_bracketed(lua_State *L) {
       break;
     default:
       lua_pushliteral(L, "done");
-      n = 1 + spotify_push_result(L, x);
+      if (e->raw && !x->error.kind && x->purpose == SPOTIFY_FOR_API) {
+        /* The text as Spotify sent it (or as the response cache kept it):
+         * a gateway passes it on without decoding and encoding it again. */
+        lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
+        lua_pushinteger(L, x->status);
+        n = 3;
+      } else {
+        n = 1 + spotify_push_result(L, x);
+      }
   }
   return n;
 }
@@ -98,16 +122,19 @@ static void outcome(lua_State *L, lua_exchange *e, const spotify_outcome *o) {
   spotify_client_bracket(L, e->c, outcome_bracketed, &a, 0);
 }
 
-/* core.exchange(client, purpose, method, url[, name]) -> exchange; name:
- * the API method's, for the response cache's ttl. */
+/* core.exchange(client, purpose, method, url[, name[, raw]]) -> exchange;
+ * name: the API method's, for the response cache's ttl; raw: done hands
+ * back text, status instead of the decoded value. */
 static int l_exchange(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   spotify_client_refuse_reentry(L, c);
   const char *purpose = luaL_checkstring(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   const char *name = luaL_optstring(L, 5, NULL);
+  int raw = lua_toboolean(L, 6);
   lua_exchange *e = lua_newuserdata(L, sizeof *e);
   memset(e, 0, sizeof *e);
+  e->raw = raw;
   e->x.error.retry_after = -1;
   luaL_getmetatable(L, SPOTIFY_EXCHANGE_MT);
   lua_setmetatable(L, -2);
@@ -143,6 +170,8 @@ static int l_response(lua_State *L) {
   const char *cc = lua_tolstring(L, 7, &n);
   o.max_age = cc ? spotify_parse_max_age(cc, n) : 0;
   o.cache_control = cc ? spotify_cache_control_flags(cc, n) : 0;
+  o.etag = validator_at(L, 8);
+  o.last_modified = validator_at(L, 9);
   if (o.status < 100 || o.status > 999) o.status = 999;
   outcome(L, e, &o);
   return next_action(L, e); /* the body stays on the stack meanwhile */
@@ -220,6 +249,23 @@ static int l_peek(lua_State *L) {
   return 1;
 }
 
+/* core.peek_text(client, url, name) -> the text of a fresh process-tier
+ * answer, or nothing: what a gateway hands out as it was kept. */
+static int l_peek_text(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  const char *url = luaL_checkstring(L, 2), *name = luaL_optstring(L, 3, NULL);
+  spotify_responses *r = c->m.responses;
+  if (c->m.closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
+  char *key = spotify_exchange_answer_key(&c->m, url);
+  spotify_rlook e;
+  int found = key && spotify_responses_find(L, r, key, &e) && e.fresh_until > spotify_wall_time();
+  free(key);
+  if (!found) return 0;
+  c->m.stats.response_hits++;
+  lua_pushlstring(L, e.text, e.len);
+  return 1;
+}
+
 void spotify_open_exchange(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"step", l_step},          {"response", l_response},         {"failure", l_failure},
@@ -235,4 +281,6 @@ void spotify_open_exchange(lua_State *L) {
   lua_setfield(L, -2, "exchange");
   lua_pushcfunction(L, l_peek);
   lua_setfield(L, -2, "peek");
+  lua_pushcfunction(L, l_peek_text);
+  lua_setfield(L, -2, "peek_text");
 }

@@ -73,6 +73,18 @@ static int header_is(const char *line, size_t len, const char *name) {
   return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
 }
 
+/* A validator's value, trimmed, into dst; one it may not send back is
+ * left out (dst ""). */
+static void take_validator(char *dst, const char *v, size_t n) {
+  while (n > 0 && (*v == ' ' || *v == '\t')) v++, n--;
+  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+    n--;
+  dst[0] = '\0';
+  if (!spotify_validator_ok(v, n)) return;
+  memcpy(dst, v, n);
+  dst[n] = '\0';
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   spotify_xfer *x = ud;
   size_t len = size * n;
@@ -84,6 +96,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     x->retry_after = -1;
     x->max_age = 0;
     x->cache_control = 0;
+    x->etag[0] = x->last_modified[0] = '\0';
     return len;
   }
   if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
@@ -101,6 +114,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   else if (header_is(line, len, "cache-control")) {
     x->max_age = spotify_parse_max_age(line + 14, len - 14);
     x->cache_control = spotify_cache_control_flags(line + 14, len - 14);
+  } else if (header_is(line, len, "etag")) {
+    take_validator(x->etag, line + 5, len - 5);
+  } else if (header_is(line, len, "last-modified")) {
+    take_validator(x->last_modified, line + 14, len - 14);
   }
   return len;
 }
@@ -146,6 +163,7 @@ static void release_xfer(spotify_http *h, spotify_xfer *x) {
     curl_easy_cleanup(x->easy);
   }
   curl_slist_free_all(x->headers);
+  curl_slist_free_all(x->cond);
   free(x->auth);
   free(x->body);
   memset(x, 0, sizeof *x);
@@ -186,18 +204,19 @@ void spotify_http_release(lua_State *L, spotify_http *h) {
   free(h->opt.ca_file);
   free(h->opt.proxy);
   free(h->opt.user_agent);
+  free(h->opt.api_key);
   memset(&h->opt, 0, sizeof h->opt);
 }
 
-/* Appends "Accept-Language: value" to l; NULL when out of memory (l is
- * then freed). */
-static struct curl_slist *append_language(struct curl_slist *l, const char *value) {
-  size_t n = strlen(value);
-  char *line = malloc(n + sizeof "Accept-Language: ");
+/* Appends "name: value" to l; NULL when out of memory (l is then freed). */
+static struct curl_slist *append_header(struct curl_slist *l, const char *name, const char *value) {
+  size_t n = strlen(name), v = strlen(value);
+  char *line = malloc(n + 2 + v + 1);
   struct curl_slist *l2 = NULL;
   if (line) {
-    memcpy(line, "Accept-Language: ", 17);
-    memcpy(line + 17, value, n + 1);
+    memcpy(line, name, n);
+    memcpy(line + n, ": ", 2);
+    memcpy(line + n + 2, value, v + 1);
     l2 = curl_slist_append(l, line);
   }
   free(line);
@@ -208,7 +227,7 @@ static struct curl_slist *append_language(struct curl_slist *l, const char *valu
 /* Builds the header list for `auth` (and `language`, API requests only); on
  * failure the list is left empty so nothing is ever sent without the
  * Authorization it was asked to carry. */
-static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
+static int set_auth(spotify_xfer *x, const char *auth, const char *language, const char *api_key) {
   int with_language = language != NULL;
   if (x->headers && x->language == with_language &&
       ((x->auth == NULL && auth == NULL) || (x->auth && auth && strcmp(x->auth, auth) == 0)))
@@ -218,7 +237,10 @@ static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
   x->headers = NULL;
   x->auth = NULL;
   struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
-  if (l && language) l = append_language(l, language);
+  if (l && language) l = append_header(l, "Accept-Language", language);
+  /* A gateway's client names its caller key instead of a token: the same
+   * on every request of the client, so the cached list stays valid. */
+  if (l && api_key) l = append_header(l, "X-Api-Key", api_key);
   if (l == NULL) return -1;
   if (auth) {
     size_t n = strlen(auth);
@@ -244,19 +266,45 @@ static int set_auth(spotify_xfer *x, const char *auth, const char *language) {
   return 0;
 }
 
+/* The headers of a conditional request: the usual ones and the validators
+ * (x->cond, made per request: they change with every answer asked about). */
+static int set_conditional(spotify_xfer *x, const spotify_send *s) {
+  curl_slist_free_all(x->cond);
+  x->cond = NULL;
+  if (s->if_none_match == NULL && s->if_modified_since == NULL) return 0;
+  struct curl_slist *l = NULL;
+  for (const struct curl_slist *p = x->headers; p; p = p->next) {
+    struct curl_slist *l2 = curl_slist_append(l, p->data);
+    if (l2 == NULL) {
+      curl_slist_free_all(l);
+      return -1;
+    }
+    l = l2;
+  }
+  if (s->if_none_match && (l = append_header(l, "If-None-Match", s->if_none_match)) == NULL)
+    return -1;
+  if (s->if_modified_since &&
+      (l = append_header(l, "If-Modified-Since", s->if_modified_since)) == NULL)
+    return -1;
+  x->cond = l;
+  return 0;
+}
+
 static int prepare(spotify_http *h, spotify_xfer *x, const spotify_send *s) {
   if (x->easy == NULL && setup_easy(h, x) != 0) return -1;
-  if (set_auth(x, s->auth, s->language) != 0) return -1;
+  if (set_auth(x, s->auth, s->language, h->opt.api_key) != 0) return -1;
+  if (set_conditional(x, s) != 0) return -1;
   CURL *e = x->easy;
   x->len = 0;
   x->retry_after = -1;
   x->max_age = 0;
   x->cache_control = 0;
+  x->etag[0] = x->last_modified[0] = '\0';
   x->header_count = x->too_big = x->too_many_headers = x->headers_ended = 0;
   x->header_bytes = 0;
   x->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, s->url);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->cond ? x->cond : x->headers);
   if (strcmp(s->method, "POST") == 0) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, s->body ? s->body : "");
@@ -300,6 +348,8 @@ static void outcome_of(spotify_xfer *x, CURLcode code, spotify_outcome *o) {
   o->retry_after = x->retry_after;
   o->max_age = x->max_age;
   o->cache_control = x->cache_control;
+  o->etag = x->etag[0] ? x->etag : NULL;
+  o->last_modified = x->last_modified[0] ? x->last_modified : NULL;
   if (code == CURLE_OK && x->headers_ended) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &o->status);
     return;

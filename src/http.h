@@ -10,11 +10,13 @@
 
 #include "compat.h"
 #include "engine.h"
+#include "responses.h"
 
 typedef struct spotify_http_options {
   long timeout_ms, connect_timeout_ms;
   size_t max_body;
   char *ca_file, *proxy, *user_agent; /* owned, may be NULL */
+  char *api_key;                      /* X-Api-Key of a gateway's client, owned, may be NULL */
 } spotify_http_options;
 
 typedef struct spotify_xfer {
@@ -26,6 +28,8 @@ typedef struct spotify_xfer {
   double retry_after;     /* -1: no usable Retry-After */
   double max_age;         /* Cache-Control max-age; 0: none */
   unsigned cache_control; /* its no-store and private (SPOTIFY_CC_ flags) */
+  char etag[SPOTIFY_VALIDATOR_MAX + 1], last_modified[SPOTIFY_VALIDATOR_MAX + 1]; /* "": none */
+  struct curl_slist *cond; /* `headers` and a conditional request's validators, or NULL */
   int header_count, too_big, too_many_headers, in_multi;
   size_t header_bytes; /* of the current response's header lines */
   int headers_ended;   /* its blank line came: a close before it is not an answer */

@@ -13,17 +13,21 @@
 #define CACHE_RETRY 1.0    /* seconds a failed cache is left alone for sharing */
 #define PACE_MARGIN 0.05   /* seconds: network jitter between a start and its arrival */
 #define PACE_COUNTER_TTL 86400
-#define PENALTY_MAX 86400 /* the longest Retry-After Spotify sends */
-#define MIN_WAIT 0.001    /* shorter is no wait: timers count milliseconds */
-#define FOLLOW_POLL 0.002 /* seconds between looks at the request an exchange rides on */
-#define RPOLL_MAX 0.1     /* backing off up to this while another process asks */
+#define PENALTY_MAX 86400    /* the longest Retry-After Spotify sends */
+#define MIN_WAIT 0.001       /* shorter is no wait: timers count milliseconds */
+#define FOLLOW_POLL 0.002    /* seconds between looks at the request an exchange rides on */
+#define RPOLL_MAX 0.1        /* backing off up to this while another process asks */
+#define REVALIDATE_KEEP 3600 /* seconds an expired answer with a validator is kept, at least */
 
 enum state {
   S_BEGIN,
   S_RESPONSE, /* the response cache: the process tier, then the shared one */
   S_RESPONSE_SHARED,
   S_RESPONSE_STORE, /* a 200 to keep in the shared tier */
-  S_COALESCE,       /* the same GET in flight in this client? ride on it */
+  S_COMPOSE_LOOK,   /* a batch GET: each item in the shared tier (compose.c) */
+  S_COMPOSE_LOOKED,
+  S_COMPOSE_STORE, /* ... and each item of its answer into it */
+  S_COALESCE,      /* the same GET in flight in this client? ride on it */
   S_FOLLOW,
   S_RLOCK, /* ... or in another process: the store's lock on the URL */
   S_RLOCKED,
@@ -91,6 +95,30 @@ int spotify_machine_sharing(const spotify_machine *m);
 spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                         const char *key, double ttl, int next);
 int spotify_machine_answer_stale(spotify_exchange *x);
+/* Decode text for the caller (the answer kept then is the caller's); 0
+ * when it is not the JSON object expected. */
+int spotify_machine_decode_answer(lua_State *L, spotify_exchange *x, const char *text, size_t len);
+spotify_action spotify_machine_store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
+                                        const char *key, double ttl, int next);
+
+/* compose.c: a batch GET (endpoints.lua's batch rows) whose items are kept
+ * under their single lookups' keys and asked only when not held */
+void spotify_compose_named(spotify_exchange *x, const char *name);
+spotify_action spotify_compose_look(lua_State *L, spotify_exchange *x);
+spotify_action spotify_compose_look_shared(lua_State *L, spotify_exchange *x);
+spotify_action spotify_compose_looked(lua_State *L, spotify_exchange *x);
+spotify_action spotify_compose_store(lua_State *L, spotify_exchange *x);
+void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_outcome *o);
+/* The answer to the IDs asked (a flight's, a store's) in the caller's
+ * order, assembled into x->answer; 0 when the text has no such array.
+ * _keep then puts the items it held into the process tier (fresh_until,
+ * stale_until as merged), once the assembled answer decoded. */
+int spotify_compose_merge(lua_State *L, spotify_exchange *x, const char *raw, size_t len,
+                          double fresh_until, double stale_until);
+void spotify_compose_keep(lua_State *L, spotify_exchange *x);
+/* The text a flight hands its followers: the answer to the IDs asked. */
+const char *spotify_compose_raw(const spotify_exchange *x, size_t *len);
+void spotify_compose_free(struct spotify_compose *c);
 
 /* renewal.c: the token sub-machine; _step runs its T_ states */
 spotify_action spotify_renewal_step(lua_State *L, spotify_exchange *x);

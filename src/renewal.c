@@ -111,6 +111,7 @@ static spotify_action send_token_request(lua_State *L, spotify_exchange *x) {
   x->send.body = m->token_body ? m->token_body : "";
   x->send.body_len = strlen(x->send.body);
   x->send.language = NULL;
+  x->send.if_none_match = x->send.if_modified_since = NULL;
   x->state = T_SENT;
   return SPOTIFY_ACT_SEND;
 }

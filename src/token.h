@@ -10,6 +10,7 @@
 
 typedef struct spotify_token {
   int fixed;         /* a token given by the user: never renewed */
+  int none;          /* a gateway's client: no token and no Authorization at all */
   char *value;       /* the access token, owned */
   char *auth;        /* "Bearer <value>", owned */
   double expires_at; /* wall clock seconds; 0 for a fixed token */

@@ -203,6 +203,7 @@ local STATS = {
   response_hits = "answers from the response cache's process tier",
   response_shared_hits = "answers from the response cache's shared store",
   response_stale = "expired answers that stood in while Spotify failed (stale_if_error)",
+  response_revalidated = "expired answers a 304 renewed (conditional requests)",
   coalesced = "calls that rode on another's identical request",
   batched = "single lookups that went out inside a batch request",
 }

@@ -3,7 +3,17 @@
 -- (`client:start`), and `love.update` gives it a moment each frame with
 -- `client:poll()`, which never blocks. Nothing in a frame waits on the network.
 --
---   SPOTIFY_CLIENT_ID=... SPOTIFY_CLIENT_SECRET=... love examples/love
+--   make gateway                      (in another shell: the gateway on 127.0.0.1:8080)
+--   love examples/love
+--
+-- The game talks to a gateway (spotify.gateway, examples/gateway), never to
+-- Spotify: a client secret inside a game ships in every copy, where anyone
+-- can read it (and Spotify's terms forbid exposing it), and every copy
+-- would spend the app's quota on its own. The gateway holds the secret and
+-- the token, and answers every copy from one cache under one rate limit.
+-- A tool that only the developer runs may still talk to Spotify directly:
+--
+--   SPOTIFY_LOVE_DIRECT=1 SPOTIFY_CLIENT_ID=... SPOTIFY_CLIENT_SECRET=... love examples/love
 --
 -- Type a query and press Enter. With the module from this tree instead of an
 -- installed rock:
@@ -11,10 +21,14 @@
 --   LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/build/luajit/?.so;;" love examples/love
 --
 -- Environment:
---   SPOTIFY_API_BASE, SPOTIFY_TOKEN_URL  another server (the bundled fake Spotify)
+--   SPOTIFY_GATEWAY                      the gateway (default http://127.0.0.1:8080/v1)
+--   SPOTIFY_GATEWAY_KEY                  the game's X-Api-Key, if the gateway wants one
+--   SPOTIFY_LOVE_DIRECT=1                no gateway: the credentials, SPOTIFY_API_BASE and
+--                                        SPOTIFY_TOKEN_URL from the environment
 --   SPOTIFY_LOVE_QUERY                   the first search (default "Muse")
 --   SPOTIFY_LOVE_REPORT=DIR              write DIR/frames.txt (one line per frame) and,
---                                        once results are shown, DIR/screenshot.png; then quit
+--                                        once results (or an error) are shown, DIR/screenshot.png;
+--                                        then quit
 -- A shipped game: lua-spotify's Lua files may sit inside the game, even in
 -- its .love archive (LÖVE's require reads those), but a C module cannot be
 -- loaded from inside an archive. So the C core is looked for as a real
@@ -44,8 +58,21 @@ local function start_search(q)
   search.req = client:start("search", q, { type = "track", limit = 10 })
 end
 
+-- The game's client: a gateway's, which holds no secret; a direct one only
+-- when asked for (a developer's own tool).
+local function make_client()
+  if os.getenv "SPOTIFY_LOVE_DIRECT" == "1" then
+    return spotify.client() -- credentials, SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL from the environment
+  end
+  local key = os.getenv "SPOTIFY_GATEWAY_KEY"
+  return spotify.client {
+    gateway = os.getenv "SPOTIFY_GATEWAY" or "http://127.0.0.1:8080/v1",
+    gateway_key = key ~= "" and key or nil,
+  }
+end
+
 function love.load()
-  client = spotify.client() -- credentials, SPOTIFY_API_BASE and SPOTIFY_TOKEN_URL from the environment
+  client = make_client()
   love.keyboard.setKeyRepeat(true)
   started_at = love.timer.getTime()
   if REPORT then report_file = assert(io.open(REPORT .. "/frames.txt", "w")) end
@@ -125,7 +152,7 @@ function love.draw()
   for i, line in ipairs(result_lines()) do g.print(line, 16, 84 + i * 20) end
   g.setColor(0.5, 0.5, 0.55)
   g.print(("frame %d, %d fps"):format(#frames, love.timer.getFPS()), 16, g.getHeight() - 24)
-  if REPORT and search.results and screenshot == "none" then
+  if REPORT and (search.results or search.err) and screenshot == "none" then
     screenshot = "asked"
     -- Taken once this frame is drawn; written by io so it lands in DIR.
     g.captureScreenshot(function(image)

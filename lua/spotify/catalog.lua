@@ -195,12 +195,38 @@ local function plural_method(ctx, row)
   end
 end
 
---- Add one method per endpoint row to `methods`.
-function catalog.install(methods, ctx)
-  local by_name, plural_of = {}, {}
+--- The name a row's GETs go by in the response cache's ttl table.
+function catalog.method_name(row)
+  return public_name[row.name] or row.name
+end
+
+--- The plural rows as the response cache keeps their answers per item
+-- (core.responses_batches): the name their GETs go by, the single
+-- lookup's name and path, the answer's array.
+function catalog.batch_rows()
+  local rows = {}
+  for _, row in ipairs(endpoints) do
+    if row.batch then
+      rows[#rows + 1] = { name = public_name[row.name] or row.name, single = single_name[row.name],
+        path = row.path, single_path = row.batch.single, field = row.batch.key }
+    end
+  end
+  return rows
+end
+
+--- The plural rows by the name of their single lookup (track -> tracks):
+-- the rows whose single lookups may share a batch window.
+function catalog.plurals()
+  local plural_of = {}
   for _, row in ipairs(endpoints) do
     if row.batch and row.name ~= "audio_features_batch" then plural_of[single_name[row.name]] = row end
   end
+  return plural_of
+end
+
+--- Add one method per endpoint row to `methods`.
+function catalog.install(methods, ctx)
+  local by_name, plural_of = {}, catalog.plurals()
   for _, row in ipairs(endpoints) do
     by_name[row.name] = row
     local make

@@ -44,7 +44,7 @@ local context = { env_of = env_of, get = get, get_all = get_all, invalid = inval
 function spotify.client(opts)
   local o = options.resolve(opts, spotify.VERSION)
   o.cache = o.cache or core.memory_cache()
-  local insecure = not o.access_token and options.insecure_token_url(o.token_url)
+  local insecure = not o.access_token and not o.gateway and options.insecure_token_url(o.token_url)
   if insecure and o.on_request then -- said once, when the client is made
     pcall(o.on_request, { event = "insecure_token_url", message = insecure })
   end
@@ -54,6 +54,7 @@ function spotify.client(opts)
     -- env.transport (the nginx driver's settings) is set by core.new from C
     -- metrics: the `app` label (never a secret) and the shared dict, if any
     app = o.budget_key or o.client_id or "", metrics = o.metrics,
+    gateway = o.gateway ~= nil, -- a gateway's client: it holds no token
   })
   prometheus.track(client)
   return client
@@ -124,6 +125,10 @@ end
 -- syntax: `token, seconds_left = client:access_token()`
 -- @return token, seconds_left (nil for a fixed access_token), or nil, err
 function methods.access_token(self)
+  local genv = env_of(self)
+  if genv and genv.gateway then
+    return nil, invalid("a gateway's client holds no token: the gateway fetches and keeps it")
+  end
   local token, left = calls.access_token(self)
   local env = env_of(self)
   if env and env.metrics then prometheus.flush(self, env) end
@@ -238,6 +243,17 @@ spotify.cache.redis = function(...) return require("spotify.cache.redis").new(..
 -- @treturn string the exposition text (raises for a `dict` that is not one)
 function spotify.prometheus(dict)
   return prometheus.text(dict)
+end
+
+--- A gateway: Spotify's catalog through nginx for callers that hold no
+-- secret (nginx only). syntax: `gw = spotify.gateway(opts)`, then
+-- `gw:serve()` from content_by_lua.
+-- @tparam[opt] table opts every client option, plus `prefix` (default
+-- "/v1") and `keys` (an ngx.shared dict or function(key) -> bool checking
+-- X-Api-Key; default: open)
+-- @return the gateway (raises on bad options)
+function spotify.gateway(opts)
+  return require("spotify.gateway").new(spotify, opts)
 end
 
 --- Is `v` an error returned by this module?

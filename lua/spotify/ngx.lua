@@ -61,7 +61,7 @@ local function address(host)
   return host
 end
 
-local function request_text(t, method, u, auth, body, proxy, language)
+local function request_text(t, method, u, auth, body, proxy, language, if_none_match, if_modified_since)
   -- Through a plain proxy an http:// request names its whole URL;
   -- https:// goes through a CONNECT tunnel and looks as without a proxy.
   local target = (proxy and u.scheme == "http") and (u.scheme .. "://" .. u.host_header .. u.path) or u.path
@@ -74,6 +74,10 @@ local function request_text(t, method, u, auth, body, proxy, language)
   if t.user_agent then lines[#lines + 1] = "User-Agent: " .. t.user_agent end
   if auth then lines[#lines + 1] = "Authorization: " .. auth end
   if language then lines[#lines + 1] = "Accept-Language: " .. language end -- API requests only
+  if t.api_key then lines[#lines + 1] = "X-Api-Key: " .. t.api_key end -- a gateway's client
+  -- a conditional request: the validators of the expired answer it asks about
+  if if_none_match then lines[#lines + 1] = "If-None-Match: " .. if_none_match end
+  if if_modified_since then lines[#lines + 1] = "If-Modified-Since: " .. if_modified_since end
   if method == "POST" then
     body = body or ""
     lines[#lines + 1] = "Content-Type: application/x-www-form-urlencoded"
@@ -437,8 +441,9 @@ local function attempt(t, sock, reused, deadline, method, request)
   else
     sock:close()
   end
-  return { status = head.status, body = decoded, retry_after = head.headers["retry-after"],
-    cache_control = head.headers["cache-control"] }
+  local h = head.headers
+  return { status = head.status, body = decoded, retry_after = h["retry-after"],
+    cache_control = h["cache-control"], etag = h.etag, last_modified = h["last-modified"] }
 end
 
 -- A proxy option as a URL table, or nil, detail when it cannot be used.
@@ -454,7 +459,8 @@ end
 
 --- One HTTP exchange, reported to the machine: x:response for an answer,
 -- x:failure when there was none. Returns the machine's next action.
-local function send(x, t, method, url, auth, body, language)
+-- `seen`, when given, gets the headers of the answer a gateway passes on.
+local function send(x, t, method, url, auth, body, language, if_none_match, if_modified_since, seen)
   local started = now()
   local u = split_url(url)
   if not u then return x:failure("unusable", "not an http(s) URL: " .. url, 0, 0) end
@@ -462,7 +468,7 @@ local function send(x, t, method, url, auth, body, language)
   if proxy == nil then return x:failure("unusable", why, 0, 0) end
   proxy = proxy or nil
   local deadline = started + t.timeout
-  local request = request_text(t, method, u, auth, body, proxy, language)
+  local request = request_text(t, method, u, auth, body, proxy, language, if_none_match, if_modified_since)
   local opened = 0
   -- A pooled connection the server has closed meanwhile fails at once:
   -- that is not an attempt, so it is repeated on a new connection.
@@ -472,8 +478,9 @@ local function send(x, t, method, url, auth, body, language)
     if not reused then opened = opened + 1 end
     local answer, err, stale = attempt(t, sock, reused, deadline, method, request)
     if answer then
+      if seen then seen.cache_control, seen.etag = answer.cache_control, answer.etag end
       return x:response(answer.status, answer.body, answer.retry_after, now() - started, opened,
-        answer.cache_control)
+        answer.cache_control, answer.etag, answer.last_modified)
     end
     sock:close()
     if not stale then
@@ -485,36 +492,36 @@ local function send(x, t, method, url, auth, body, language)
 end
 
 -- Run the machine to its end: send, sleep and call the cache as it asks.
-local function drive(self, x)
-  local act, a, b, c, d, e = x:step()
+local function drive(self, x, seen)
+  local act, a, b, c, d, e, g, k = x:step()
   while true do
     if act == "send" then
       local env = env_of(self)
       if not env then
-        act, a, b, c, d, e = x:failure("unusable", "client is closed", 0, 0)
+        act, a, b, c, d, e, g, k = x:failure("unusable", "client is closed", 0, 0)
       else
         -- Whatever the peer sends, the machine hears of it as a failure:
         -- an answer this code cannot read must not leave it waiting.
-        local ok, r1, r2, r3, r4, r5, r6 = pcall(send, x, env.transport, a, b, c, d, e)
+        local ok, r1, r2, r3, r4, r5, r6, r7, r8 = pcall(send, x, env.transport, a, b, c, d, e, g, k, seen)
         if ok then
-          act, a, b, c, d, e = r1, r2, r3, r4, r5, r6
+          act, a, b, c, d, e, g, k = r1, r2, r3, r4, r5, r6, r7, r8
         else
-          act, a, b, c, d, e = x:failure("broken", "unreadable answer: " .. tostring(r1), 0, 0)
+          act, a, b, c, d, e, g, k = x:failure("broken", "unreadable answer: " .. tostring(r1), 0, 0)
         end
       end
     elseif act == "wait" then
       ngx.sleep(math.max(a, 0.001)) -- nginx's timers count milliseconds; 0 would warn
-      act, a, b, c, d, e = x:step()
+      act, a, b, c, d, e, g, k = x:step()
     elseif act == "cache" then
       -- a: the operation, b, c, d: its arguments. Lua caches (shdict,
       -- resty.redis) may yield, so the driver calls them, not C.
       local cache = x:cache_object()
       local fn = cache and cache[a]
       if fn == nil then
-        act, a, b, c, d, e = x:cache(nil)
+        act, a, b, c, d, e, g, k = x:cache(nil)
       else
         local ok, r = pcall(fn, cache, b, c, d)
-        act, a, b, c, d, e = x:cache(ok, r)
+        act, a, b, c, d, e, g, k = x:cache(ok, r)
       end
     else
       return a, b
@@ -529,6 +536,15 @@ end
 function M.get(self, url, name)
   check_phase(2)
   return drive(self, new_exchange(self, "api", "GET", url, name))
+end
+
+--- GET a URL of the API as text, over cosockets: what a gateway hands on.
+-- `seen` gets the Cache-Control and ETag of Spotify's answer when one came
+-- in (not for an answer of the response cache).
+-- @return text, status, or nil, err
+function M.get_raw(self, url, name, seen)
+  check_phase(2)
+  return drive(self, new_exchange(self, "api", "GET", url, name, true), seen)
 end
 
 --- The client's token, fetched or renewed over cosockets when needed.

@@ -100,6 +100,16 @@ local function metrics(v)
   if not ok or get == nil or incr == nil or get_keys == nil then return want end
 end
 
+-- X-Api-Key's value: printable ASCII, so it can never break a header line.
+local function api_key(v)
+  if type(v) ~= "string" or v == "" or #v > 1024 or v:find("[^\33-\126]") then
+    return "a key of printable ASCII without spaces (at most 1024 bytes)"
+  end
+end
+
+-- What a gateway's client has no use for: the gateway holds them.
+local not_with_gateway = { "client_id", "client_secret", "access_token", "token_url", "scopes", "api_base" }
+
 options.checks = {
   client_id = typed "string", client_secret = typed "string",
   access_token = typed "string", cache = cache, market = market,
@@ -113,6 +123,7 @@ options.checks = {
   language = language, metrics = metrics,
   responses = responses, batch_window = number_check(0),
   budget_key = budget_key, scopes = scopes,
+  gateway = url, gateway_key = api_key,
 }
 
 options.defaults = {
@@ -126,7 +137,7 @@ options.defaults = {
 -- booleans as written, anything else by its type (a table's content or a
 -- function's address would say nothing useful). The value of a secret
 -- option is never shown, only its type.
-local secret = { client_secret = true, access_token = true }
+local secret = { client_secret = true, access_token = true, gateway_key = true }
 local function shown(v, k)
   local t = type(v)
   if secret[k] then return t end
@@ -176,6 +187,18 @@ function options.resolve(given, version)
     end
     o[k] = v
   end
+  if o.gateway_key ~= nil and o.gateway == nil then
+    error("spotify.client: option 'gateway_key' needs option 'gateway'", 3)
+  end
+  if o.gateway ~= nil then
+    for _, k in ipairs(not_with_gateway) do
+      if o[k] ~= nil then
+        error(("spotify.client: option '%s' has no use with 'gateway' (the gateway holds the"
+          .. " credentials and names Spotify's address)"):format(k), 3)
+      end
+    end
+    o.api_base = o.gateway -- the environment's SPOTIFY_API_BASE names Spotify, not the gateway
+  end
   for k, var in pairs(from_env) do
     local v = o[k] == nil and os.getenv(var)
     if v and v ~= "" then
@@ -194,7 +217,7 @@ function options.resolve(given, version)
   -- sent as the token request's `scope`, and part of the token's cache key
   if o.scopes and #o.scopes > 0 then o.scope = table.concat(o.scopes, " ") end
   o.api_base = o.api_base:gsub("/+$", "")
-  if not o.access_token then
+  if not o.access_token and not o.gateway then
     o.client_id = o.client_id or os.getenv "SPOTIFY_CLIENT_ID"
     o.client_secret = o.client_secret or os.getenv "SPOTIFY_CLIENT_SECRET"
     for _, k in ipairs { "client_id", "client_secret" } do

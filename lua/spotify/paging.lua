@@ -37,6 +37,13 @@ local function page_of(value, prev)
 end
 
 local function follow(ctx, self, env, url, prev)
+  -- A gateway's client: Spotify's links name Spotify's address; the same
+  -- path below the gateway is the same page (the client holds no token,
+  -- and the link goes nowhere but the gateway).
+  if env.gateway then
+    local rest = url:match "^[hH][tT][tT][pP][sS]?://[^/?#]+/v1(/[^#]*)$"
+    if rest then url = env.api_base .. rest end
+  end
   -- The token goes only to our own API: never follow a link elsewhere.
   if url:sub(1, #env.api_base + 1) ~= env.api_base .. "/" then
     return nil, ctx.invalid("next link is not below api_base: " .. ctx.shown(url))

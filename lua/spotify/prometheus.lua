@@ -37,6 +37,7 @@ local COUNTERS = {
   { name = "spotify_response_hits_total", help = "Calls answered from the response cache, by tier.",
     label = "tier", fields = {
       { "process", "response_hits" }, { "shared", "response_shared_hits" }, { "stale", "response_stale" },
+      { "revalidated", "response_revalidated" }, -- expired answers a 304 renewed
     } },
   { name = "spotify_coalesced_total", help = "Calls that rode on an identical request in flight.",
     field = "coalesced" },
@@ -115,8 +116,33 @@ function M.flush(client, env)
   end
 end
 
+-- A gateway's requests (spotify.gateway) by path kind and outcome, under
+-- fields "gateway:<kind>:<outcome>": in the shared dict of the gateway's
+-- client (`metrics`), else in this process (by app).
+local GATEWAY = { name = "spotify_gateway_requests_total",
+  help = "Requests the gateway answered, by path kind (the catalog method, or other) and outcome"
+    .. " (2xx, 4xx, 429, 5xx as answered, refused by the gateway itself)." }
+local gateway_counts = {}
+
+--- Count one request a gateway answered.
+function M.gateway(env, kind, outcome)
+  local field, app = "gateway:" .. kind .. ":" .. outcome, env.app
+  local dict = env.metrics
+  if dict then
+    pcall(dict.incr, dict, key(field, app), 1, 0)
+    return
+  end
+  local t = gateway_counts[app] or {}
+  gateway_counts[app] = t
+  t[field] = (t[field] or 0) + 1
+end
+
 local function from_clients()
   local apps = {}
+  for app, t in pairs(gateway_counts) do
+    apps[app] = apps[app] or {}
+    for f, v in pairs(t) do apps[app][f] = v end
+  end
   for client in pairs(live) do
     if not is_closed(client) then
       local env = env_of(client)
@@ -210,6 +236,25 @@ local function histogram(out, apps, names)
   end
 end
 
+local function gateway_family(out, apps, names)
+  local lines = {}
+  for _, app in ipairs(names) do
+    local samples = {}
+    for f, v in pairs(apps[app]) do
+      local kind, outcome = f:match "^gateway:([^:]+):(.+)$"
+      if kind then
+        samples[#samples + 1] = GATEWAY.name .. labels(app, "path", kind):sub(1, -2) .. ',outcome="'
+          .. outcome .. '"} ' .. number(v)
+      end
+    end
+    sort(samples)
+    for i = 1, #samples do lines[#lines + 1] = samples[i] end
+  end
+  if #lines == 0 then return end
+  header(out, GATEWAY.name, GATEWAY.help, "counter")
+  for i = 1, #lines do out[#out + 1] = lines[i] end
+end
+
 local function render(apps)
   local names = {}
   for app in pairs(apps) do names[#names + 1] = app end
@@ -217,6 +262,7 @@ local function render(apps)
   local out = {}
   for _, row in ipairs(COUNTERS) do counter_family(out, apps, names, row) end
   histogram(out, apps, names)
+  gateway_family(out, apps, names)
   if #out == 0 then return "" end
   out[#out + 1] = ""
   return concat(out, "\n")

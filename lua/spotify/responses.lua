@@ -5,6 +5,8 @@ local core = require "spotify.core"
 
 local responses = {}
 
+local batch_rows = require("spotify.catalog").batch_rows()
+
 -- What a process-tier hit hands out: a copy of the decoded answer. Only
 -- the tables are copied (a shape, found once per answer, says where they
 -- are); LuaJIT's table.clone copies each in one go.
@@ -122,8 +124,11 @@ function responses.new(opts)
     for k, v in pairs(ttl) do t[k] = v end
     ttl = t
   end
-  return core.responses(opts.store, ttl, opts.lru or 1000, opts.stale_if_error or 0,
+  local r = core.responses(opts.store, ttl, opts.lru or 1000, opts.stale_if_error or 0,
     opts.max_ttl or MAX_TTL, opts.max_entry_bytes or 0, opts.lru_bytes or LRU_BYTES)
+  -- A batch answer is kept per item, under the key of each single lookup.
+  core.responses_batches(r, batch_rows)
+  return r
 end
 
 return responses

@@ -473,6 +473,8 @@ local spotify = {}
 ---@field concurrency integer? requests in flight for plural methods and pages (default: 8)
 ---@field connect_timeout number? seconds to connect, within each attempt (default: 5)
 ---@field deadline number? seconds bounding one whole call: no retry or wait starts that would end after it (a call returns within about deadline + timeout); the last failure is returned
+---@field gateway string? the URL of a gateway (gateway), e.g. "http://127.0.0.1:8080/v1": the client needs no credentials, sends no token request and no Authorization; every method works as with Spotify (not with client_id, client_secret, access_token, api_base, token_url, scopes)
+---@field gateway_key string? with gateway: sent as X-Api-Key; a key the gateway refuses (401) is an auth error
 ---@field language string? Accept-Language for localized names, e.g. "de" or "es-ES"
 ---@field market string? default market (ISO 3166-1 alpha-2, or "from_token") for endpoints that take one
 ---@field max_body integer? bytes; a larger answer is a decode error (default: 64 * 1024 * 1024)
@@ -574,6 +576,7 @@ function spotify.prometheus(dict) end
 ---@field rate_limited_waits integer waits for the app's rate limit (a shared penalty or pacing)
 ---@field requests integer HTTP requests made, token requests included
 ---@field response_hits integer answers from the response cache's process tier
+---@field response_revalidated integer expired answers a 304 renewed (conditional requests)
 ---@field response_shared_hits integer answers from the response cache's shared store
 ---@field response_stale integer expired answers that stood in while Spotify failed (stale_if_error)
 ---@field retries integer attempts repeated after a network error, 5xx or 429

@@ -27,6 +27,7 @@ accept, and exits on /_control/stop or when its parent process ends.
 import argparse
 import base64
 import copy
+import hashlib
 import io
 import zlib
 import json
@@ -38,6 +39,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,7 +57,11 @@ DEFAULT_CONFIG = {
     "max_ids": {},          # batch route -> IDs allowed per request (overrides)
     "demo": False,          # varied objects and totals that match the items (--demo)
     "gzip": False,          # answers gzipped when the request's Accept-Encoding names gzip
+    "etags": True,          # catalog answers carry ETag and Last-Modified; a match answers 304
 }
+
+# Every catalog answer's Last-Modified (the fixtures never change).
+LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
 
 BATCH_MAX = {"tracks": 50, "albums": 20, "artists": 50, "shows": 50,
              "episodes": 50, "audiobooks": 50, "chapters": 50, "audio-features": 100}
@@ -529,12 +535,15 @@ class Handler(BaseHTTPRequestHandler):
         entry = {
             "method": method, "path": path, "query": raw_query, "body": body,
             "authorization": self.headers.get("Authorization"),
+            "api_key": self.headers.get("X-Api-Key"),
             "user_agent": self.headers.get("User-Agent"),
             "accept_language": self.headers.get("Accept-Language"),
             "conn": self.conn_id, "tls": self.server.tls, "time": time.time(),
             "arrived": (self.arrival and self.arrival.first) or time.time(),
             "target": self.path, "host": self.headers.get("Host"),
             "accept_encoding": self.headers.get("Accept-Encoding"),
+            "if_none_match": self.headers.get("If-None-Match"),
+            "if_modified_since": self.headers.get("If-Modified-Since"),
         }
         self.entry = entry
         with STATE.lock:
@@ -554,9 +563,39 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.meet(fault.get("path", ""), int(fault["barrier"]),
                                float(fault.get("barrier_seconds", 5)), entry)
                 return self.faulty(fault, answer)
+            if answer.status == 200 and method == "GET" and path.startswith("/v1/"):
+                return self.validated(entry, answer)
             self.send(answer.status, json.dumps(answer.body).encode(), answer.headers)
         finally:
             entry["answered"] = time.time()  # the answer has left (or the connection broke)
+
+    def validated(self, entry, answer):
+        """A catalog answer with its validators (config "etags"): the ETag
+        is a digest of the body; a request whose If-None-Match names it (or,
+        without If-None-Match, whose If-Modified-Since is not older than
+        Last-Modified) gets 304 and no body."""
+        data = json.dumps(answer.body).encode()
+        with STATE.lock:
+            on = STATE.config.get("etags", True)
+        if not on:
+            return self.send(answer.status, data, answer.headers)
+        tag = '"%s"' % hashlib.sha256(data).hexdigest()[:24]
+        headers = dict(answer.headers)
+        headers["ETag"] = tag
+        headers["Last-Modified"] = LAST_MODIFIED
+        inm = self.headers.get("If-None-Match")
+        ims = self.headers.get("If-Modified-Since")
+        if inm is not None:
+            fresh = tag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
+        else:
+            try:
+                fresh = parsedate_to_datetime(ims) >= parsedate_to_datetime(LAST_MODIFIED)
+            except (TypeError, ValueError):
+                fresh = False
+        if not fresh:
+            return self.send(answer.status, data, headers)
+        entry["status"] = 304
+        return self.send(304, b"", headers)
 
     def answer(self, method, path, raw_query, body):
         if path == "/api/token":

@@ -170,16 +170,6 @@ local function drop(self)
   end
 end
 
--- An nginx cosocket belongs to the request that opened it: when the cache
--- can open connections (`connect`), a resty connection goes back to the
--- pool after each command and the next command takes one from there.
-local function release(self)
-  local conn = self.conn
-  if self.connect and dialect_of(conn) == "resty" then
-    self.conn = nil
-    pcall(conn.set_keepalive, conn)
-  end
-end
 
 -- A reply that stands for "nothing": lua-redis nil, resty's ngx.null
 -- (a light userdata), false.
@@ -187,20 +177,35 @@ local function is_null(v)
   return v == nil or v == false or type(v) == "userdata"
 end
 
+-- Send one command; returns its reply, or nil, the failure (the
+-- connection is then closed and forgotten, unless the failure holds
+-- `fine`: an error reply that leaves the connection in step).
+local function run(self, fine, name, ...)
+  local conn = connection(self)
+  -- An nginx cosocket belongs to the request that opened it: when the
+  -- cache can open connections (`connect`), a resty connection is this
+  -- command's alone and goes back to the pool after it. It is never left
+  -- in self.conn while the command waits for its reply: a command of
+  -- another request of the worker, run meanwhile, opens its own instead of
+  -- sending on this one (whose reply it would read, or which it would close).
+  local own = self.connect ~= nil and dialect_of(conn) == "resty"
+  if own then self.conn = nil end
+  local ok, res, err = pcall(conn[name], conn, ...)
+  local failure = not ok and res or (res == nil and err ~= nil and err)
+  failure = failure and tostring(failure)
+  if failure and not (fine and failure:find(fine, 1, true)) then
+    if own then pcall(conn.close, conn) else drop(self) end
+    return nil, failure
+  end
+  if own then pcall(conn.set_keepalive, conn) end
+  return res, failure
+end
+
 -- Run one command; returns its reply with null replies as nil, raises on
 -- any failure.
 local function command(self, name, ...)
-  local conn = connection(self)
-  local ok, res, err = pcall(conn[name], conn, ...)
-  if not ok then
-    drop(self)
-    error("redis: " .. tostring(res), 0)
-  end
-  if res == nil and err ~= nil then
-    drop(self)
-    error("redis: " .. tostring(err), 0)
-  end
-  release(self)
+  local res, failure = run(self, nil, name, ...)
+  if failure then error("redis: " .. failure, 0) end
   if is_null(res) then return nil end
   return res
 end
@@ -271,18 +276,11 @@ local function run_pace(self, ...)
   if not self.pace_sha then
     self.pace_sha = command(self, "script", "load", PACE_SCRIPT)
   end
-  local conn = connection(self)
-  local ok, res, err = pcall(conn.evalsha, conn, self.pace_sha, ...)
-  local failure = not ok and res or (res == nil and err)
-  if failure and tostring(failure):find("NOSCRIPT", 1, true) then
-    release(self)
+  local res, failure = run(self, "NOSCRIPT", "evalsha", self.pace_sha, ...)
+  if failure and failure:find("NOSCRIPT", 1, true) then
     return command(self, "eval", PACE_SCRIPT, ...)
   end
-  if failure then
-    drop(self)
-    error("redis: " .. tostring(failure), 0)
-  end
-  release(self)
+  if failure then error("redis: " .. failure, 0) end
   return res
 end
 
