@@ -639,7 +639,9 @@ describe("spotify.responses", function()
 
     it("hands out the shared tier's expired answer; one renewal refreshes it for every client", function()
       local store = spotify.cache.memory()
-      local function opts() return spotify.responses { store = store, ttl = 60, lru = 0, stale_while_revalidate = 300 } end
+      local function opts()
+        return spotify.responses { store = store, ttl = 60, lru = 0, stale_while_revalidate = 300 }
+      end
       local c1, c2 = client(opts()), client(opts())
       local first = assert(c1:track(ID))
       core.sleep(120)

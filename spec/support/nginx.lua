@@ -199,7 +199,8 @@ function Server:parallel(paths, n)
   local started = socket.gettime()
   -- Without LD_PRELOAD: curl deadlocks under a preloaded sanitizer runtime.
   local codes = read_command(("env -u LD_PRELOAD curl -s --no-progress-meter --parallel "
-    .. "--parallel-immediate --parallel-max %d -K %s/curl.conf -w '%%{urlnum} %%{http_code} %%{time_total}\\n'"):format(n, dir))
+    .. "--parallel-immediate --parallel-max %d -K %s/curl.conf"
+    .. " -w '%%{urlnum} %%{http_code} %%{time_total}\\n'"):format(n, dir))
   local elapsed = socket.gettime() - started
   local results = {}
   for num, code, took in codes:gmatch "(%d+) (%d+) ([%d.]+)" do
