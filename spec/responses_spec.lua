@@ -663,6 +663,27 @@ describe("spotify.responses", function()
       c2:close()
     end)
 
+    it("hands out a batch call's expired items at once; each is renewed once by its single lookup", function()
+      local c = client(spotify.responses { ttl = 60, stale_while_revalidate = 300 })
+      local list = ids(3)
+      local first = assert(c:tracks(list))
+      core.sleep(120)
+      local mark = #f:log()
+      assert.same(first, assert(c:tracks(list)))
+      assert.equal(0, #f:log_for("/v1/", mark))
+      assert.equal(3, c:stats().response_stale)
+      assert(c:artist(OTHER)) -- the next call renews the three
+      local renewed = f:log_for("/v1/tracks", mark)
+      assert.equal(3, #renewed)
+      local seen = {}
+      for _, e in ipairs(renewed) do seen[e.path] = true end
+      for _, id in ipairs(list) do assert.is_true(seen["/v1/tracks/" .. id], id) end
+      assert.same(first, assert(c:tracks(list))) -- fresh again
+      assert.equal(3, #f:log_for("/v1/tracks", mark))
+      assert.equal(3, c:stats().response_stale)
+      c:close()
+    end)
+
     it("renews from started requests on the next poll, once per key", function()
       local c = client(spotify.responses { ttl = 60, stale_while_revalidate = 300 })
       local first = assert(c:track(ID))

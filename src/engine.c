@@ -430,8 +430,7 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
 static void kept_times(const spotify_exchange *x, spotify_rlook *e, double ttl) {
   const spotify_responses *r = x->m->responses;
   e->fresh_until = wall() + ttl;
-  /* kept while it may be handed out: standing in, or while renewed */
-  e->stale_until = e->fresh_until + fmax(r->stale, r->swr);
+  e->stale_until = spotify_responses_stale_until(r, e->fresh_until);
   e->keep_until = e->stale_until;
   if (e->etag || e->last_modified) e->keep_until += fmin(fmax(ttl, REVALIDATE_KEEP), r->max_ttl);
 }

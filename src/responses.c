@@ -35,6 +35,10 @@ double spotify_responses_ttl(const spotify_responses *r, const char *name) {
   return r->ttl_default;
 }
 
+double spotify_responses_stale_until(const spotify_responses *r, double fresh_until) {
+  return fresh_until + fmax(r->stale, r->swr);
+}
+
 int spotify_responses_swr(const spotify_responses *r, double fresh_until, double now) {
   return r->swr > 0 && fresh_until <= now && now < fresh_until + r->swr;
 }

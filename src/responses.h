@@ -65,6 +65,10 @@ typedef struct spotify_rlook {
  * visible ASCII and spaces, at most SPOTIFY_VALIDATOR_MAX bytes. */
 int spotify_validator_ok(const char *v, size_t len);
 
+/* Until when an answer fresh until fresh_until may be handed out expired:
+ * standing in for a failure (stale_if_error) or while a request renews it
+ * (stale_while_revalidate), whichever is longer. */
+double spotify_responses_stale_until(const spotify_responses *r, double fresh_until);
 /* Whether an answer that was fresh until fresh_until is handed out now,
  * expired, while a request renews it (stale_while_revalidate). */
 int spotify_responses_swr(const spotify_responses *r, double fresh_until, double now);
