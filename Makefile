@@ -12,7 +12,7 @@ DEBS      := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lu
              lua-cjson libcurl4-openssl-dev lua-busted lua-socket lua-check luarocks \
              nginx libnginx-mod-http-lua lua-resty-core redis-server lua-redis lua-nginx-redis \
              openssl curl python3 cmake make gcc pkg-config valgrind clang-format \
-             lua-ldoc lua-markdown love xvfb xauth
+             lua-ldoc lua-markdown love xvfb xauth faketime
 # Only `make bench` needs these (nodejs brings npm for the TypeScript SDK).
 BENCH_DEBS := wrk nodejs linux-perf
 # Only `make soak-nginx` needs these (ab drives the load; wrk the gateway mode).

@@ -460,7 +460,8 @@ describe("spotify command", function()
       -- anywhere from 0.5 to 1.5 s for the command to start)
       local until_ = require("spotify.core").testing().time() + 1.5
       local file = assert(io.open(path, "w"))
-      file:write(cjson.encode { ["penalty:test-id"] = { value = ("%.3f"):format(until_), expires = until_ + 5 } })
+      file:write(cjson.encode { [require("spec.support.keys").penalty "test-id"] =
+        { value = ("%.3f 1.5"):format(until_), expires = until_ + 5 } })
       file:close()
       os.execute("chmod 600 '" .. path .. "'") -- as the process that wrote it would have
       local out, err, code = run({ "track", TRACK, "-v" }, { SPOTIFY_TOKEN_CACHE = path })

@@ -6,8 +6,10 @@ local core = require "spotify.core"
 local fake = require "spec.support.fake"
 local files = require "spec.support.files"
 local fleet_runner = require "spec.support.fleet"
+local keys = require "spec.support.keys"
 local nginx = require "spec.support.nginx"
 local redis_server = require "spec.support.redis"
+local spotify = require "spotify"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 local PENALTY = 2
@@ -134,7 +136,7 @@ describe("one rate limit for the fleet", function()
     first_call_429(f)
     local finish = fleet(dir, f, 8, { cache = "redis", target = server.port, calls = 15, pause = 0.02 })
     local redis = server:connect()
-    local seen = penalty_seen(function() return redis:get "spotify:penalty:test-id" ~= nil end,
+    local seen = penalty_seen(function() return redis:get("spotify:" .. keys.penalty "test-id") ~= nil end,
       core.testing().time() + 20)
     local summaries = finish()
     assert_all_succeeded(summaries)
@@ -150,7 +152,7 @@ describe("one rate limit for the fleet", function()
     local finish = fleet(dir, f, 4, { cache = "file", target = path, calls = 15, pause = 0.02 })
     local seen = penalty_seen(function()
       local ok, t = pcall(cjson.decode, files.read_file(path) or "")
-      return ok and type(t) == "table" and t["penalty:test-id"] ~= nil
+      return ok and type(t) == "table" and t[keys.penalty "test-id"] ~= nil
     end, core.testing().time() + 20)
     local summaries = finish()
     assert_all_succeeded(summaries)
@@ -189,6 +191,63 @@ describe("one rate limit for the fleet", function()
       -- each process paced itself: its 12 calls took at least two windows
       for i, s in ipairs(summaries) do
         assert.is_true(s.finished - s.started >= 4, ("worker %d took %.1f s"):format(i, s.finished - s.started))
+      end
+    end)
+
+  -- The most requests that arrived within any `window` seconds.
+  local function peak(t, window)
+    local most, first = 0, 1
+    for i = 1, #t do
+      while t[i] - t[first] >= window do first = first + 1 end
+      most = math.max(most, i - first + 1)
+    end
+    return most
+  end
+
+  -- Clocks set off by libfaketime, which cannot run beside ASan's runtime.
+  local skew_it = fleet_runner.can_skew_clocks() and it or pending
+
+  for _, paced in ipairs { false, true } do
+    skew_it(("a process whose clock is an hour ahead gets a 2 s 429: the other 3 are held for it, no more than 5 s%s")
+      :format(paced and ", paced" or ""), function()
+      -- the skewed process asks for a track of its own, which the fake answers 429 once
+      local skewed_track = "0" .. ID:sub(2)
+      f:faults { { path = "/v1/tracks/" .. skewed_track, status = 429, times = 1,
+        headers = { ["Retry-After"] = tostring(PENALTY) } } }
+      -- The token is in Redis before the fleet starts. (The skewed process
+      -- finds it expired on its clock and fetches its own, at once since
+      -- no one else renews; the others take it from Redis.)
+      assert(spotify.client(fake.client_opts(f, { cache = spotify.cache.redis(server:connect()) })):access_token())
+      local finish = fleet(dir, f, 4, { cache = "redis", target = server.port, calls = 15, pause = 0.1,
+        rate_requests = paced and 1000 or nil, rate_window = paced and 10 or nil }, function(i)
+        if i == 1 then return { clock = 3600, track = skewed_track } end
+      end)
+      local redis = server:connect()
+      local seen = penalty_seen(function() return redis:get("spotify:" .. keys.penalty "test-id") ~= nil end,
+        core.testing().time() + 20)
+      local summaries = finish()
+      assert_all_succeeded(summaries)
+      assert_held_fleet(f, seen)
+      for i = 2, 4 do
+        local s = summaries[i]
+        assert.is_true(s.rate_limited_waits >= 1, "worker " .. i .. " was not held")
+        assert.is_true(s.longest <= 5, ("worker %d was held %.1f s"):format(i, s.longest))
+      end
+    end)
+  end
+
+  skew_it("rate_limit 20 per 2 s across 4 processes, two with clocks 1.5 s ahead: never more than 20 in any 2 s",
+    function()
+      local run = fleet(dir, f, 4, { cache = "redis", target = server.port, calls = 50,
+        rate_requests = 20, rate_window = 2 }, function(i) return { clock = i <= 2 and 1.5 or 0 } end)
+      local summaries = run()
+      assert_all_succeeded(summaries)
+      local t = api_times(f)
+      assert.equal(200, #t)
+      io.stderr:write(("[peak: %d requests in 2 s]\n"):format(peak(t, 2)))
+      for i = 21, #t do
+        assert.is_true(t[i] - t[i - 20] >= 2,
+          ("requests %d and %d arrived %.3f s apart"):format(i - 20, i, t[i] - t[i - 20]))
       end
     end)
 
@@ -297,5 +356,104 @@ end }
     end
     assert.equal(1, #api_times(f, mark))
     assert.same({}, server:complaints())
+  end)
+end)
+
+-- What is stored for the fleet is bounded by what the reader can trust:
+-- a Retry-After that is no time, a stored penalty beyond any Spotify
+-- sends, one written by a clock hours ahead, a pacing slot from such a
+-- clock. One process on a shared store (memory: no clock of its own to
+-- fall back on); the virtual clock records every wait instead of sleeping.
+describe("stored times a wrong clock cannot stretch", function()
+  local clock = require "spec.support.virtual_clock"
+  local testing = core.testing()
+  local f
+  setup(function() f = fake.start {} end)
+  teardown(function() if f then f:stop() end end)
+  before_each(function()
+    f:reset()
+    clock.install()
+    clock.reset()
+  end)
+  after_each(function() testing.virtual_clock(false) end)
+
+  local function client(cache, extra)
+    local o = { cache = cache }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return spotify.client(fake.client_opts(f, o))
+  end
+
+  local function longest_wait()
+    local m = 0
+    for _, w in ipairs(clock.waits) do m = math.max(m, w) end
+    return m
+  end
+
+  it("a Retry-After that is not a finite number of seconds counts as absent", function()
+    for _, v in ipairs { "inf", "-inf", "infinity", "nan", "0x10", "1e999", "2s", "" } do
+      assert.is_nil(testing.parse_retry_after(v), v)
+    end
+    assert.equal(2, testing.parse_retry_after " 2 ")
+    assert.equal(0.5, testing.parse_retry_after "0.5")
+    -- a finite value beyond any Spotify sends is the longest it sends
+    assert.equal(86400, testing.parse_retry_after "1e308")
+    assert.equal(86400, testing.parse_retry_after "99999999999")
+  end)
+
+  it("Retry-After: inf backs off as a 429 without one, and shares no day-long penalty", function()
+    f:faults { { path = "/v1/", status = 429, headers = { ["Retry-After"] = "inf" }, times = 1 } }
+    local cache = spotify.cache.memory()
+    local c = client(cache)
+    assert(c:track(ID))
+    assert.equal(2, #f:log_for "/v1/")
+    assert.is_true(longest_wait() <= 8, "waited " .. longest_wait())
+    local stored = cache:get(keys.penalty "test-id")
+    assert.is_true(stored == nil or tonumber(stored:match "^%S+") < testing.time() + 8, tostring(stored))
+  end)
+
+  it("a stored penalty of 1e300 holds for the longest penalty there is, not for ever", function()
+    local cache = spotify.cache.memory()
+    cache:set(keys.penalty "test-id", "1e300", 60)
+    local c = client(cache, { max_retry_after = 1e9 })
+    assert(c:track(ID))
+    assert.equal(1, c:stats().rate_limited_waits)
+    assert.is_true(longest_wait() <= 86400, "waited " .. longest_wait())
+    -- a spent quota's: the call fails with the cap, and the client holds
+    -- itself no longer than that
+    cache:set(keys.penalty "test-id", "1e300 QUOTA_EXCEEDED", 60)
+    local _, err = c:track(ID)
+    assert.equal("QUOTA_EXCEEDED", err.reason)
+    assert.is_true(err.retry_after <= 86400, tostring(err.retry_after))
+    core.sleep(86401) -- virtual: the entry's ttl and the cap have passed
+    assert(c:track(ID))
+  end)
+
+  it("a stored penalty that is not finite holds nothing", function()
+    local cache = spotify.cache.memory()
+    local c = client(cache, { max_retry_after = 1e9 })
+    for _, v in ipairs { "inf", "nan", "1e999 QUOTA_EXCEEDED", ("%.17g inf"):format(testing.time() + 5) } do
+      cache:set(keys.penalty "test-id", v, 60)
+      assert(c:track(ID))
+    end
+    assert.equal(0, c:stats().rate_limited_waits)
+  end)
+
+  it("a penalty written by a clock an hour ahead holds no longer than the penalty its writer saw", function()
+    local cache = spotify.cache.memory()
+    cache:set(keys.penalty "test-id", ("%.17g 2"):format(testing.time() + 3602), 2)
+    local c = client(cache, { max_retry_after = 1e9 })
+    assert(c:track(ID))
+    assert.equal(1, c:stats().rate_limited_waits)
+    assert.is_true(longest_wait() <= 2, "waited " .. longest_wait())
+  end)
+
+  it("a pacing slot written by a clock an hour ahead stalls a request no longer than a window", function()
+    local cache = spotify.cache.memory()
+    -- the first request takes slot 1 of the shared window (its counter's first value)
+    cache:set(keys.pace "test-id" .. ":1", ("%.17g"):format(testing.time() + 3600), 60)
+    local c = client(cache, { rate_limit = { requests = 5, window = 2 } })
+    assert(c:track(ID))
+    assert.equal(1, c:stats().rate_limited_waits)
+    assert.is_true(longest_wait() <= 2.05 + 0.01, "waited " .. longest_wait())
   end)
 end)

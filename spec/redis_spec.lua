@@ -256,13 +256,16 @@ describe("redis cache", function()
     local calls = commandstats()
     local scripts = (calls.evalsha or 0) + (calls.eval or 0)
     assert.equal(N, scripts)
-    -- everything else Redis ran is the script's own work: two GETs, INCR, SET
-    assert.equal(2 * N, calls.get)
-    assert.equal(N, calls.incr)
-    assert.equal(N, calls.set)
+    -- everything else Redis ran is the script's own work: the server's
+    -- clock, the penalty's GET, the counter and the slot in one hash
+    assert.equal(N, calls.time)
+    assert.equal(N, calls.get)
+    assert.equal(N, calls.hincrby)
+    assert.equal(N, calls.hget)
+    assert.equal(N, calls.hset)
     for name in pairs(calls) do
-      assert.truthy(({ evalsha = 1, eval = 1, get = 1, incr = 1, set = 1, expire = 1, ["config|resetstat"] = 1 })[name],
-        name .. " was sent")
+      assert.truthy(({ evalsha = 1, eval = 1, time = 1, get = 1, hincrby = 1, hget = 1, hset = 1, pttl = 1,
+        pexpire = 1, ["config|resetstat"] = 1 })[name], name .. " was sent")
     end
     assert.equal(0, c:stats().cache_errors)
   end)
@@ -275,8 +278,41 @@ describe("redis cache", function()
     assert(c:track(ID))
     assert.equal(1, c:stats().rate_limited_waits)
     assert.is_true(f:log_for("/v1/")[1].arrived >= until_ - 0.01, "sent during the penalty")
-    assert.same(cache:pace(keys.penalty "x", "pace:x", { requests = 1, window = 5, margin = 0, now = 100 }), 100)
-    assert.same(cache:pace(keys.penalty "x", "pace:x", { requests = 1, window = 5, margin = 0, now = 101 }), 105)
+    assert.same(cache:pace(keys.penalty "x", keys.pace "x", { requests = 1, window = 5, margin = 0, now = 100 }), 100)
+    -- the window runs on the server's clock (5 s after the first start, less
+    -- what passed since), answered on the caller's, which claims 1 s passed
+    local second = cache:pace(keys.penalty "x", keys.pace "x", { requests = 1, window = 5, margin = 0, now = 101 })
+    assert.is_true(second > 105 and second <= 106, tostring(second))
+  end)
+
+  for _, paced in ipairs { false, true } do
+    it("a penalty written by a clock an hour off holds a call for its time left on the server's clock"
+      .. (paced and ", paced" or ""), function()
+      local extra = { rate_limit = paced and { requests = 10, window = 30 } or nil }
+      -- an hour ahead: read on this clock it would hold for an hour; an hour
+      -- behind: read on this clock it would hold nothing
+      for _, off in ipairs { 3600, -3600 } do
+        f:reset()
+        local c = client_with(f, spotify.cache.redis(server:connect()), extra)
+        admin:set("spotify:" .. keys.penalty "test-id", ("%.17g 0.6"):format(testing.time() + off + 0.6), "PX", 600)
+        local started = core.now()
+        assert(c:track(ID))
+        local took = core.now() - started
+        assert.is_true(c:stats().rate_limited_waits >= 1, "clock off by " .. off)
+        assert.is_true(took >= 0.5 and took < 3, ("clock off by %d: held %.2f s"):format(off, took))
+        assert.equal(0, c:stats().cache_errors)
+      end
+    end)
+  end
+
+  it("a penalty with no TTL is given one from the end it names, cut to a day", function()
+    local c = client_with(f, spotify.cache.redis(server:connect()), { max_retry_after = 0 })
+    admin:set("spotify:" .. keys.penalty "test-id", "1e300")
+    local _, err = c:track(ID)
+    assert.equal("rate_limited", err.kind)
+    assert.is_true(err.retry_after <= 86400, tostring(err.retry_after))
+    assert.is_true(admin:ttl("spotify:" .. keys.penalty "test-id") > 86000)
+    assert.is_true(admin:ttl("spotify:" .. keys.penalty "test-id") <= 86400)
   end)
 
   it("a spent quota (429 QUOTA_EXCEEDED) is shared: another process's client fails at once, making no request",

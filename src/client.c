@@ -115,12 +115,16 @@ static long milliseconds(double seconds) {
   return (long)ceil(seconds * 1000.0);
 }
 
-/* kind .. name, malloc'd; NULL without a name. The kind comes first, so
- * no name (a client ID such as "APP:lock") can reach another kind's key. */
+/* kind .. "{" .. name .. "}", malloc'd; NULL without a name. The kind
+ * comes first, so no name (a client ID such as "APP:lock") can reach
+ * another kind's key. The braces are a Redis Cluster hash tag: the keys
+ * one script or lock touches (the token and its lock; the penalty and
+ * the pacing) name the same thing, so they land in one slot, while
+ * answers' keys have no common tag and spread over the slots. */
 static char *key_for(const char *kind, const char *name) {
   if (name == NULL) return NULL;
-  char *k = malloc(strlen(kind) + strlen(name) + 1);
-  if (k) strcat(strcpy(k, kind), name);
+  char *k = malloc(strlen(kind) + strlen(name) + 3);
+  if (k) sprintf(k, "%s{%s}", kind, name);
   return k;
 }
 

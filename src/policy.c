@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -123,14 +124,19 @@ int spotify_penalty_fits(const spotify_limits *lim, double wait, double now, dou
   return !(lim->deadline > 0 && now + wait > started + lim->deadline);
 }
 
+/* A decimal number of seconds. strtod alone would also take "inf", "nan"
+ * and hex: a Retry-After of "inf" would hold the fleet for the longest
+ * penalty there is, so anything but digits, a point and an exponent is no
+ * Retry-After at all. */
 static int parse_seconds(const char *s, size_t len, double *out) {
   char *end;
   char tmp[32];
   if (len == 0 || len >= sizeof tmp) return 0;
   memcpy(tmp, s, len);
   tmp[len] = '\0';
+  if (tmp[strspn(tmp, "0123456789.eE+-")] != '\0') return 0;
   double v = strtod(tmp, &end);
-  if (end == tmp || *end != '\0' || v != v) return 0;
+  if (end == tmp || *end != '\0' || !isfinite(v)) return 0;
   *out = v < 0 ? 0 : v;
   return 1;
 }
@@ -151,13 +157,14 @@ static int parse_http_date(const char *s, size_t len, double now, double *out) {
   return 1;
 }
 
+/* Every Retry-After the drivers read comes through here: one place that
+ * refuses what is not a time and caps what is longer than any penalty. */
 double spotify_parse_retry_after(const char *value, size_t len, double now) {
   double v;
   while (len > 0 && isspace((unsigned char)*value)) value++, len--;
   while (len > 0 && isspace((unsigned char)value[len - 1])) len--;
-  if (parse_seconds(value, len, &v)) return v;
-  if (parse_http_date(value, len, now, &v)) return v;
-  return -1;
+  if (!parse_seconds(value, len, &v) && !parse_http_date(value, len, now, &v)) return -1;
+  return v > SPOTIFY_RETRY_AFTER_MAX ? SPOTIFY_RETRY_AFTER_MAX : v;
 }
 
 /* core.classify(status, is_token) -> nil for 2xx, else kind, retry, renew */

@@ -44,7 +44,11 @@ const char *spotify_policy_quota(long status, const char *reason);
 /* Seconds before attempt `attempt` + 1: 0.5 s doubling to 8 s, times a
  * jitter in [0.5, 1.0], or the server's Retry-After when that is longer. */
 double spotify_backoff(int attempt, double retry_after);
-/* Retry-After header value -> seconds (>= 0), or -1 when absent/unusable. */
+/* The longest Retry-After Spotify sends, and so the longest penalty kept
+ * or waited for: a longer value is taken as this long. */
+#define SPOTIFY_RETRY_AFTER_MAX 86400.0
+/* Retry-After header value -> seconds (0 to SPOTIFY_RETRY_AFTER_MAX), or
+ * -1 when absent or not a time (non-finite, not a decimal number). */
 double spotify_parse_retry_after(const char *value, size_t len, double now_epoch);
 
 typedef struct spotify_limits {

@@ -19,12 +19,14 @@ static const char *set_key(spotify_exchange *x, const char *prefix, const char *
   return k;
 }
 
-/* x->entry = the number as text, and a quota's reason after it: the value
- * of the next cache set. */
-static int set_entry_number(spotify_exchange *x, double v, const char *reason) {
-  char buf[64];
-  /* At most 24 characters, whatever v; a reason is one of policy.c's. */
-  int n = snprintf(buf, sizeof buf, "%.17g%s%s", v, reason ? " " : "", reason ? reason : "");
+/* x->entry = two numbers as text, and a quota's reason after them: the
+ * value of the next cache set. */
+static int set_entry_numbers(spotify_exchange *x, double v, double w, const char *reason) {
+  char buf[80];
+  /* At most 24 characters a number, whatever they are; a reason is one of
+   * policy.c's. */
+  int n =
+      snprintf(buf, sizeof buf, "%.17g %.17g%s%s", v, w, reason ? " " : "", reason ? reason : "");
   if (n < 0 || (size_t)n >= sizeof buf) return -1;
   char *e = malloc((size_t)n + 1);
   if (e == NULL) return -1;
@@ -35,20 +37,50 @@ static int set_entry_number(spotify_exchange *x, double v, const char *reason) {
   return 0;
 }
 
-/* A shared penalty's end (wall clock) and, for a quota, its reason. */
-static double penalty_of(const char *s, const char **reason) {
+/* The next number of a stored value at *s, moving *s past it; NAN when
+ * there is none. */
+static double next_number(const char **s) {
   char *end;
-  double until = strtod(s, &end);
-  while (*end == ' ') end++;
-  *reason = spotify_policy_quota(429, end);
-  return until;
+  while (**s == ' ') (*s)++;
+  double v = strtod(*s, &end);
+  if (end == *s) return NAN;
+  *s = end;
+  return v;
 }
 
-static double answer_number(const spotify_exchange *x) {
-  const spotify_cache_result *r = &x->cache_res;
-  if (r->answer == SPOTIFY_ANSWER_NUMBER) return r->number;
-  if (r->answer == SPOTIFY_ANSWER_STRING) return strtod(r->str, NULL);
-  return 0;
+/* How long a shared penalty holds this client from `now` (wall clock),
+ * and for a quota, its reason. The entry is "until duration [reason]":
+ * the end on its writer's clock and the penalty the writer saw. A writer's
+ * clock may be off by hours, so the wait is never longer than the
+ * penalty it saw, nor than the longest penalty there is; a value that is
+ * not finite holds nothing. */
+static double penalty_wait(const char *s, double now, const char **reason) {
+  double until = next_number(&s);
+  const char *rest = s;
+  double d = next_number(&rest);
+  if (d != d)
+    d = PENALTY_MAX; /* no duration: a reason follows, or nothing */
+  else
+    s = rest;
+  while (*s == ' ') s++;
+  *reason = spotify_policy_quota(429, s);
+  if (!isfinite(until) || !isfinite(d)) return 0;
+  double wait = until - now;
+  if (d > PENALTY_MAX) d = PENALTY_MAX;
+  return wait > d ? d : wait;
+}
+
+/* A pacing slot "start lead": a request's start on its writer's clock and
+ * how far ahead of that clock it was (a queue's depth). The lead is
+ * trusted, the start only as far as it agrees with this clock: a writer
+ * whose clock is ahead cannot stall this one beyond its queue. */
+static double slot_start(const spotify_cache_result *r, double now) {
+  if (r->answer != SPOTIFY_ANSWER_STRING) return 0;
+  const char *s = r->str;
+  double start = next_number(&s), lead = next_number(&s);
+  if (!isfinite(start)) return 0;
+  if (!isfinite(lead) || lead < 0) lead = 0;
+  return start > now + lead ? now + lead : start;
 }
 
 /* A wait for the app's rate limit: counted, and told to on_request as
@@ -104,15 +136,22 @@ spotify_action spotify_ratelimit_check_penalty(lua_State *L, spotify_exchange *x
     x->state = S_TOKEN;
     return 0;
   }
-  return spotify_machine_cache_op(L, x, SPOTIFY_CACHE_GET, m->penalty_key, 0, S_PENALTY_SHARED);
+  /* Without, a cache that paces answers the penalty alone (pace with
+   * requests = 0): on its own clock, as Redis's script does. */
+  return spotify_machine_cache_op(L, x, m->no_pace_op ? SPOTIFY_CACHE_GET : SPOTIFY_CACHE_PACE,
+                                  m->penalty_key, 0, S_PENALTY_SHARED);
 }
 
 spotify_action spotify_ratelimit_check_shared_penalty(lua_State *L, spotify_exchange *x) {
+  const spotify_cache_result *r = &x->cache_res;
   const char *reason = NULL;
-  double until = x->cache_res.answer == SPOTIFY_ANSWER_STRING
-                     ? penalty_of(x->cache_res.str, &reason)
-                     : answer_number(x);
-  double wait = until - wall();
+  if (r->answer == SPOTIFY_ANSWER_UNSUPPORTED && x->cache_req.op == SPOTIFY_CACHE_PACE) {
+    x->m->no_pace_op = 1; /* a plain get from now on */
+    x->state = S_PENALTY;
+    return 0;
+  }
+  /* A string is the penalty; a pace's number, that none holds. */
+  double wait = r->answer == SPOTIFY_ANSWER_STRING ? penalty_wait(r->str, wall(), &reason) : 0;
   if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
   x->state = S_TOKEN;
   return 0;
@@ -140,7 +179,9 @@ void spotify_ratelimit_share_penalty(spotify_exchange *x, const spotify_outcome 
 
 spotify_action spotify_ratelimit_store_penalty(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
-  if (set_entry_number(x, x->penalty_until, x->penalty_reason) != 0) {
+  /* The end on this clock and the penalty itself: a reader whose clock
+   * disagrees holds no longer than the penalty (penalty_wait). */
+  if (set_entry_numbers(x, x->penalty_until, x->penalty_until - wall(), x->penalty_reason) != 0) {
     x->state = x->after_share;
     return 0;
   }
@@ -189,12 +230,17 @@ spotify_action spotify_ratelimit_paced(lua_State *L, spotify_exchange *x) {
   }
   if (r->answer == SPOTIFY_ANSWER_STRING) {
     const char *reason;
-    double wait = penalty_of(r->str, &reason) - wall();
+    double wait = penalty_wait(r->str, wall(), &reason);
     if (wait > MIN_WAIT) return hold_for_penalty(L, x, wait, reason);
   }
   /* A start time; else the cache is down, or its penalty ended meanwhile:
-   * the process paces itself. */
-  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number : local_place(&m->pacing);
+   * the process paces itself. The start is on this clock as it read when
+   * the cache was asked (rq->now); a cache that keeps time itself (Redis's
+   * server) counted from a later moment, when its script ran, so the
+   * start is moved on by the time the call took: late by the reply's way
+   * back at most, never early. */
+  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number + (wall() - x->cache_req.now)
+                                                     : local_place(&m->pacing);
   x->state = S_PACE_WAIT;
   return 0;
 }
@@ -226,11 +272,11 @@ spotify_action spotify_ratelimit_pace_counted(lua_State *L, spotify_exchange *x)
 
 spotify_action spotify_ratelimit_pace_slot(lua_State *L, spotify_exchange *x) {
   spotify_pacing *p = &x->m->pacing;
-  double prev = answer_number(x), start = wall();
+  double now = wall(), start = now, prev = slot_start(&x->cache_res, now);
   /* The margin covers the jitter between a start and its arrival. */
   if (prev > 0 && prev + p->window + PACE_MARGIN > start) start = prev + p->window + PACE_MARGIN;
   x->pace_start = start;
-  if (set_entry_number(x, start, NULL) != 0) {
+  if (set_entry_numbers(x, start, start - now, NULL) != 0) {
     x->state = S_PACE_WAIT;
     return 0;
   }

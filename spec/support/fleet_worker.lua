@@ -2,14 +2,15 @@
 -- Spotify with the given token cache and prints a JSON summary on stdout.
 --
 --   luajit spec/support/fleet_worker.lua build=build/luajit api_base=URL token_url=URL \
---     cache=redis|file|memory|file_noincr target=PORT|PATH calls=50 [pause=s] [start_at=wall time]
+--     cache=redis|redis_cluster|file|memory|file_noincr target=PORT|HOST:PORT,...|PATH calls=50
+--     [pause=s] [start_at=wall time]
 --     [refresh_buffer=s] [redis_timeout=s] [rate_requests=N rate_window=s [rate_fallback=n]]
---     [max_retry_after=s] [worker=name]
+--     [max_retry_after=s] [worker=name] [track=ID] [deadline=s]
 --
 -- Run from the project root. Summary: ok, failed, errors (first messages),
 -- token_fetches, cache_hits, cache_errors, cache_error_events, tokens (every
 -- distinct token used, in order), last_token, rate_limited_waits, started and
--- finished (wall clock).
+-- finished (wall clock), longest (the longest call, seconds).
 local args = {}
 for _, a in ipairs(arg) do
   local k, v = a:match "^([%w_]+)=(.*)$"
@@ -24,7 +25,7 @@ local spotify = require "spotify"
 local core = require "spotify.core"
 local testing = core.testing()
 
-local TRACK = "4iV5W9uYEdYUVa79Axb7Rh"
+local TRACK = args.track or "4iV5W9uYEdYUVa79Axb7Rh"
 
 local function redis_cache(port, timeout)
   local redis = require "redis"
@@ -36,9 +37,20 @@ local function redis_cache(port, timeout)
   return spotify.cache.redis(nil, { prefix = "spotify:", connect = connect, timeout = timeout })
 end
 
+-- A Redis Cluster through examples/redis_cluster.lua: a connection that
+-- follows MOVED and ASK, as every cluster client does.
+local function redis_cluster_cache(nodes, timeout)
+  local redis_cluster = require "examples.redis_cluster"
+  local list = {}
+  for address in nodes:gmatch "[^,]+" do list[#list + 1] = address end
+  local function connect() return redis_cluster.connect { nodes = list, timeout = timeout } end
+  return spotify.cache.redis(nil, { prefix = "spotify:", connect = connect, timeout = timeout })
+end
+
 local function make_cache()
   local kind = args.cache or "memory"
   if kind == "redis" then return redis_cache(args.target, tonumber(args.redis_timeout) or 0.5) end
+  if kind == "redis_cluster" then return redis_cluster_cache(args.target, tonumber(args.redis_timeout) or 0.5) end
   if kind == "file" then return spotify.cache.file(args.target) end
   if kind == "file_noincr" then -- a shared cache that cannot count: get, set and the lock only
     local file = spotify.cache.file(args.target)
@@ -58,6 +70,7 @@ local client = spotify.client {
   refresh_buffer = tonumber(args.refresh_buffer) or 60,
   timeout = 5,
   max_retry_after = tonumber(args.max_retry_after) or 60,
+  deadline = tonumber(args.deadline),
   user_agent = args.worker and ("fleet-worker-" .. args.worker) or nil, -- the fake logs it
   rate_limit = args.rate_requests and { requests = tonumber(args.rate_requests), window = tonumber(args.rate_window),
     fallback = tonumber(args.rate_fallback) } or nil,
@@ -73,11 +86,13 @@ if start_at then
   if wait > 0 then core.sleep(wait) end
 end
 
-local summary = { ok = 0, failed = 0, errors = {}, tokens = {}, started = testing.time() }
+local summary = { ok = 0, failed = 0, errors = {}, tokens = {}, started = testing.time(), longest = 0 }
 local seen = {}
 local pause = tonumber(args.pause) or 0
 for _ = 1, tonumber(args.calls) or 50 do
+  local called = core.now()
   local track, err = client:track(TRACK)
+  summary.longest = math.max(summary.longest, core.now() - called)
   if track and track.id == TRACK then
     summary.ok = summary.ok + 1
   else

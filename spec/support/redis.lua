@@ -10,6 +10,12 @@
 --   server:stop()
 --   redis_server.garbage() a server on a free port that answers every
 --                          command with bytes that are not RESP
+--
+--   local c = redis_server.cluster(3)   a real Redis Cluster of 3 masters
+--   c.nodes                {"127.0.0.1:port", ...}
+--   c:connect(timeout)     a cluster connection (examples/redis_cluster.lua)
+--   c:each(fn)             fn(lua-redis connection) for every node
+--   c:stop()
 local socket = require "socket"
 
 local redis_server = {}
@@ -41,10 +47,10 @@ local function answers_ping(port)
   return line == "+PONG"
 end
 
-local function launch(dir, port)
+local function launch(dir, port, extra)
   local cmd = ("redis-server --bind 127.0.0.1 --port %d --dir %s --save '' --appendonly no "
-    .. "--daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log --protected-mode no")
-    :format(port, dir, dir, dir)
+    .. "--daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log --protected-mode no %s")
+    :format(port, dir, dir, dir, extra or "")
   os.execute(cmd)
   for _ = 1, 100 do
     if answers_ping(port) then return tonumber(read_file(dir .. "/redis.pid")) end
@@ -53,15 +59,85 @@ local function launch(dir, port)
   return nil
 end
 
---- Start a redis-server; raises when none comes up.
-function redis_server.start()
+-- A free port whose cluster bus port (port + 10000) is free as well.
+local function free_cluster_port()
+  for _ = 1, 50 do
+    local port = free_port()
+    if port + 10000 <= 65535 then
+      local s = require("socket").bind("127.0.0.1", port + 10000)
+      if s then
+        s:close()
+        return port
+      end
+    end
+  end
+  error "spec/support/redis: no free port pair for a cluster node"
+end
+
+--- Start a redis-server (`extra`: more options); raises when none comes up.
+function redis_server.start(extra, pick_port)
   local dir = read_command "mktemp -d /tmp/lua-spotify-redis.XXXXXX"
   for _ = 1, 5 do -- another process may take the free port before redis does
-    local port = free_port()
-    local pid = launch(dir, port)
+    local port = (pick_port or free_port)()
+    local pid = launch(dir, port, extra)
     if pid then return setmetatable({ dir = dir, port = port, pid = pid }, Server) end
   end
   error("spec/support/redis: redis-server did not start; see " .. dir .. "/redis.log")
+end
+
+local Cluster = {}
+Cluster.__index = Cluster
+
+-- CLUSTER INFO of the node on `port` says the cluster is up and every
+-- slot is served.
+local function cluster_ok(port)
+  local info = read_command(("redis-cli -p %d cluster info 2>/dev/null"):format(port))
+  return info:find("cluster_state:ok", 1, true) and info:find("cluster_slots_ok:16384", 1, true)
+end
+
+--- Start a Redis Cluster of `masters` nodes (no replicas) on loopback and
+-- wait until every node sees it whole; raises when it does not come up.
+function redis_server.cluster(masters)
+  local self = setmetatable({ servers = {}, nodes = {} }, Cluster)
+  local ok, err = pcall(function()
+    for i = 1, masters do
+      local s = redis_server.start("--cluster-enabled yes --cluster-config-file nodes.conf "
+        .. "--cluster-node-timeout 5000", free_cluster_port)
+      self.servers[i], self.nodes[i] = s, "127.0.0.1:" .. s.port
+    end
+    local out = read_command(("redis-cli --cluster create %s --cluster-replicas 0 --cluster-yes 2>&1")
+      :format(table.concat(self.nodes, " ")))
+    assert(out:find("All 16384 slots covered", 1, true), "spec/support/redis: cluster create failed: " .. out)
+    local give_up = socket.gettime() + 30
+    for _, s in ipairs(self.servers) do
+      while not cluster_ok(s.port) do
+        assert(socket.gettime() < give_up, "spec/support/redis: the cluster did not come up")
+        socket.sleep(0.1)
+      end
+    end
+  end)
+  if not ok then
+    self:stop()
+    error(err, 0)
+  end
+  return self
+end
+
+--- A cluster connection (examples/redis_cluster.lua) with `timeout` seconds.
+function Cluster:connect(timeout)
+  redis_server.client_library()
+  return require("examples.redis_cluster").connect { nodes = self.nodes, timeout = timeout }
+end
+
+--- fn(connection) for a lua-redis connection to each node in turn.
+function Cluster:each(fn)
+  for _, s in ipairs(self.servers) do fn(s:connect()) end
+end
+
+--- Stop every node and remove its directory.
+function Cluster:stop()
+  for _, s in ipairs(self.servers) do s:stop() end
+  self.servers = {}
 end
 
 local function signal(self, name)

@@ -39,27 +39,46 @@ return v
 ]]
 
 -- The shared penalty and one request's place in the sliding window, in one
--- round trip (the engine's pace; see cache:pace). KEYS[1]: the penalty;
--- KEYS[2]: the base of the counter (`:n`) and of the N start-time slots.
--- ARGV: requests, window, margin, now (the caller's wall clock, as every
--- slot holds). Request k starts once request k - N started a window ago.
--- The slot keys are derived here, so this wants one Redis, not a cluster.
+-- round trip (the engine's pace; see cache:pace), on the server's clock
+-- (TIME): the machines of a fleet may disagree about the time, the server
+-- is one. KEYS[1]: the penalty; KEYS[2]: a hash of the counter (`n`) and
+-- the N start-time slots, in server time. Both keys carry the budget key
+-- as their hash tag, so a cluster runs the script on one node. ARGV:
+-- requests (0: the penalty alone), window, margin, the longest penalty.
+-- A penalty answers {"penalty", value, ms left}: its time left is the
+-- key's TTL, so the writer's clock does not matter. A penalty set with no
+-- TTL (by hand) is given one, from the end it names; every penalty is cut
+-- to the longest there is. Else {"start", s}: how long
+-- after now the request starts. Request k starts once request k - N
+-- started a window ago.
 local PACE_SCRIPT = [[
-local now = tonumber(ARGV[4])
+local t = redis.call("time")
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local max_ms = tonumber(ARGV[4]) * 1000
 local penalty = redis.call("get", KEYS[1])
-if penalty and (tonumber(string.match(penalty, "^%S+")) or 0) > now then
-  return {"penalty", penalty}
+if penalty then
+  local left = redis.call("pttl", KEYS[1])
+  local fix = left < 0 or left > max_ms
+  if left < 0 then
+    local ends = tonumber(string.match(penalty, "^%S+"))
+    left = ends and ends - now < math.huge and math.floor((ends - now) * 1000) or 0
+  end
+  if left > max_ms then left = max_ms end
+  if left > 0 then
+    if fix then redis.call("pexpire", KEYS[1], left) end
+    return {"penalty", penalty, left}
+  end
 end
 local n, w, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local k = redis.call("incr", KEYS[2] .. ":n")
-if k == 1 then redis.call("expire", KEYS[2] .. ":n", 86400) end
-local slot = KEYS[2] .. ":" .. (k % n)
-local prev = tonumber(redis.call("get", slot))
+if n < 1 then return {"start", "0"} end
+local slot = redis.call("hincrby", KEYS[2], "n", 1) % n
+local prev = tonumber(redis.call("hget", KEYS[2], slot))
 local start = now
 if prev and prev + w + margin > start then start = prev + w + margin end
-local text = string.format("%.17g", start)
-redis.call("set", slot, text, "EX", math.ceil(2 * w) + 1)
-return {"start", text}
+redis.call("hset", KEYS[2], slot, string.format("%.17g", start))
+local life = math.ceil((start - now + 2 * w + 1) * 1000)
+if redis.call("pttl", KEYS[2]) < life then redis.call("pexpire", KEYS[2], life) end
+return {"start", string.format("%.17g", start - now)}
 ]]
 
 local function has_commands(v)
@@ -267,17 +286,28 @@ end
 
 --- cache:pace(penalty_key, pace_key, budget) -> start time | penalty: the
 -- engine's penalty check and pacing of one request in one round trip.
--- `budget` is {requests, window, margin, now}; answers the penalty's
--- value (a string) while one holds, else the request's start time (wall
--- clock, a number). Raises when Redis fails.
+-- `budget` is {requests, window, margin, now}, `now` the caller's wall
+-- clock; requests = 0 checks the penalty alone. The server keeps time (see
+-- PACE_SCRIPT); the answer is on the caller's clock: the penalty as
+-- "until duration [reason]" while one holds, else the request's start
+-- time (a number). Raises when Redis fails.
 function Redis:pace(penalty_key, pace_key, budget)
   local reply = run_pace(self, 2, self.prefix .. penalty_key, self.prefix .. pace_key,
-    tostring(budget.requests), ("%.17g"):format(budget.window), ("%.17g"):format(budget.margin),
-    ("%.17g"):format(budget.now))
-  if type(reply) == "table" and reply[1] == "penalty" and type(reply[2]) == "string" then return reply[2] end
-  local start = type(reply) == "table" and reply[1] == "start" and tonumber(reply[2])
-  if not start then error("redis: the pace script answered something unexpected", 0) end
-  return start
+    tostring(budget.requests), ("%.17g"):format(budget.window), ("%.17g"):format(budget.margin), "86400")
+  local what = type(reply) == "table" and reply[1]
+  if what == "penalty" and type(reply[2]) == "string" and tonumber(reply[3]) then
+    local left = tonumber(reply[3]) / 1000
+    local duration, reason = reply[2]:match "^%S+%s+(%S+)%s*(.*)$"
+    if not tonumber(duration) then
+      reason = reply[2]:match "^%S+%s+(.*)$" or ""
+    elseif tonumber(duration) < left then
+      left = tonumber(duration) -- the TTL is the penalty rounded up to a second
+    end
+    return ("%.17g %.17g%s"):format(budget.now + left, left, reason ~= "" and " " .. reason or "")
+  end
+  local delay = what == "start" and tonumber(reply[2])
+  if not delay then error("redis: the pace script answered something unexpected", 0) end
+  return budget.now + delay
 end
 
 --- cache:unlock(key): releases the lock only if this cache still owns it;

@@ -82,13 +82,16 @@ end
 
 --- cache:pace(penalty_key, pace_key, budget) -> start time | penalty: the
 -- engine's penalty check and pacing of one request in one call. `budget`
--- is {requests, window, margin, now}; answers the penalty's value (a
--- string) while one holds, else the request's start time (wall clock).
--- Request k starts once request k - N started a window ago.
+-- is {requests, window, margin, now}, requests = 0 for the penalty alone;
+-- answers the penalty's value (a string) while one holds, else the
+-- request's start time (wall clock). Every worker of the server reads the
+-- same clock; the engine bounds what a penalty holds by the duration in
+-- it. Request k starts once request k - N started a window ago.
 function Shdict:pace(penalty_key, pace_key, budget)
   local dict, now = self.dict, budget.now
   local penalty = dict:get(penalty_key)
   if type(penalty) == "string" and (tonumber(penalty:match "^%S+") or 0) > now then return penalty end
+  if budget.requests < 1 then return now end
   local k, err = dict:incr(pace_key .. ":n", 1, 0, 86400)
   if k == nil then error("shared dict incr: " .. tostring(err), 0) end
   local slot = pace_key .. ":" .. (k % budget.requests)
