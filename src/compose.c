@@ -217,9 +217,8 @@ static char *assemble(const struct spotify_compose *c, int stale, size_t *out_le
   return s;
 }
 
-static int answer_assembled(spotify_exchange *x) {
-  size_t len;
-  char *s = assemble(x->compose, 0, &len);
+/* s (malloc'd, len bytes and a NUL) is the exchange's answer now. */
+static int take_answer(spotify_exchange *x, char *s, size_t len) {
   if (s == NULL) return 0;
   free(x->answer);
   x->answer = s;
@@ -228,6 +227,12 @@ static int answer_assembled(spotify_exchange *x) {
   x->body = s;
   x->body_len = len;
   return 1;
+}
+
+static int answer_assembled(spotify_exchange *x) {
+  size_t len = 0;
+  char *s = assemble(x->compose, 0, &len);
+  return take_answer(x, s, len);
 }
 
 /* An item expired less than stale_while_revalidate ago: held as it is, and
@@ -364,16 +369,11 @@ static int asked_as_called(const struct spotify_compose *c) {
 
 static int answer_as_sent(spotify_exchange *x, const char *raw, size_t len) {
   char *s = malloc(len + 1);
-  if (s == NULL) return 0;
-  memcpy(s, raw, len);
-  s[len] = '\0';
-  free(x->answer);
-  x->answer = s;
-  x->answer_len = len;
-  x->status = 200;
-  x->body = s;
-  x->body_len = len;
-  return 1;
+  if (s) {
+    memcpy(s, raw, len);
+    s[len] = '\0';
+  }
+  return take_answer(x, s, len);
 }
 
 int spotify_compose_merge(lua_State *L, spotify_exchange *x, const char *raw, size_t len,

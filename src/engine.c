@@ -1005,6 +1005,19 @@ int spotify_exchange_init(spotify_exchange *x, spotify_machine *m, spotify_purpo
   return x->method && x->url ? 0 : -1;
 }
 
+/* Let go of a lock of an abandoned exchange. A Lua cache may yield, so
+ * only a native one (or one the driver lets the machine call) is unlocked
+ * here; the lock's TTL frees the other. */
+static void unlock_now(lua_State *L, const spotify_exchange *x, const spotify_cache *c,
+                       const char *key) {
+  if (c->vt == NULL || (c->may_yield && !x->lua_caches_inline)) return;
+  spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = key};
+  spotify_cache_result res;
+  memset(&res, 0, sizeof res);
+  spotify_cache_run(L, c, &rq, &res);
+  spotify_cache_result_clear(&res);
+}
+
 void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   if (m == NULL) return;
@@ -1013,27 +1026,11 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   revalidation_ended(x);
   if (x->rlock_held) {
     x->rlock_held = 0;
-    /* As with the token's lock: only a native store here; the TTL frees a Lua one. */
-    spotify_responses *r = m->responses;
-    if (r && r->store.vt && (!r->store.may_yield || x->lua_caches_inline)) {
-      spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = x->rlock_key};
-      spotify_cache_result res;
-      memset(&res, 0, sizeof res);
-      spotify_cache_run(L, &r->store, &rq, &res);
-      spotify_cache_result_clear(&res);
-    }
+    if (m->responses) unlock_now(L, x, &m->responses->store, x->rlock_key);
   }
   if (x->lock_held) {
     x->lock_held = 0;
-    /* A Lua cache may yield, so only a native one is unlocked here; the
-     * lock's TTL frees the other. */
-    if (m->cache.vt && (!m->cache.may_yield || x->lua_caches_inline)) {
-      spotify_cache_req rq = {.op = SPOTIFY_CACHE_UNLOCK, .key = m->lock_key};
-      spotify_cache_result r;
-      memset(&r, 0, sizeof r);
-      spotify_cache_run(L, &m->cache, &rq, &r);
-      spotify_cache_result_clear(&r);
-    }
+    unlock_now(L, x, &m->cache, m->lock_key);
   }
   if (x->renewing) {
     /* Not a shared outcome: the waiters see the renewer gone and one of

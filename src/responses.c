@@ -219,11 +219,11 @@ int spotify_responses_push_copy(lua_State *L, spotify_responses *r, const char *
   return 1;
 }
 
-char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,
-                              size_t *out_len) {
-  char head[64];
-  int n = snprintf(head, sizeof head, "%.3f %.3f\n", fresh_until, stale_until);
-  if (n < 0 || (size_t)n >= sizeof head) return NULL;
+/* A shared-tier value: the head (n bytes of snprintf's, < 0 or size when
+ * it did not fit) then the text; malloc'd, NULL when it cannot be made. */
+static char *entry_of(const char *head, int n, size_t size, const char *text, size_t len,
+                      size_t *out_len) {
+  if (n < 0 || (size_t)n >= size) return NULL;
   char *s = malloc((size_t)n + len + 1);
   if (s == NULL) return NULL;
   memcpy(s, head, (size_t)n);
@@ -231,6 +231,13 @@ char *spotify_responses_entry(const char *text, size_t len, double fresh_until, 
   s[(size_t)n + len] = '\0';
   *out_len = (size_t)n + len;
   return s;
+}
+
+char *spotify_responses_entry(const char *text, size_t len, double fresh_until, double stale_until,
+                              size_t *out_len) {
+  char head[64];
+  int n = snprintf(head, sizeof head, "%.3f %.3f\n", fresh_until, stale_until);
+  return entry_of(head, n, sizeof head, text, len, out_len);
 }
 
 char *spotify_responses_entry_validated(const char *text, size_t len, const spotify_rlook *e,
@@ -246,14 +253,7 @@ char *spotify_responses_entry_validated(const char *text, size_t len, const spot
   int n = snprintf(head, sizeof head, "%.3f %.3f %.3f\n%s%s%s%s%s%s", e->fresh_until,
                    e->stale_until, e->keep_until, et ? "etag " : "", et ? et : "", et ? "\n" : "",
                    lm ? "lm " : "", lm ? lm : "", lm ? "\n" : "");
-  if (n < 0 || (size_t)n >= sizeof head) return NULL;
-  char *s = malloc((size_t)n + len + 1);
-  if (s == NULL) return NULL;
-  memcpy(s, head, (size_t)n);
-  memcpy(s + n, text, len);
-  s[(size_t)n + len] = '\0';
-  *out_len = (size_t)n + len;
-  return s;
+  return entry_of(head, n, sizeof head, text, len, out_len);
 }
 
 /* One "name VALUE\n" line of a validator at p; the value's span, or NULL. */
