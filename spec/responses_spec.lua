@@ -684,6 +684,24 @@ describe("spotify.responses", function()
       c:close()
     end)
 
+    it("hands out a batch's expired items from the shared tier; the store keeps them that long", function()
+      local store = spotify.cache.memory()
+      local function opts()
+        return spotify.responses { store = store, ttl = 60, lru = 0, stale_while_revalidate = 300 }
+      end
+      local c1, c2 = client(opts()), client(opts())
+      local list = ids(3)
+      local first = assert(c1:tracks(list))
+      core.sleep(120) -- past the ttl, and past what stale_if_error alone would keep
+      assert(c2:access_token())
+      local mark = #f:log()
+      assert.same(first, assert(c2:tracks(list)))
+      assert.equal(0, #f:log_for("/v1/", mark))
+      assert.equal(3, c2:stats().response_stale)
+      c1:close()
+      c2:close()
+    end)
+
     it("renews from started requests on the next poll, once per key", function()
       local c = client(spotify.responses { ttl = 60, stale_while_revalidate = 300 })
       local first = assert(c:track(ID))

@@ -451,7 +451,7 @@ void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_o
   spotify_compose_keep(L, x);
   if (r->store.vt && !(o->cache_control & SPOTIFY_CC_PRIVATE)) {
     c->pos = 0;
-    x->entry_ttl = ceil(ttl + r->stale);
+    x->entry_ttl = ceil(spotify_responses_stale_until(r, ttl)); /* ttl from now */
     x->state = S_COMPOSE_STORE;
   }
 }
