@@ -456,4 +456,20 @@ describe("stored times a wrong clock cannot stretch", function()
     assert.equal(1, c:stats().rate_limited_waits)
     assert.is_true(longest_wait() <= 2.05 + 0.01, "waited " .. longest_wait())
   end)
+
+  it("a start from a cache's own pace that is no time within a day is none: the process paces itself", function()
+    -- a cache of the user's: its pace answers a start that cannot be one
+    for _, start in ipairs { math.huge, 1e300, testing.time() + 2 * 86400 } do
+      local kept = {}
+      local cache = {
+        get = function(_, k) return kept[k] end,
+        set = function(_, k, v) kept[k] = v end,
+        pace = function() return start end,
+      }
+      local c = client(cache, { rate_limit = { requests = 5, window = 2 } })
+      assert(c:track(ID))
+      assert.is_true(longest_wait() <= 2.05 + 0.01, tostring(start) .. ": waited " .. longest_wait())
+      c:close()
+    end
+  end)
 end)

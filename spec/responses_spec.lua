@@ -296,6 +296,33 @@ describe("spotify.responses", function()
       c:close()
     end)
 
+    it("batches that ride on one answered from another process's store each get their own order", function()
+      local store = spotify.cache.memory()
+      local c = client(spotify.responses { store = store, ttl = 3600 })
+      local a, b, d = unpack(ids(3, "R"))
+      assert(c:track(a))
+      assert(c:track(d))
+      -- another process asks for b: it holds the store's lock on that batch
+      local key = "response:" .. f.api_base .. "/tracks?ids=" .. b
+      assert.is_true(store:lock(key .. ":lock", 30))
+      local r1 = c:start("tracks", { a, b })
+      local r2 = c:start("tracks", { b, d }) -- the same batch (b) as r1's: it rides on r1's
+      for _ = 1, 5 do c:poll(0) end
+      -- ... and stores its answer to b, then lets go
+      local other = client()
+      local item = require("cjson").encode((assert(other:track(b))))
+      local now = testing.time()
+      store:set(key, ("%.3f %.3f\n"):format(now + 3600, now + 3600) .. '{"tracks":[' .. item .. "]}", 3600)
+      store:unlock(key .. ":lock")
+      local deadline = os.time() + 30
+      while not (r1:done() and r2:done()) and os.time() < deadline do c:poll(0.01) end
+      local one, two = assert(r1:result()), assert(r2:result())
+      assert.same({ a, b }, { one[1].id, one[2].id })
+      assert.same({ b, d }, { two[1].id, two[2].id })
+      c:close()
+      other:close()
+    end)
+
     it("asks only for the IDs not held, and answers in the caller's order", function()
       local c = client(spotify.responses { ttl = 3600 })
       local list = ids(50)
@@ -555,6 +582,40 @@ describe("spotify.responses", function()
       assert.equal(1, c1:stats().response_shared_hits)
       c1:close()
       c2:close()
+    end)
+
+    it("a 304 renews the answer it was asked about, not another text this process kept", function()
+      local store = spotify.cache.memory()
+      local key = "response:" .. f.api_base .. "/tracks/" .. ID
+      -- the store's entry as Spotify answered it: its times, validators, text
+      local c0 = client(spotify.responses { store = store, ttl = 60, lru = 0 })
+      assert(c0:track(ID))
+      local entry = assert(store:get(key))
+      local rest = entry:sub(entry:find("\n", 1, true) + 1) -- past the times
+      local at = rest:find("{", 1, true)
+      local validators, text = rest:sub(1, at - 1), rest:sub(at)
+      assert.matches("^etag ", validators)
+      local function named(name)
+        local t = require("cjson").decode(text)
+        t.name = name
+        return require("cjson").encode(t)
+      end
+      -- this process keeps one text, copied from the store with no validator ...
+      local now = testing.time()
+      store:set(key, ("%.3f %.3f\n"):format(now + 60, now + 1000) .. named "kept here", 1000)
+      local c = client(spotify.responses { store = store, ttl = 60, stale_if_error = 1000 })
+      assert.equal("kept here", assert(c:track(ID)).name)
+      core.sleep(120) -- both expired
+      -- ... while the store now holds another, with Spotify's validators
+      now = testing.time()
+      store:set(key, ("%.3f %.3f %.3f\n"):format(now - 10, now + 1000, now + 1000) .. validators
+        .. named "asked about", 1000)
+      local mark = #f:log()
+      assert.equal("asked about", assert(c:track(ID)).name)
+      assert.equal(304, f:log_for("/v1/", mark)[1].status)
+      assert.equal("asked about", assert(c:track(ID)).name) -- and that is what is fresh now
+      c0:close()
+      c:close()
     end)
 
     it("asks unconditionally where the answer had no validator", function()

@@ -467,7 +467,8 @@ static void not_modified(lua_State *L, spotify_exchange *x, const spotify_outcom
   spotify_rlook e = {.etag = o->etag ? o->etag : x->cond_etag,
                      .last_modified = o->last_modified ? o->last_modified : x->cond_lm};
   kept_times(x, &e, ttl);
-  if (!spotify_responses_renew(r, x->akey, e.fresh_until, e.stale_until, e.keep_until))
+  if (!spotify_responses_renew(r, x->akey, x->answer, x->answer_len, e.fresh_until, e.stale_until,
+                               e.keep_until))
     spotify_responses_put_validated(L, r, x->akey, x->answer, x->answer_len, e.fresh_until,
                                     e.stale_until, e.keep_until, e.etag, e.last_modified);
   x->from_lru = 1; /* push_copy decodes only when the tier has no decoded answer yet */
@@ -556,9 +557,16 @@ static void leave_flight(spotify_exchange *x) {
 static void land(spotify_exchange *x) {
   spotify_flight *f = x->flight;
   if (x->following || f->finished) return;
-  f->finished = 1;
   size_t raw_len = 0;
   const char *raw = spotify_compose_raw(x, &raw_len); /* each follower assembles its own */
+  if (x->compose && raw == NULL && !x->error.kind) {
+    /* Answered from the store or a stale stand-in: the text is in the
+     * leader's own order, not the shared URL's. Each follower asks (or
+     * looks in the tiers the leader just filled) on its own. */
+    leave_flight(x);
+    return;
+  }
+  f->finished = 1;
   if (x->error.kind)
     spotify_error_copy(&f->error, &x->error);
   else if (!copy_text(&f->body, &f->len, raw ? raw : x->body, raw ? raw_len : x->body_len))

@@ -92,6 +92,7 @@ static int step_bracketed(lua_State *L) {
          * a gateway passes it on without decoding and encoding it again. */
         lua_pushlstring(L, x->body ? x->body : "", x->body ? x->body_len : 0);
         lua_pushinteger(L, x->status);
+        spotify_exchange_drop_value(L, x); /* the decoded answer: nobody takes it */
         n = 3;
       } else {
         n = 1 + spotify_push_result(L, x);

@@ -239,8 +239,10 @@ spotify_action spotify_ratelimit_paced(lua_State *L, spotify_exchange *x) {
    * server) counted from a later moment, when its script ran, so the
    * start is moved on by the time the call took: late by the reply's way
    * back at most, never early. */
-  x->pace_start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number + (wall() - x->cache_req.now)
-                                                     : local_place(&m->pacing);
+  double start = r->answer == SPOTIFY_ANSWER_NUMBER ? r->number + (wall() - x->cache_req.now) : NAN;
+  /* A cache of the user's may answer anything: a start that is no time
+   * within a day is none (the process paces itself). */
+  x->pace_start = isfinite(start) && start < wall() + PENALTY_MAX ? start : local_place(&m->pacing);
   x->state = S_PACE_WAIT;
   return 0;
 }

@@ -137,11 +137,13 @@ void spotify_responses_put(lua_State *L, spotify_responses *r, const char *key, 
                                   NULL);
 }
 
-int spotify_responses_renew(spotify_responses *r, const char *key, double fresh_until,
-                            double stale_until, double keep_until) {
+int spotify_responses_renew(spotify_responses *r, const char *key, const char *text, size_t len,
+                            double fresh_until, double stale_until, double keep_until) {
   if (r->nbuckets == 0) return 0;
   spotify_rentry *e = *slot_of(r, key, hash_of(key));
-  if (e == NULL) return 0;
+  /* Only the answer the 304 was about: the entry may hold another text
+   * (one this process kept, while the validators came from the store). */
+  if (e == NULL || e->len != len || memcmp(e->text, text, len) != 0) return 0;
   e->fresh_until = fresh_until;
   e->stale_until = stale_until;
   e->keep_until = keep_until > stale_until ? keep_until : stale_until;

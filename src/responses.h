@@ -86,9 +86,9 @@ void spotify_responses_put_validated(lua_State *L, spotify_responses *r, const c
                                      double stale_until, double keep_until, const char *etag,
                                      const char *last_modified);
 /* A 304: the entry for key is fresh again (its decoded answer kept); 0
- * when there is none. */
-int spotify_responses_renew(spotify_responses *r, const char *key, double fresh_until,
-                            double stale_until, double keep_until);
+ * when there is none, or it holds another text than the one asked about. */
+int spotify_responses_renew(spotify_responses *r, const char *key, const char *text, size_t len,
+                            double fresh_until, double stale_until, double keep_until);
 /* Push a copy of the decoded answer kept for key; 0 (nothing pushed) when
  * there is none to copy. */
 int spotify_responses_push_copy(lua_State *L, spotify_responses *r, const char *key);

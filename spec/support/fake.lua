@@ -5,6 +5,7 @@
 --   f.tls_api_base, f.tls_token_url    TLS on localhost, signed by f.ca_file
 --   f:config { expires_in = 5 }        f:faults { { path = "/v1/tracks", status = 500 } }
 --   f:log(), f:log_for "/v1/"          f:reset()       f:stop()
+--   f:peak("/v1/", 2)  the most API requests that arrived within any 2 s
 --   f:kill()       SIGKILL, as a crash would; connections in flight break
 --   f:restart()    a new fake on the same ports (a fresh state: no tokens)
 local cjson = require "cjson"
@@ -121,6 +122,20 @@ function Fake:log_for(prefix, after)
     if i > (after or 0) and e.path:sub(1, #prefix) == prefix then out[#out + 1] = e end
   end
   return out
+end
+
+--- The most requests to `prefix` (see log_for) that arrived within any
+-- `window` seconds, by the kernel's receive time; and how many there were.
+function Fake:peak(prefix, window, after)
+  local t = {}
+  for _, e in ipairs(self:log_for(prefix, after)) do t[#t + 1] = e.arrived end
+  table.sort(t)
+  local most, first = 0, 1
+  for i = 1, #t do
+    while t[i] - t[first] >= window do first = first + 1 end
+    most = math.max(most, i - first + 1)
+  end
+  return most, #t
 end
 
 function Fake:kill()
