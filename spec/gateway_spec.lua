@@ -10,6 +10,7 @@ local spotify = require "spotify"
 local fake = require "spec.support.fake"
 local gateway = require "spec.support.gateway"
 local nginx = require "spec.support.nginx"
+local socket = require "socket"
 
 local ID = "4iV5W9uYEdYUVa79Axb7Rh"
 
@@ -331,3 +332,62 @@ describe("spotify.gateway and the app's quota", function()
     assert.same({}, f:log_for("/v1/", mark))
   end)
 end)
+
+-- Lookups ask alone (no window: the gateway's get_raw) or in batch windows
+-- (the example's default: a hit of the worker's own tier, else the items
+-- of a window's batch GET).
+for _, window in ipairs { "0", "0.005" } do
+  describe("spotify.gateway with stale_while_revalidate, batch_window " .. window, function()
+    local f, node
+
+    setup(function()
+      f = fake.start {}
+      -- the example as shipped, its answers kept 1 s and handed out 60 s
+      -- beyond while one request renews them
+      local lua = assert(require("spec.support.files").read_file "examples/gateway/gateway.lua")
+      local n
+      lua, n = lua:gsub("stale_if_error = 3600,", "stale_if_error = 3600, stale_while_revalidate = 60,")
+      assert.equal(1, n)
+      lua, n = lua:gsub(" track = 86400,", " track = 1,")
+      assert.equal(1, n)
+      node = gateway.start(f, { workers = 2, gateway_lua = lua, env = { SPOTIFY_BATCH_WINDOW = window } })
+      assert.truthy(gateway.eventually(function() return #f:log_for "/api/token" >= 1 end))
+    end)
+    teardown(function()
+      if node then node:stop() end
+      if f then f:stop() end
+    end)
+    after_each(function()
+      assert.is_nil(gateway.leaks(node.answers, f), "an answer carries a secret")
+    end)
+
+    it("answers 100 concurrent callers from the expired answer at once; 1 request renews it", function()
+      local status, first = node:get("/tracks/" .. ID)
+      assert.equal(200, status, first)
+      assert.equal(1, #f:log_for "/v1/tracks")
+      socket.sleep(2) -- past the 1 s ttl: expired, and 58 s inside the 60 s
+      -- Spotify now takes 0.5 s to answer
+      f:faults { { path = "/v1/tracks", delay = 0.5, times = -1 } }
+      local mark = #f:log()
+      local paths = {}
+      for i = 1, 100 do paths[i] = "/v1/tracks/" .. ID end
+      local results = node.server:parallel(paths, #paths)
+      local slowest, sum = 0, 0
+      for i = 1, 100 do
+        local r = results[i]
+        assert.equal(200, r.status, r.body)
+        assert.equal(ID, cjson.decode(r.body).id)
+        slowest, sum = math.max(slowest, r.time), sum + r.time
+      end
+      print(("\n  stale_while_revalidate through the gateway (window %s): 100 answers, mean %.1f ms, slowest %.1f ms")
+        :format(window, sum / 100 * 1000, slowest * 1000))
+      assert.is_true(slowest < 0.3, ("slowest answer took %.3f s"):format(slowest))
+      -- one renewal for both workers: it arrives, and no other follows it
+      assert.truthy(gateway.eventually(function() return #f:log_for("/v1/tracks", mark) >= 1 end, 20))
+      assert.falsy(gateway.eventually(function() return #f:log_for("/v1/tracks", mark) >= 2 end, 3))
+      assert.equal(1, #f:log_for("/v1/", mark))
+      assert.equal("/v1/tracks/" .. ID, f:log_for("/v1/", mark)[1].path)
+      f:faults {}
+    end)
+  end)
+end

@@ -649,4 +649,148 @@ describe("spotify.responses", function()
       plain:close()
     end)
   end)
+  describe("stale_while_revalidate", function()
+    setup(function() require("spec.support.virtual_clock").install() end)
+    teardown(function() testing.virtual_clock(false) end)
+    local OTHER = "0TnOYISbd1XYRBk9myaseg"
+
+    it("raises naming the option", function()
+      for _, bad in ipairs { -1, "x", 0 / 0, math.huge, {} } do
+        local ok, err = pcall(spotify.responses, { stale_while_revalidate = bad })
+        assert.is_false(ok)
+        assert.matches("stale_while_revalidate", tostring(err))
+      end
+      assert.equal("userdata", type(spotify.responses { stale_while_revalidate = 0 }))
+    end)
+
+    it("hands out an answer expired less than s ago at once; the next call renews it once", function()
+      local c = client(spotify.responses { ttl = 60, stale_while_revalidate = 300 })
+      local first = assert(c:track(ID))
+      core.sleep(120) -- the virtual clock: expired 60 s ago
+      local mark = #f:log()
+      local t = assert(c:track(ID))
+      assert.same(first, t)
+      assert.equal(0, #f:log_for("/v1/", mark)) -- no request for it
+      assert.equal(1, c:stats().response_stale)
+      assert(c:artist(OTHER)) -- the next call renews it first
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      local hits = c:stats().response_hits
+      assert.equal(ID, assert(c:track(ID)).id) -- fresh again
+      assert.equal(hits + 1, c:stats().response_hits)
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      assert.equal(1, c:stats().response_stale)
+      c:close()
+    end)
+
+    it("is an ordinary miss beyond s, and off by default", function()
+      for _, r in ipairs { spotify.responses { ttl = 60, stale_while_revalidate = 30 },
+        spotify.responses { ttl = 60 } } do
+        local c = client(r)
+        assert(c:track(ID))
+        core.sleep(120)
+        local mark = #f:log()
+        assert.equal(ID, assert(c:track(ID)).id)
+        assert.equal(1, #f:log_for("/v1/tracks/", mark)) -- asked at once
+        assert.equal(0, c:stats().response_stale)
+        assert(c:artist(OTHER))
+        assert.equal(1, #f:log_for("/v1/tracks/", mark)) -- and nothing renewed after
+        c:close()
+      end
+    end)
+
+    it("hands out the shared tier's expired answer; one renewal refreshes it for every client", function()
+      local store = spotify.cache.memory()
+      local function opts()
+        return spotify.responses { store = store, ttl = 60, lru = 0, stale_while_revalidate = 300 }
+      end
+      local c1, c2 = client(opts()), client(opts())
+      local first = assert(c1:track(ID))
+      core.sleep(120)
+      assert(c2:access_token())
+      local mark = #f:log()
+      assert.same(first, assert(c2:track(ID)))
+      assert.same(first, assert(c1:track(ID)))
+      assert.equal(0, #f:log_for("/v1/", mark))
+      assert.equal(1, c2:stats().response_stale)
+      assert(c2:artist(OTHER)) -- c2 renews it in the store
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      assert(c1:artist(OTHER)) -- c1's renewal finds it fresh there: no request
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      local shared = c1:stats().response_shared_hits
+      assert.equal(ID, assert(c1:track(ID)).id)
+      assert.equal(shared + 1, c1:stats().response_shared_hits)
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      c1:close()
+      c2:close()
+    end)
+
+    it("hands out a batch call's expired items at once; each is renewed once by its single lookup", function()
+      local c = client(spotify.responses { ttl = 60, stale_while_revalidate = 300 })
+      local list = ids(3)
+      local first = assert(c:tracks(list))
+      core.sleep(120)
+      local mark = #f:log()
+      assert.same(first, assert(c:tracks(list)))
+      assert.equal(0, #f:log_for("/v1/", mark))
+      assert.equal(3, c:stats().response_stale)
+      assert(c:artist(OTHER)) -- the next call renews the three
+      local renewed = f:log_for("/v1/tracks", mark)
+      assert.equal(3, #renewed)
+      local seen = {}
+      for _, e in ipairs(renewed) do seen[e.path] = true end
+      for _, id in ipairs(list) do assert.is_true(seen["/v1/tracks/" .. id], id) end
+      assert.same(first, assert(c:tracks(list))) -- fresh again
+      assert.equal(3, #f:log_for("/v1/tracks", mark))
+      assert.equal(3, c:stats().response_stale)
+      c:close()
+    end)
+
+    it("hands out a batch's expired items from the shared tier; the store keeps them that long", function()
+      local store = spotify.cache.memory()
+      local function opts()
+        return spotify.responses { store = store, ttl = 60, lru = 0, stale_while_revalidate = 300 }
+      end
+      local c1, c2 = client(opts()), client(opts())
+      local list = ids(3)
+      local first = assert(c1:tracks(list))
+      core.sleep(120) -- past the ttl, and past what stale_if_error alone would keep
+      assert(c2:access_token())
+      local mark = #f:log()
+      assert.same(first, assert(c2:tracks(list)))
+      assert.equal(0, #f:log_for("/v1/", mark))
+      assert.equal(3, c2:stats().response_stale)
+      c1:close()
+      c2:close()
+    end)
+
+    it("renews from started requests on the next poll, once per key", function()
+      local answered = 0 -- renewals whose answer the client has taken in
+      local c = client(spotify.responses { ttl = 60, stale_while_revalidate = 300 }, {
+        on_request = function(e) if e.status and e.url:find("/tracks/", 1, true) then answered = answered + 1 end end,
+      })
+      local first = assert(c:track(ID))
+      answered = 0
+      core.sleep(120)
+      local mark = #f:log()
+      local reqs = {}
+      for i = 1, 5 do reqs[i] = c:start("track", ID) end
+      for _ = 1, 100 do if c:poll(0.05) == 0 then break end end
+      for i = 1, 5 do
+        local t, err = reqs[i]:result()
+        assert.is_nil(err)
+        assert.same(first, t)
+      end
+      assert.equal(5, c:stats().response_stale)
+      local deadline = os.time() + 20
+      while answered == 0 and os.time() < deadline do c:poll(0.05) end
+      for _ = 1, 10 do c:poll(0.01) end
+      assert.equal(1, answered)
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      local hits = c:stats().response_hits
+      assert.equal(ID, assert(c:track(ID)).id)
+      assert.equal(hits + 1, c:stats().response_hits)
+      assert.equal(1, #f:log_for("/v1/tracks/", mark))
+      c:close()
+    end)
+  end)
 end)

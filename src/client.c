@@ -35,6 +35,7 @@ static void free_resources(lua_State *L, spotify_client *c) {
   if (m->responses_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, m->responses_ref);
   m->responses_ref = LUA_NOREF;
   m->responses = NULL;
+  spotify_machine_free_revalidations(m);
   if (m->on_request_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, m->on_request_ref);
   m->on_request_ref = LUA_NOREF;
   free(c->client_id);
@@ -386,15 +387,48 @@ static int drive_blocking(lua_State *L) {
 }
 
 static int blocking(lua_State *L, spotify_client *c, spotify_purpose p, const char *method,
-                    const char *url, const char *name) {
+                    const char *url, const char *name, int revalidate) {
   spotify_exchange *x = new_exchange(L);
   if (spotify_exchange_init(x, &c->m, p, method, url, 1) != 0)
     return luaL_error(L, "spotify: out of memory");
   if (name) spotify_exchange_named(x, name);
+  if (revalidate) spotify_exchange_revalidate(x);
   drive_args a = {c, x, 0, 0};
   int n = spotify_client_bracket(L, c, drive_blocking, &a, 0);
   spotify_exchange_free(x);
   return n;
+}
+
+/* stale_while_revalidate, blocking: the answers handed out expired are
+ * renewed before the next call, one request each (their outcomes are the
+ * response cache's, not the caller's). At most a few per call, so a call
+ * never waits for many. */
+#define RENEWALS_PER_CALL 4
+
+static void renew_blocking(lua_State *L, spotify_client *c) {
+  const char *url, *name;
+  for (int i = 0; i < RENEWALS_PER_CALL && !c->m.closed; i++) {
+    if (!spotify_machine_next_revalidation(&c->m, &url, &name)) return;
+    int top = lua_gettop(L);
+    blocking(L, c, SPOTIFY_FOR_API, "GET", url, name, 1);
+    lua_settop(L, top);
+  }
+}
+
+/* ... and with the multi driver, submitted beside the started requests
+ * (tag 0: no request's), on the next poll. */
+static void renew_multi(lua_State *L, spotify_client *c) {
+  const char *url, *name;
+  for (int i = 0; i < RENEWALS_PER_CALL && !c->m.closed; i++) {
+    if (!spotify_machine_next_revalidation(&c->m, &url, &name)) return;
+    spotify_job *j = spotify_multi_job(L, &c->http);
+    if (j == NULL || spotify_exchange_init(&j->x, &c->m, SPOTIFY_FOR_API, "GET", url, 1) != 0)
+      return; /* out of memory: the key is queued again once its bound passed */
+    if (name) spotify_exchange_named(&j->x, name);
+    spotify_exchange_revalidate(&j->x);
+    j->x.group = SPOTIFY_GROUP_MULTI;
+    spotify_multi_queue(&c->http, j, 0);
+  }
 }
 
 /* core.call(c, method, url[, name]) -> value | nil, err: the blocking
@@ -405,7 +439,9 @@ static int l_call(lua_State *L) {
   const char *name = luaL_optstring(L, 4, NULL);
   if (c->m.closed) return spotify_push_closed(L);
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_API, method, url, name);
+  renew_blocking(L, c);
+  if (c->m.closed) return spotify_push_closed(L);
+  return blocking(L, c, SPOTIFY_FOR_API, method, url, name, 0);
 }
 
 /* core.access_token(c) -> token, seconds_left | nil, err */
@@ -420,7 +456,7 @@ static int l_access_token(lua_State *L) {
     return 2;
   }
   refuse_reentry(L, c);
-  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->m.token_url ? c->m.token_url : "", NULL);
+  return blocking(L, c, SPOTIFY_FOR_TOKEN, "POST", c->m.token_url ? c->m.token_url : "", NULL, 0);
 }
 
 int spotify_client_submit(lua_State *L, spotify_client *c, lua_Integer tag, const char *method,
@@ -489,6 +525,7 @@ static int l_run(lua_State *L) {
     return 2;
   }
   refuse_reentry(L, c);
+  renew_multi(L, c);
   drive_args a = {c, NULL, wait, 0};
   lua_pushvalue(L, -1); /* the results table, as fn's argument */
   spotify_client_bracket(L, c, drive_multi, &a, 1);

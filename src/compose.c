@@ -22,6 +22,7 @@
 
 typedef struct item {
   char *id;
+  char *url;         /* the single lookup's URL: what renews the item (stale_while_revalidate) */
   char *akey, *rkey; /* the single lookup's keys in the process tier and the store */
   char *text;        /* the item's JSON text, once held; NULL: missing or not found */
   size_t len;
@@ -32,8 +33,9 @@ typedef struct item {
 
 struct spotify_compose {
   char *field;
-  double ttl; /* the single lookups': > 0 seconds, < 0 the answer's max-age */
-  int n;      /* the caller's IDs, repeats included */
+  char *single; /* the single lookup's method name */
+  double ttl;   /* the single lookups': > 0 seconds, < 0 the answer's max-age */
+  int n;        /* the caller's IDs, repeats included */
   int of[MAX_IDS];
   int nitems; /* distinct IDs, in the caller's order of first mention */
   item items[MAX_IDS];
@@ -70,12 +72,14 @@ void spotify_compose_free(struct spotify_compose *c) {
   for (int i = 0; i < c->nitems; i++) {
     item *it = &c->items[i];
     free(it->id);
+    free(it->url);
     free(it->akey);
     free(it->rkey);
     free(it->text);
     free(it->stale);
   }
   free(c->field);
+  free(c->single);
   free(c->head);
   free(c->tail);
   free(c->raw);
@@ -123,7 +127,7 @@ static int take_ids(spotify_exchange *x, struct spotify_compose *c, const spotif
       free(url);
       it->akey = full ? spotify_exchange_answer_key(x->m, full) : NULL;
       it->rkey = it->akey ? spotify_responses_key(it->akey) : NULL;
-      free(full);
+      it->url = full;
       if (it->rkey == NULL) return 0;
     }
     if (comma == NULL) break;
@@ -151,6 +155,7 @@ void spotify_compose_named(spotify_exchange *x, const char *name) {
       cat(q + 1, pre, pre && post ? "&" : "", pre && post ? 1 : 0, post ? ve + 1 : "", post);
   struct spotify_compose *c = calloc(1, sizeof *c);
   int ok = rest && c && (c->field = strdup(row->field)) != NULL &&
+           (c->single = strdup(row->single)) != NULL &&
            (c->head = cat(x->url, (size_t)(v - x->url), "", 0, "", 0)) != NULL &&
            (c->tail = strdup(ve)) != NULL &&
            take_ids(x, c, row, x->url, (size_t)(q - x->url) - plen, v, ve, rest);
@@ -230,6 +235,17 @@ static int answer_assembled(spotify_exchange *x) {
   return take_answer(x, s, len);
 }
 
+/* An item expired less than stale_while_revalidate ago: held as it is, and
+ * its single lookup queued for one renewal. */
+static int held_stale(spotify_exchange *x, item *it, const spotify_rlook *e) {
+  if (!spotify_responses_swr(x->m->responses, e->fresh_until, spotify_wall_time())) return 0;
+  hold(it, e->text, e->len);
+  if (!it->held) return 0;
+  x->m->stats.response_stale++;
+  spotify_machine_queue_revalidation(x->m, it->url, x->compose->single);
+  return 1;
+}
+
 /* The process tier: every item's fresh answer, and the stale ones aside. */
 spotify_action spotify_compose_look(lua_State *L, spotify_exchange *x) {
   struct spotify_compose *c = x->compose;
@@ -241,7 +257,7 @@ spotify_action spotify_compose_look(lua_State *L, spotify_exchange *x) {
     if (e.fresh_until > spotify_wall_time()) {
       hold(it, e.text, e.len);
       if (it->held) m->stats.response_hits++;
-    } else {
+    } else if (!held_stale(x, it, &e)) {
       keep_stale(it, &e);
     }
   }
@@ -320,17 +336,21 @@ spotify_action spotify_compose_looked(lua_State *L, spotify_exchange *x) {
   x->state = S_COMPOSE_LOOK;
   if (res->answer != SPOTIFY_ANSWER_STRING || !spotify_responses_parse(res->str, res->len, &e))
     return 0;
-  if (e.fresh_until > spotify_wall_time()) {
+  int fresh = e.fresh_until > spotify_wall_time();
+  if (fresh || spotify_responses_swr(m->responses, e.fresh_until, spotify_wall_time())) {
     /* what another writer kept is checked as a fresh answer is: an item
      * that does not decode is a miss */
     int top = lua_gettop(L), ok = spotify_json_decode(L, e.text, e.len) == 1 && lua_istable(L, -1);
     lua_settop(L, top);
     if (!ok) return 0;
-    hold(it, e.text, e.len);
+    if (fresh)
+      hold(it, e.text, e.len);
+    else if (!held_stale(x, it, &e))
+      keep_stale(it, &e);
     if (!it->held) return 0;
     spotify_responses_put(L, m->responses, it->akey, it->text, it->len, e.fresh_until,
                           e.stale_until);
-    m->stats.response_shared_hits++;
+    if (fresh) m->stats.response_shared_hits++;
   } else {
     keep_stale(it, &e);
   }
@@ -403,7 +423,7 @@ void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_o
   struct spotify_compose *c = x->compose;
   spotify_responses *r = x->m->responses;
   double ttl = fmin(c->ttl > 0 ? c->ttl : o->max_age, r->max_ttl);
-  double fresh = spotify_wall_time() + ttl, stale = fresh + r->stale;
+  double fresh = spotify_wall_time() + ttl, stale = spotify_responses_stale_until(r, fresh);
   char *raw = malloc(o->len + 1);
   if (raw == NULL) {
     spotify_error_set(&x->error, "network", 0, "out of memory", -1);
@@ -431,7 +451,7 @@ void spotify_compose_answered(lua_State *L, spotify_exchange *x, const spotify_o
   spotify_compose_keep(L, x);
   if (r->store.vt && !(o->cache_control & SPOTIFY_CC_PRIVATE)) {
     c->pos = 0;
-    x->entry_ttl = ceil(ttl + r->stale);
+    x->entry_ttl = ceil(spotify_responses_stale_until(r, ttl)); /* ttl from now */
     x->state = S_COMPOSE_STORE;
   }
 }

@@ -24,6 +24,16 @@ typedef struct spotify_flight {
   spotify_error error;
 } spotify_flight;
 
+/* A key whose expired answer was handed out (stale_while_revalidate): the
+ * driver renews it. While one renewal runs the key is not queued again;
+ * a renewal that never ends (its driver gone) stops counting after a
+ * while, so the key is renewed again. */
+typedef struct spotify_revalidation {
+  struct spotify_revalidation *next;
+  char *url, *name;
+  double running_since; /* monotonic; 0: waits for a driver */
+} spotify_revalidation;
+
 /* ---- results ---- */
 
 /* ---- observing: on_request and cache errors, under pcall ---- */
@@ -275,6 +285,82 @@ char *spotify_exchange_answer_key(spotify_machine *m, const char *url) {
   return spotify_responses_variant(url, m->language, scope);
 }
 
+/* ---- stale while revalidate ---- */
+
+static double renewal_bound(const spotify_machine *m) {
+  return 2 * m->lock_ttl + m->limits.deadline + 1;
+}
+
+void spotify_machine_queue_revalidation(spotify_machine *m, const char *url, const char *name) {
+  for (spotify_revalidation *v = m->revalidations; v; v = v->next)
+    if (strcmp(v->url, url) == 0) {
+      if (v->running_since > 0 && now() > v->running_since + renewal_bound(m))
+        v->running_since = 0; /* its renewal was lost: queue it again */
+      return;
+    }
+  spotify_revalidation *v = calloc(1, sizeof *v);
+  if (v == NULL || (v->url = strdup(url)) == NULL || (name && (v->name = strdup(name)) == NULL)) {
+    if (v) free(v->url);
+    free(v);
+    return; /* out of memory: the entry is renewed once it is a miss */
+  }
+  v->next = m->revalidations;
+  m->revalidations = v;
+}
+
+int spotify_machine_next_revalidation(spotify_machine *m, const char **url, const char **name) {
+  for (spotify_revalidation *v = m->revalidations; v; v = v->next)
+    if (v->running_since == 0) {
+      v->running_since = now();
+      *url = v->url;
+      *name = v->name;
+      return 1;
+    }
+  return 0;
+}
+
+static void free_revalidation(spotify_revalidation *v) {
+  free(v->url);
+  free(v->name);
+  free(v);
+}
+
+void spotify_machine_free_revalidations(spotify_machine *m) {
+  while (m->revalidations) {
+    spotify_revalidation *v = m->revalidations;
+    m->revalidations = v->next;
+    free_revalidation(v);
+  }
+}
+
+void spotify_exchange_revalidate(spotify_exchange *x) {
+  x->revalidating = 1;
+}
+
+/* A renewal ended (answered, failed, dropped): its key may be queued again. */
+static void revalidation_ended(spotify_exchange *x) {
+  if (!x->revalidating || x->m == NULL) return;
+  x->revalidating = 0;
+  for (spotify_revalidation **p = &x->m->revalidations; *p; p = &(*p)->next)
+    if (strcmp((*p)->url, x->url) == 0) {
+      spotify_revalidation *v = *p;
+      *p = v->next;
+      free_revalidation(v);
+      return;
+    }
+}
+
+/* An expired answer handed out at once (stale_while_revalidate): counted
+ * as a stale answer, and its URL queued for one renewal. */
+static int handed_out_stale(spotify_exchange *x, const spotify_rlook *e) {
+  if (x->revalidating || !spotify_responses_swr(x->m->responses, e->fresh_until, wall()) ||
+      !answer_with(x, e->text, e->len))
+    return 0;
+  x->m->stats.response_stale++;
+  spotify_machine_queue_revalidation(x->m, x->url, x->name);
+  return 1;
+}
+
 static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   spotify_machine *m = x->m;
   spotify_responses *r = m->responses;
@@ -292,6 +378,10 @@ static spotify_action look_response(lua_State *L, spotify_exchange *x) {
   if (spotify_responses_find(L, r, x->akey, &e)) {
     if (e.fresh_until > wall() && answer_with(x, e.text, e.len)) {
       m->stats.response_hits++;
+      x->from_lru = 1;
+      return done(x);
+    }
+    if (handed_out_stale(x, &e)) {
       x->from_lru = 1;
       return done(x);
     }
@@ -320,6 +410,14 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     spotify_exchange_drop_value(L, x);
+  } else if (!x->revalidating && spotify_responses_swr(m->responses, e.fresh_until, wall()) &&
+             decode_answer(L, x, e.text, e.len)) {
+    if (handed_out_stale(x, &e)) {
+      spotify_responses_put(L, m->responses, x->akey, x->answer, x->answer_len, e.fresh_until,
+                            e.stale_until);
+      return done(x);
+    }
+    spotify_exchange_drop_value(L, x);
   }
   keep_stale(x, &e);
   keep_validated(x, &e);
@@ -332,7 +430,7 @@ static spotify_action shared_response(lua_State *L, spotify_exchange *x) {
 static void kept_times(const spotify_exchange *x, spotify_rlook *e, double ttl) {
   const spotify_responses *r = x->m->responses;
   e->fresh_until = wall() + ttl;
-  e->stale_until = e->fresh_until + r->stale;
+  e->stale_until = spotify_responses_stale_until(r, e->fresh_until);
   e->keep_until = e->stale_until;
   if (e->etag || e->last_modified) e->keep_until += fmin(fmax(ttl, REVALIDATE_KEEP), r->max_ttl);
 }
@@ -430,6 +528,8 @@ static int stand_in(spotify_exchange *x, const spotify_outcome *o) {
 
 void spotify_exchange_named(spotify_exchange *x, const char *name) {
   if (x->m->responses) x->ttl = spotify_responses_ttl(x->m->responses, name);
+  free(x->name);
+  x->name = name ? strdup(name) : NULL; /* out of memory: a renewal has the default ttl */
   spotify_compose_named(x, name);
 }
 
@@ -889,6 +989,7 @@ spotify_action spotify_exchange_next(lua_State *L, spotify_exchange *x) {
       return done(x);
     }
     spotify_action a = advance(L, x);
+    if (a == SPOTIFY_ACT_DONE) revalidation_ended(x);
     if (x->flight && !x->following) {
       if (a == SPOTIFY_ACT_DONE)
         land(x);
@@ -930,6 +1031,7 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
   if (m == NULL) return;
   spotify_exchange_drop_value(L, x);
   leave_flight(x);
+  revalidation_ended(x);
   if (x->rlock_held) {
     x->rlock_held = 0;
     if (m->responses) unlock_now(L, x, &m->responses->store, x->rlock_key);
@@ -949,6 +1051,8 @@ void spotify_exchange_abandon(lua_State *L, spotify_exchange *x) {
 void spotify_exchange_free(spotify_exchange *x) {
   if (x->m && x->m->token.renewer == x) x->m->token.renewer = NULL;
   if (x->m) leave_flight(x);
+  revalidation_ended(x);
+  free(x->name);
   free(x->rlock_key);
   free(x->method);
   free(x->url);

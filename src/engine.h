@@ -54,6 +54,7 @@ typedef struct spotify_pacing {
 
 struct spotify_responses;
 struct spotify_flight;
+struct spotify_revalidation;
 struct spotify_compose;
 
 /* Everything the machine decides with that outlives one exchange: one per
@@ -88,7 +89,10 @@ typedef struct spotify_machine {
   struct spotify_responses *responses; /* NULL: no response cache */
   int responses_ref;                   /* keeps it alive */
   struct spotify_flight *flights;      /* GETs in flight that others may join (engine.c) */
-  int on_request_ref;                  /* LUA_NOREF when none */
+  /* stale_while_revalidate: answers handed out expired, to be renewed by
+   * the driver (engine.c), one renewal per key */
+  struct spotify_revalidation *revalidations;
+  int on_request_ref; /* LUA_NOREF when none */
 } spotify_machine;
 
 /* Upper bounds (seconds) of the request-time histogram's buckets. */
@@ -153,9 +157,11 @@ typedef struct spotify_exchange {
   char *answer; /* an answer from the cache, owned; x->body points here */
   char *stale;  /* an expired answer that may stand in for a failure, owned */
   size_t answer_len, stale_len;
-  int on_store;  /* the pending cache action is for the response store */
-  int from_lru;  /* answered by the process tier: the result is a copy of its decoded answer */
-  int value_ref; /* > 0: registry ref to the answer decoded before it was kept, the caller's */
+  int on_store;     /* the pending cache action is for the response store */
+  int from_lru;     /* answered by the process tier: the result is a copy of its decoded answer */
+  int value_ref;    /* > 0: registry ref to the answer decoded before it was kept, the caller's */
+  char *name;       /* the API method's name (its ttl), owned; NULL: an unnamed GET */
+  int revalidating; /* a renewal (stale_while_revalidate): never answered by an expired entry */
   struct spotify_compose *compose; /* a batch GET kept per item (compose.c), owned; or NULL */
   /* a conditional request: the expired answer it asks about, owned */
   char *cond_text, *cond_etag, *cond_lm;
@@ -192,6 +198,16 @@ void spotify_exchange_named(spotify_exchange *x, const char *name);
 /* The key of the answer to a GET of url for m's requests (URL, language
  * and, for a caller's own token, its digest), malloc'd; NULL: keep none. */
 char *spotify_exchange_answer_key(spotify_machine *m, const char *url);
+/* stale_while_revalidate: the next key to renew (url and method name, the
+ * machine's, valid until the renewal ends), marked as being renewed; 0
+ * when none waits. The driver runs an exchange for it and calls
+ * spotify_exchange_revalidate on it before its first step. */
+int spotify_machine_next_revalidation(spotify_machine *m, const char **url, const char **name);
+/* Queue a renewal of url's answer (an expired answer was handed out). */
+void spotify_machine_queue_revalidation(spotify_machine *m, const char *url, const char *name);
+void spotify_machine_free_revalidations(spotify_machine *m);
+/* x renews its URL's answer: no expired answer answers it. */
+void spotify_exchange_revalidate(spotify_exchange *x);
 /* Whether m's token is good for a request now: the machine's answer, the
  * one core.access_token gives without starting an exchange. */
 int spotify_exchange_token_fresh(const spotify_machine *m, double now);

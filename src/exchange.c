@@ -123,16 +123,17 @@ static void outcome(lua_State *L, lua_exchange *e, const spotify_outcome *o) {
   spotify_client_bracket(L, e->c, outcome_bracketed, &a, 0);
 }
 
-/* core.exchange(client, purpose, method, url[, name[, raw]]) -> exchange;
+/* core.exchange(client, purpose, method, url[, name[, raw[, renewal]]]) -> exchange;
  * name: the API method's, for the response cache's ttl; raw: done hands
- * back text, status instead of the decoded value. */
+ * back text, status instead of the decoded value; renewal: it renews an
+ * answer handed out expired (core.revalidations). */
 static int l_exchange(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   spotify_client_refuse_reentry(L, c);
   const char *purpose = luaL_checkstring(L, 2);
   const char *method = luaL_checkstring(L, 3), *url = luaL_checkstring(L, 4);
   const char *name = luaL_optstring(L, 5, NULL);
-  int raw = lua_toboolean(L, 6);
+  int raw = lua_toboolean(L, 6), renewal = lua_toboolean(L, 7);
   lua_exchange *e = lua_newuserdata(L, sizeof *e);
   memset(e, 0, sizeof *e);
   e->raw = raw;
@@ -149,7 +150,28 @@ static int l_exchange(lua_State *L) {
   if (spotify_exchange_init(&e->x, &c->m, p, method, url, 0) != 0)
     return luaL_error(L, "spotify: out of memory");
   if (name) spotify_exchange_named(&e->x, name);
+  if (renewal) spotify_exchange_revalidate(&e->x);
   e->x.group = SPOTIFY_GROUP_LUA;
+  return 1;
+}
+
+/* core.revalidations(client) -> {url, name | false, ...}: the answers
+ * handed out expired (stale_while_revalidate) that wait for a renewal,
+ * now marked as renewed; the nginx driver renews each from a timer. */
+static int l_revalidations(lua_State *L) {
+  spotify_client *c = spotify_check_client(L, 1);
+  lua_newtable(L);
+  const char *url, *name;
+  int n = 0;
+  while (!c->m.closed && spotify_machine_next_revalidation(&c->m, &url, &name)) {
+    lua_pushstring(L, url);
+    lua_rawseti(L, -2, ++n);
+    if (name)
+      lua_pushstring(L, name);
+    else
+      lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, ++n);
+  }
   return 1;
 }
 
@@ -251,7 +273,8 @@ static int l_peek(lua_State *L) {
 }
 
 /* core.peek_text(client, url, name) -> the text of a fresh process-tier
- * answer, or nothing: what a gateway hands out as it was kept. */
+ * answer (or of one expired within stale_while_revalidate, queued for its
+ * renewal), or nothing: what a gateway hands out as it was kept. */
 static int l_peek_text(lua_State *L) {
   spotify_client *c = spotify_check_client(L, 1);
   const char *url = luaL_checkstring(L, 2), *name = luaL_optstring(L, 3, NULL);
@@ -259,10 +282,18 @@ static int l_peek_text(lua_State *L) {
   if (c->m.closed || r == NULL || spotify_responses_ttl(r, name) == 0) return 0;
   char *key = spotify_exchange_answer_key(&c->m, url);
   spotify_rlook e;
-  int found = key && spotify_responses_find(L, r, key, &e) && e.fresh_until > spotify_wall_time();
+  double t = spotify_wall_time();
+  int found = key && spotify_responses_find(L, r, key, &e);
   free(key);
   if (!found) return 0;
-  c->m.stats.response_hits++;
+  if (e.fresh_until > t) {
+    c->m.stats.response_hits++;
+  } else if (spotify_responses_swr(r, e.fresh_until, t)) {
+    c->m.stats.response_stale++; /* handed out expired: one renewal goes out */
+    spotify_machine_queue_revalidation(&c->m, url, name);
+  } else {
+    return 0;
+  }
   lua_pushlstring(L, e.text, e.len);
   return 1;
 }
@@ -284,4 +315,6 @@ void spotify_open_exchange(lua_State *L) {
   lua_setfield(L, -2, "peek");
   lua_pushcfunction(L, l_peek_text);
   lua_setfield(L, -2, "peek_text");
+  lua_pushcfunction(L, l_revalidations);
+  lua_setfield(L, -2, "revalidations");
 }

@@ -35,6 +35,14 @@ double spotify_responses_ttl(const spotify_responses *r, const char *name) {
   return r->ttl_default;
 }
 
+double spotify_responses_stale_until(const spotify_responses *r, double fresh_until) {
+  return fresh_until + fmax(r->stale, r->swr);
+}
+
+int spotify_responses_swr(const spotify_responses *r, double fresh_until, double now) {
+  return r->swr > 0 && fresh_until <= now && now < fresh_until + r->swr;
+}
+
 static unsigned hash_of(const char *s) {
   unsigned h = 2166136261u; /* FNV-1a */
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
@@ -557,9 +565,10 @@ static int take_ttl(lua_State *L, spotify_responses *r, int i) {
 }
 
 /* core.responses(store | nil, ttl, lru, stale_if_error, max_ttl, max_entry_bytes,
- * lru_bytes) -> object; the values checked in Lua (responses.lua) */
+ * lru_bytes, stale_while_revalidate) -> object; the values checked in Lua
+ * (responses.lua) */
 static int l_new(lua_State *L) {
-  lua_settop(L, 7);
+  lua_settop(L, 8);
   spotify_responses *r = lua_newuserdata(L, sizeof *r);
   memset(r, 0, sizeof *r);
   r->store.ref = LUA_NOREF;
@@ -571,6 +580,7 @@ static int l_new(lua_State *L) {
   r->max_ttl = luaL_optnumber(L, 5, 86400);
   r->max_entry_bytes = (size_t)luaL_optnumber(L, 6, 0);
   r->lru_bytes = (size_t)luaL_optnumber(L, 7, 32 * 1024 * 1024);
+  r->swr = luaL_optnumber(L, 8, 0);
   if (r->lru_max > 0) {
     size_t n = 16;
     while (n < (size_t)r->lru_max * 2) n *= 2;

@@ -37,6 +37,7 @@ typedef struct spotify_responses {
   int nrules;
   double ttl_default;     /* < 0: none, Cache-Control max-age decides */
   double stale;           /* stale_if_error: seconds an expired answer may stand in */
+  double swr;             /* stale_while_revalidate: seconds an expired answer is handed out */
   double max_ttl;         /* no answer is fresh longer */
   size_t max_entry_bytes; /* a longer answer is not kept; 0: no bound */
   int lru_max, count;
@@ -64,6 +65,13 @@ typedef struct spotify_rlook {
  * visible ASCII and spaces, at most SPOTIFY_VALIDATOR_MAX bytes. */
 int spotify_validator_ok(const char *v, size_t len);
 
+/* Until when an answer fresh until fresh_until may be handed out expired:
+ * standing in for a failure (stale_if_error) or while a request renews it
+ * (stale_while_revalidate), whichever is longer. */
+double spotify_responses_stale_until(const spotify_responses *r, double fresh_until);
+/* Whether an answer that was fresh until fresh_until is handed out now,
+ * expired, while a request renews it (stale_while_revalidate). */
+int spotify_responses_swr(const spotify_responses *r, double fresh_until, double now);
 /* The ttl of a method name (NULL: of an unnamed GET): > 0 seconds, 0 never
  * cached, < 0 whatever the answer's max-age says. */
 double spotify_responses_ttl(const spotify_responses *r, const char *name);

@@ -202,7 +202,8 @@ local STATS = {
   retry_wait_s = "seconds of backoff before retries (each one counted in `retries`)",
   response_hits = "answers from the response cache's process tier",
   response_shared_hits = "answers from the response cache's shared store",
-  response_stale = "expired answers that stood in while Spotify failed (stale_if_error)",
+  response_stale = "expired answers handed out: stand-ins while Spotify failed (stale_if_error)"
+    .. " and answers renewed meanwhile (stale_while_revalidate)",
   response_revalidated = "expired answers a 304 renewed (conditional requests)",
   coalesced = "calls that rode on another's identical request",
   batched = "single lookups that went out inside a batch request",

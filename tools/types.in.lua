@@ -116,6 +116,7 @@ function caches.redis(connection, opts) end
 ---@field ttl number|table<string, number>|nil seconds per method name (`default` for the rest), or one number
 ---@field lru integer? decoded answers kept in this process
 ---@field stale_if_error number? seconds an expired answer may stand in when Spotify fails
+---@field stale_while_revalidate number? seconds an expired answer is handed out at once while one request renews it
 ---@field max_ttl number? caps every ttl and max-age (default 86400)
 ---@field max_entry_bytes integer? a longer answer is handed out, not kept (default: no bound but max_body)
 ---@field lru_bytes integer? bytes of JSON text the process tier holds (default 32 MiB)

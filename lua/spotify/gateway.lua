@@ -186,7 +186,10 @@ end
 -- Returns status, body, or nil, err.
 local function in_window(self, r, id, url, query)
   local text = peek_text(self.client, url, r.name)
-  if text then return 200, text end
+  if text then
+    require("spotify.ngx").renew_handed_out(self.client) -- one handed out expired
+    return 200, text
+  end
   local opts = query ~= "" and ngx.decode_args(query, 0) or nil
   local value, err = self.client[r.row.name](self.client, id, opts)
   if value == nil then return nil, err end

@@ -14,6 +14,7 @@ local batch = require "spotify.batch"
 local core = require "spotify.core"
 
 local now, new_exchange, env_of = core.now, core.exchange, core.env
+local revalidations = core.revalidations
 local concat, tonumber, lower, pcall = table.concat, tonumber, string.lower, pcall
 
 local M = {}
@@ -529,13 +530,31 @@ local function drive(self, x, seen)
   end
 end
 
+-- stale_while_revalidate: an answer handed out expired is renewed by one
+-- request from a timer, a context of its own, so the caller is answered
+-- at once. The core queues each key once until its renewal ends.
+local function renew(premature, self, url, name)
+  if premature or not env_of(self) then return end
+  local ok, err = pcall(drive, self, new_exchange(self, "api", "GET", url, name or nil, true, true))
+  if not ok then ngx.log(ngx.WARN, "spotify: renewing an answer raised: ", tostring(err)) end
+end
+
+--- Start the renewals of the answers this client handed out expired.
+-- A timer nginx refuses leaves the key to be queued again later.
+function M.renew_handed_out(self)
+  local list = revalidations(self)
+  for i = 1, #list, 2 do ngx.timer.at(0, renew, self, list[i], list[i + 1]) end
+end
+
 --- GET a URL of the API and decode it, over cosockets.
 -- Raises when the current phase has no cosockets (init, set, log,
 -- header/body filter, ...).
 -- @return the decoded value, or nil, err
 function M.get(self, url, name)
   check_phase(2)
-  return drive(self, new_exchange(self, "api", "GET", url, name))
+  local value, err = drive(self, new_exchange(self, "api", "GET", url, name))
+  M.renew_handed_out(self)
+  return value, err
 end
 
 --- GET a URL of the API as text, over cosockets: what a gateway hands on.
@@ -544,7 +563,9 @@ end
 -- @return text, status, or nil, err
 function M.get_raw(self, url, name, seen)
   check_phase(2)
-  return drive(self, new_exchange(self, "api", "GET", url, name, true), seen)
+  local text, status = drive(self, new_exchange(self, "api", "GET", url, name, true), seen)
+  M.renew_handed_out(self)
+  return text, status
 end
 
 --- The client's token, fetched or renewed over cosockets when needed.

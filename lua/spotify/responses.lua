@@ -82,6 +82,11 @@ local checks = {
   stale_if_error = function(v)
     if not seconds(v) then fail("option 'stale_if_error' must be seconds (a number of at least 0)", v) end
   end,
+  stale_while_revalidate = function(v)
+    if not seconds(v) then
+      fail("option 'stale_while_revalidate' must be seconds (a number of at least 0)", v)
+    end
+  end,
   max_ttl = function(v)
     if not seconds(v) then fail("option 'max_ttl' must be seconds (a number of at least 0)", v) end
   end,
@@ -102,10 +107,12 @@ local checks = {
 local MAX_TTL, LRU_BYTES = 86400, 32 * 1024 * 1024
 
 --- Make a response cache. syntax: `responses = spotify.responses{store, ttl, lru, stale_if_error,
--- max_ttl, max_entry_bytes, lru_bytes}`
+-- stale_while_revalidate, max_ttl, max_entry_bytes, lru_bytes}`
 -- @tparam[opt] table opts `store` (a cache object: the shared tier), `ttl`
 -- (seconds, or a table of them by method name with `default`), `lru`
 -- (answers kept in this process, default 1000), `stale_if_error` (seconds),
+-- `stale_while_revalidate` (seconds an expired answer is handed out while one
+-- request renews it),
 -- `max_ttl` (caps every ttl, default 86400), `max_entry_bytes` (a longer
 -- answer is handed out, not kept; default: the client's max_body bounds
 -- every answer), `lru_bytes` (JSON text the process tier holds, default 32 MiB)
@@ -125,7 +132,8 @@ function responses.new(opts)
     ttl = t
   end
   local r = core.responses(opts.store, ttl, opts.lru or 1000, opts.stale_if_error or 0,
-    opts.max_ttl or MAX_TTL, opts.max_entry_bytes or 0, opts.lru_bytes or LRU_BYTES)
+    opts.max_ttl or MAX_TTL, opts.max_entry_bytes or 0, opts.lru_bytes or LRU_BYTES,
+    opts.stale_while_revalidate or 0)
   -- A batch answer is kept per item, under the key of each single lookup.
   core.responses_batches(r, batch_rows)
   return r

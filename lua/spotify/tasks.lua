@@ -164,7 +164,11 @@ end
 -- @return the number of unfinished requests
 function tasks.poll(self, env, wait)
   local s = env.tasks
-  if not s or s.count == 0 then return 0 end
+  if not s then return 0 end
+  if s.count == 0 then -- nothing started: renewals of answers handed out expired go on
+    core.run(self, 0)
+    return 0
+  end
   local due, soonest = batch.due(env)
   for _, w in ipairs(due) do fire(self, env, w) end
   if soonest and soonest < wait then wait = soonest end

@@ -537,6 +537,7 @@ function caches.redis(connection, opts) end
 ---@field ttl number|table<string, number>|nil seconds per method name (`default` for the rest), or one number
 ---@field lru integer? decoded answers kept in this process
 ---@field stale_if_error number? seconds an expired answer may stand in when Spotify fails
+---@field stale_while_revalidate number? seconds an expired answer is handed out at once while one request renews it
 ---@field max_ttl number? caps every ttl and max-age (default 86400)
 ---@field max_entry_bytes integer? a longer answer is handed out, not kept (default: no bound but max_body)
 ---@field lru_bytes integer? bytes of JSON text the process tier holds (default 32 MiB)
@@ -578,7 +579,7 @@ function spotify.prometheus(dict) end
 ---@field response_hits integer answers from the response cache's process tier
 ---@field response_revalidated integer expired answers a 304 renewed (conditional requests)
 ---@field response_shared_hits integer answers from the response cache's shared store
----@field response_stale integer expired answers that stood in while Spotify failed (stale_if_error)
+---@field response_stale integer expired answers handed out: stand-ins while Spotify failed (stale_if_error) and answers renewed meanwhile (stale_while_revalidate)
 ---@field retries integer attempts repeated after a network error, 5xx or 429
 ---@field retry_wait_s number seconds of backoff before retries (each one counted in `retries`)
 ---@field token_fetches integer tokens fetched from the token endpoint

@@ -188,7 +188,7 @@ end
 
 --- GET every path with `n` requests in flight at once (curl --parallel,
 -- which opens its connections right away).
--- @return list of {status = , body = } in the order of paths, and the wall time
+-- @return list of {status = , body = , time = (seconds, curl's time_total)} in the order of paths, and the wall time
 function Server:parallel(paths, n)
   local dir = read_command("mktemp -d " .. self.prefix .. "/out.XXXXXX")
   local config = {}
@@ -199,12 +199,13 @@ function Server:parallel(paths, n)
   local started = socket.gettime()
   -- Without LD_PRELOAD: curl deadlocks under a preloaded sanitizer runtime.
   local codes = read_command(("env -u LD_PRELOAD curl -s --no-progress-meter --parallel "
-    .. "--parallel-immediate --parallel-max %d -K %s/curl.conf -w '%%{urlnum} %%{http_code}\\n'"):format(n, dir))
+    .. "--parallel-immediate --parallel-max %d -K %s/curl.conf"
+    .. " -w '%%{urlnum} %%{http_code} %%{time_total}\\n'"):format(n, dir))
   local elapsed = socket.gettime() - started
   local results = {}
-  for num, code in codes:gmatch "(%d+) (%d+)" do
+  for num, code, took in codes:gmatch "(%d+) (%d+) ([%d.]+)" do
     local i = tonumber(num) + 1
-    results[i] = { status = tonumber(code), body = read_file(("%s/%d.body"):format(dir, i)) }
+    results[i] = { status = tonumber(code), body = read_file(("%s/%d.body"):format(dir, i)), time = tonumber(took) }
   end
   return results, elapsed
 end
