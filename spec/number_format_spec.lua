@@ -70,13 +70,17 @@ describe("numbers in messages", function()
     return files.read_command(("%s %s %s 2>&1; true"):format(env, lua, args))
   end
 
+  -- `make test` builds all five; a run over some of them (make test-asan
+  -- ASAN_LUAS=luajit) has only those, and says so.
   it("are built for more than one family of interpreters here", function()
     local old, new = false, false
     for _, lua in ipairs(present) do
       if lua == "lua5.1" or lua == "luajit" then old = true else new = new or lua ~= "lua5.2" end
     end
-    assert.is_true(old and new, "builds found in " .. BUILDS .. ": " .. table.concat(present, ", ")
-      .. "; this spec compares Lua 5.1/LuaJIT with 5.3/5.4: make build")
+    if not (old and new) then
+      pending("builds found in " .. BUILDS .. ": " .. table.concat(present, ", ")
+        .. "; the comparison of Lua 5.1/LuaJIT with 5.3/5.4 needs both (make build)")
+    end
   end)
 
   it("read the same in an error's text on every interpreter", function()
