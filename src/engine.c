@@ -128,10 +128,9 @@ int spotify_machine_sharing(const spotify_machine *m) {
   return m->penalty_key && m->cache.vt && !(m->cache_down && now() < m->cache_retry_at);
 }
 
-/* Ask the cache; native caches (and Lua ones, where the driver allows)
- * answer at once, else the driver is asked to. */
-spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
-                                        const char *key, double ttl, int next) {
+/* x->cache_req made afresh for op on key; a set stores x->entry. */
+static spotify_cache_req *new_request(spotify_exchange *x, spotify_cache_op op, const char *key,
+                                      double ttl) {
   spotify_cache_req *rq = &x->cache_req;
   memset(rq, 0, sizeof *rq);
   rq->op = op;
@@ -140,7 +139,16 @@ spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spoti
   if (op == SPOTIFY_CACHE_SET) {
     rq->value = x->entry;
     rq->len = x->entry_len;
-  } else if (op == SPOTIFY_CACHE_INCR) {
+  }
+  return rq;
+}
+
+/* Ask the cache; native caches (and Lua ones, where the driver allows)
+ * answer at once, else the driver is asked to. */
+spotify_action spotify_machine_cache_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
+                                        const char *key, double ttl, int next) {
+  spotify_cache_req *rq = new_request(x, op, key, ttl);
+  if (op == SPOTIFY_CACHE_INCR) {
     rq->delta = 1;
   } else if (op == SPOTIFY_CACHE_PACE) {
     rq->pace_key = x->m->pace_key;
@@ -255,15 +263,7 @@ void spotify_exchange_drop_value(lua_State *L, spotify_exchange *x) {
 static spotify_action store_op(lua_State *L, spotify_exchange *x, spotify_cache_op op,
                                const char *key, double ttl, int next) {
   const spotify_cache *store = &x->m->responses->store;
-  spotify_cache_req *rq = &x->cache_req;
-  memset(rq, 0, sizeof *rq);
-  rq->op = op;
-  rq->key = key;
-  rq->ttl = ttl;
-  if (op == SPOTIFY_CACHE_SET) {
-    rq->value = x->entry;
-    rq->len = x->entry_len;
-  }
+  spotify_cache_req *rq = new_request(x, op, key, ttl);
   x->state = next;
   spotify_cache_result_clear(&x->cache_res);
   if (store->may_yield && !x->lua_caches_inline) {
